@@ -1,0 +1,81 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "deploxa-gateway",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "deploxa-gateway", targets: ["deploxa-gateway"]),
+        .executable(name: "deploxa-loadgen", targets: ["deploxa-loadgen"]),
+        .library(name: "GatewayTesting", targets: ["GatewayTesting"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+    ],
+    targets: [
+        // C libraries from Debian: libfcgi-dev and libsqlite3-dev.
+        .systemLibrary(name: "CFastCGI", pkgConfig: "fcgi"),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3"),
+
+        // Domain types, JSON, SSE, errors. Foundation only.
+        .target(name: "GatewayCore"),
+
+        // Transport-neutral request / response / responder.
+        .target(name: "GatewayHTTP"),
+
+        // libfcgi binding: accept threads, response writer, master/worker supervisor.
+        .target(name: "FastCGI", dependencies: ["CFastCGI", "GatewayHTTP", .product(name: "Logging", package: "swift-log")]),
+
+        // Provider adapters: pure translation, no I/O.
+        .target(name: "GatewayProviders", dependencies: ["GatewayCore"]),
+
+        // The only AsyncHTTPClient importer.
+        .target(name: "GatewayUpstream", dependencies: [
+            "GatewayCore",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+
+        // The only SQLite importer.
+        .target(name: "GatewayStore", dependencies: [
+            "CSQLite", "GatewayCore",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+
+        // The request pipeline: authenticate → (limit) → translate → send → audit.
+        .target(name: "GatewayAPI", dependencies: [
+            "GatewayCore", "GatewayHTTP", "GatewayProviders", "GatewayUpstream", "GatewayStore",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        // Provider simulator and test support, shipped as a library.
+        .target(name: "GatewayTesting", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
+
+        .executableTarget(name: "deploxa-gateway", dependencies: [
+            "GatewayCore", "GatewayHTTP", "FastCGI", "GatewayStore", "GatewayAPI", "GatewayTesting",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        // Open-loop load generator for the benchmarks (fixed request rates, latency percentiles).
+        .executableTarget(name: "deploxa-loadgen", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Benchmarks/deploxa-loadgen"),
+
+        .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"]),
+        .testTarget(name: "GatewayProvidersTests", dependencies: ["GatewayProviders", "GatewayCore"]),
+        .testTarget(name: "GatewayStoreTests", dependencies: ["GatewayStore", "GatewayCore"]),
+        .testTarget(name: "GatewayAPITests", dependencies: ["GatewayAPI", "GatewayCore", "GatewayHTTP"]),
+    ]
+)

@@ -1,0 +1,4 @@
+#ifndef DEPLOXA_CFASTCGI_SHIM_H
+#define DEPLOXA_CFASTCGI_SHIM_H
+#include <fcgiapp.h>
+#endif
