@@ -74,7 +74,7 @@ let package = Package(
         ], path: "Benchmarks/deploxa-loadgen"),
 
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"]),
-        .testTarget(name: "GatewayProvidersTests", dependencies: ["GatewayProviders", "GatewayCore"]),
+        .testTarget(name: "GatewayProvidersTests", dependencies: ["GatewayProviders", "GatewayCore"], exclude: ["Fixtures"]),
         .testTarget(name: "GatewayStoreTests", dependencies: ["GatewayStore", "GatewayCore"]),
         .testTarget(name: "GatewayAPITests", dependencies: ["GatewayAPI", "GatewayCore", "GatewayHTTP"]),
     ]

@@ -14,17 +14,17 @@ extension JSON {
     /// are an error.
     public static func parse<Bytes: Collection>(_ bytes: Bytes) throws(JSONParseError) -> JSON
     where Bytes.Element == UInt8 {
-        if let result = try bytes.withContiguousStorageIfAvailable({ buffer throws(JSONParseError) -> JSON in
+        let result: Result<JSON, JSONParseError>? = bytes.withContiguousStorageIfAvailable { buffer in
             var parser = JSONParser(buffer)
-            return try parser.parseDocument()
-        }) {
-            return result
+            return Result { () throws(JSONParseError) -> JSON in try parser.parseDocument() }
         }
+        if let result { return try result.get() }
         let copy = Array(bytes)
-        return try copy.withUnsafeBufferPointer { buffer throws(JSONParseError) -> JSON in
+        let fallback: Result<JSON, JSONParseError> = copy.withUnsafeBufferPointer { buffer in
             var parser = JSONParser(buffer)
-            return try parser.parseDocument()
+            return Result { () throws(JSONParseError) -> JSON in try parser.parseDocument() }
         }
+        return try fallback.get()
     }
 
     public static func parse(_ text: String) throws(JSONParseError) -> JSON {

@@ -1,0 +1,69 @@
+import CFastCGI
+import GatewayHTTP
+
+/// Turns libfcgi's params and stdin into an `HTTPRequest`. Runs on the accept thread.
+enum FastCGIRequestReader {
+    static func read(_ request: UnsafeMutablePointer<FCGX_Request>, maxBodyBytes: Int) -> HTTPRequest {
+        var params: [String: String] = [:]
+        var headers = HTTPHeaders()
+        if var cursor = request.pointee.envp {
+            while let entry = cursor.pointee {
+                let pair = String(cString: entry)
+                if let equals = pair.firstIndex(of: "=") {
+                    let name = String(pair[..<equals])
+                    let value = String(pair[pair.index(after: equals)...])
+                    params[name] = value
+                    if name.hasPrefix("HTTP_") {
+                        headers.add(name: headerName(fromParam: name.dropFirst(5)), value: value)
+                    }
+                }
+                cursor += 1
+            }
+        }
+        if let type = params["CONTENT_TYPE"], !type.isEmpty { headers.add(name: "content-type", value: type) }
+        if let length = params["CONTENT_LENGTH"], !length.isEmpty { headers.add(name: "content-length", value: length) }
+
+        let uri = params["REQUEST_URI"]
+            ?? ((params["SCRIPT_NAME"] ?? "") + (params["PATH_INFO"] ?? "")
+                + ((params["QUERY_STRING"] ?? "").isEmpty ? "" : "?" + params["QUERY_STRING"]!))
+        let (path, query) = HTTPRequest.splitURI(uri.isEmpty ? "/" : uri)
+
+        var body: [UInt8] = []
+        var tooLarge = false
+        let declared = Int(params["CONTENT_LENGTH"] ?? "") ?? -1
+        if declared > maxBodyBytes {
+            tooLarge = true
+        } else if declared != 0 {
+            let wanted = declared > 0 ? declared : maxBodyBytes + 1
+            body = readStdin(request.pointee.in, upTo: wanted)
+            if body.count > maxBodyBytes {
+                tooLarge = true
+                body = []
+            }
+        }
+        return HTTPRequest(method: params["REQUEST_METHOD"] ?? "GET", path: path, query: query, headers: headers,
+                           body: body, bodyTooLarge: tooLarge, remoteAddress: params["REMOTE_ADDR"])
+    }
+
+    private static func readStdin(_ stream: UnsafeMutablePointer<FCGX_Stream>?, upTo limit: Int) -> [UInt8] {
+        guard let stream else { return [] }
+        var body = [UInt8](repeating: 0, count: limit)
+        var filled = 0
+        while filled < limit {
+            let count = body.withUnsafeMutableBufferPointer { buffer in
+                buffer.baseAddress!.advanced(by: filled).withMemoryRebound(to: CChar.self, capacity: limit - filled) {
+                    FCGX_GetStr($0, Int32(min(limit - filled, 1 << 20)), stream)
+                }
+            }
+            if count <= 0 { break }
+            filled += Int(count)
+        }
+        body.removeSubrange(filled...)
+        return body
+    }
+
+    /// HTTP_X_AI_PROVIDER → x-ai-provider.
+    static func headerName(fromParam name: Substring) -> String {
+        String(name.lowercased().map { $0 == "_" ? "-" : $0 })
+    }
+}

@@ -1,0 +1,80 @@
+import CFastCGI
+import Dispatch
+import GatewayHTTP
+
+/// Writes one response to its libfcgi request. Every libfcgi call for the request runs on the
+/// request's own serial queue (a Dispatch thread that may block on a slow client), never on the
+/// Swift cooperative pool; async callers just await the queue's answer.
+final class FastCGIResponseWriter: ResponseWriter, @unchecked Sendable {
+    private let request: UnsafeMutablePointer<FCGX_Request>
+    private let queue: DispatchQueue
+    private let onFinish: @Sendable () -> Void
+    // Touched only on `queue`.
+    private var failed = false
+    private var finished = false
+
+    init(request: UnsafeMutablePointer<FCGX_Request>, onFinish: @escaping @Sendable () -> Void) {
+        self.request = request
+        self.queue = DispatchQueue(label: "fcgi-request")
+        self.onFinish = onFinish
+    }
+
+    func writeHead(status: Int, headers: HTTPHeaders) async throws(ClientDisconnected) {
+        var head = "Status: \(status) \(HTTPStatus.reasonPhrase(status))\r\n"
+        for field in headers {
+            // Header injection guard: values never carry line breaks.
+            let value = field.value.contains(where: { $0 == "\r" || $0 == "\n" })
+                ? field.value.filter { $0 != "\r" && $0 != "\n" } : field.value
+            head += "\(field.name): \(value)\r\n"
+        }
+        head += "\r\n"
+        try await write(Array(head.utf8), flush: false)
+    }
+
+    func writeBody(_ bytes: [UInt8], flush: Bool) async throws(ClientDisconnected) {
+        try await write(bytes, flush: flush)
+    }
+
+    private func write(_ bytes: [UInt8], flush: Bool) async throws(ClientDisconnected) {
+        let ok: Bool = await withCheckedContinuation { continuation in
+            queue.async {
+                continuation.resume(returning: self.writeOnQueue(bytes, flush: flush))
+            }
+        }
+        if !ok { throw ClientDisconnected() }
+    }
+
+    private func writeOnQueue(_ bytes: [UInt8], flush: Bool) -> Bool {
+        if failed || finished { return false }
+        let out = request.pointee.out
+        var offset = 0
+        while offset < bytes.count {
+            let count = min(bytes.count - offset, Int(Int32.max))
+            let written = bytes.withUnsafeBufferPointer { buffer in
+                buffer.baseAddress!.advanced(by: offset).withMemoryRebound(to: CChar.self, capacity: count) {
+                    FCGX_PutStr($0, Int32(count), out)
+                }
+            }
+            if written < 0 { failed = true; return false }
+            offset += Int(written)
+        }
+        if flush, FCGX_FFlush(out) < 0 { failed = true; return false }
+        if FCGX_GetError(out) != 0 { failed = true; return false }
+        return true
+    }
+
+    func end() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            queue.async {
+                if !self.finished {
+                    self.finished = true
+                    FCGX_Finish_r(self.request)
+                    self.request.deinitialize(count: 1)
+                    self.request.deallocate()
+                    self.onFinish()
+                }
+                continuation.resume()
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+import Dispatch
+import GatewayCore
+import GatewayHTTP
+import GatewayProviders
+import GatewayStore
+import GatewayUpstream
+
+/// POST /v1/chat/completions: validate, pick the provider, translate, send, translate back.
+struct ChatCompletionsHandler: RouteHandler {
+    let application: GatewayApplication
+
+    func handle(_ request: HTTPRequest, key: AuthenticatedKey, context: RequestContext, writer: any ResponseWriter) async throws {
+        let chat = try ChatRequest.parse(request.body)
+        context.audit.modelRequested = chat.model
+        context.audit.user = chat.user
+        context.audit.stream = chat.stream
+
+        let provider = try ProviderSelection.provider(header: request.headers["x-ai-provider"], model: chat.model)
+        context.audit.provider = provider.rawValue
+        guard let adapter = ProviderRegistry.adapter(for: provider) else {
+            throw GatewayError.invalidRequest("Provider '\(provider.rawValue)' is not available in this gateway build yet.",
+                                              param: "X-AI-Provider", code: "unsupported_provider")
+        }
+        guard let settings = try application.store.providerSettings(projectID: key.project.id, provider: provider) else {
+            throw GatewayError.invalidRequest("Provider '\(provider.rawValue)' is not configured for project \(key.project.slug).",
+                                              param: "X-AI-Provider", code: "provider_not_configured")
+        }
+        let upstreamRequest = try adapter.makeChatRequest(chat, settings: settings)
+
+        let sentAt = DispatchTime.now().uptimeNanoseconds
+        func attempt(status: Int, error: GatewayError?) {
+            context.audit.attempts.append(AuditAttempt(
+                provider: provider.rawValue, model: chat.model, status: status,
+                latencyMs: Double(DispatchTime.now().uptimeNanoseconds - sentAt) / 1e6, errorCode: error?.auditCode))
+        }
+
+        let response: UpstreamResponse
+        do {
+            response = try await application.upstream.send(upstreamRequest)
+        } catch {
+            let gatewayError = error.gatewayError(provider: provider.rawValue)
+            attempt(status: gatewayError.status, error: gatewayError)
+            throw gatewayError
+        }
+        context.audit.upstreamLatencyMs = Double(DispatchTime.now().uptimeNanoseconds - sentAt) / 1e6
+
+        guard (200..<300).contains(response.status) else {
+            let body = (try? await response.body.collect(limit: 1 << 20)) ?? []
+            let error = adapter.decodeError(status: response.status, headers: response.headers, body: body, settings: settings)
+            attempt(status: response.status, error: error)
+            throw error
+        }
+
+        if chat.stream {
+            let streamError = try await relayStream(response, adapter: adapter, chat: chat, provider: provider, context: context, writer: writer)
+            attempt(status: response.status, error: streamError)
+        } else {
+            let body: [UInt8]
+            do {
+                body = try await response.body.collect(limit: application.configuration.maxUpstreamBodyBytes)
+            } catch let failure as UpstreamFailure {
+                let error = failure.gatewayError(provider: provider.rawValue)
+                attempt(status: error.status, error: error)
+                throw error
+            }
+            let result: ChatResult
+            do {
+                result = try adapter.decodeChatResponse(body, for: chat)
+            } catch {
+                attempt(status: response.status, error: error)
+                throw error
+            }
+            attempt(status: response.status, error: nil)
+            record(result.usage, modelServed: result.modelServed, context: context)
+            var headers = baseHeaders(context)
+            headers.add(name: "X-AI-Provider", value: provider.rawValue)
+            context.audit.status = 200
+            try await writer.writeHead(status: 200, headers: headers)
+            try await writer.writeBody(result.body, flush: false)
+        }
+    }
+
+    /// Relays a provider's SSE stream as OpenAI chunks, one flush per upstream read. Once the
+    /// first byte has gone out, failures become a final error event and `[DONE]`.
+    private func relayStream(_ response: UpstreamResponse, adapter: any ProviderAdapter, chat: ChatRequest, provider: Provider,
+                             context: RequestContext, writer: any ResponseWriter) async throws -> GatewayError? {
+        var headers = baseHeaders(context, contentType: "text/event-stream")
+        headers.add(name: "Cache-Control", value: "no-cache")
+        headers.add(name: "X-Accel-Buffering", value: "no")
+        headers.add(name: "X-AI-Provider", value: provider.rawValue)
+        context.audit.status = 200
+        try await writer.writeHead(status: 200, headers: headers)
+
+        var relay = StreamRelay(providerName: provider.rawValue, translator: adapter.makeStreamTranslator(for: chat))
+        do {
+            for try await chunk in response.body {
+                let out = relay.feed(chunk)
+                if !out.isEmpty {
+                    if context.audit.timeToFirstTokenMs == nil { context.audit.timeToFirstTokenMs = context.elapsedMs }
+                    try await writer.writeBody(out, flush: true)
+                }
+                // After an error event nothing more is read; after [DONE] the rest is drained so
+                // the connection can be reused.
+                if relay.error != nil { break }
+            }
+            let out = relay.finish()
+            if !out.isEmpty { try await writer.writeBody(out, flush: true) }
+        } catch let failure as UpstreamFailure {
+            let out = relay.fail(failure.gatewayError(provider: provider.rawValue))
+            if !out.isEmpty { try await writer.writeBody(out, flush: true) }
+        }
+        record(relay.usage, modelServed: relay.modelServed, context: context)
+        if let error = relay.error { context.audit.errorCode = error.auditCode }
+        return relay.error
+    }
+
+    private func record(_ usage: TokenUsage?, modelServed: String?, context: RequestContext) {
+        context.audit.modelServed = modelServed
+        if let usage {
+            context.audit.promptTokens = usage.promptTokens
+            context.audit.completionTokens = usage.completionTokens
+            context.audit.cachedTokens = usage.cachedPromptTokens
+        }
+    }
+}
+
+/// SPEC: the `X-AI-Provider` header, else inferred from the model name, else 400.
+enum ProviderSelection {
+    static func provider(header: String?, model: String) throws(GatewayError) -> Provider {
+        if let header, !header.isEmpty {
+            guard let provider = Provider(rawValue: header.lowercased()) else {
+                throw .invalidRequest("Unknown provider '\(header)' in X-AI-Provider; use one of: \(Provider.allCases.map(\.rawValue).joined(separator: ", ")).",
+                                      param: "X-AI-Provider", code: "unknown_provider")
+            }
+            return provider
+        }
+        guard let provider = Provider.inferred(fromModel: model) else {
+            throw .invalidRequest("Cannot tell the provider from model '\(model)'; set the X-AI-Provider header.",
+                                  param: "model", code: "unknown_provider")
+        }
+        return provider
+    }
+}

@@ -1,0 +1,40 @@
+import GatewayCore
+import GatewayHTTP
+import GatewayStore
+
+/// The one place where failures become HTTP answers in OpenAI's error shape.
+enum ErrorResponse {
+    /// Any error the pipeline can meet, as the client should see it.
+    static func gatewayError(for error: any Error) -> GatewayError {
+        switch error {
+        case let error as GatewayError:
+            return error
+        case let error as StoreError:
+            if error.kind == .busy {
+                return .serviceUnavailable("The gateway's database is busy; retry shortly.", retryAfter: 1)
+            }
+            return .serviceUnavailable("The gateway's database is unavailable.", retryAfter: 1)
+        default:
+            return .internalError("The gateway failed to handle the request.")
+        }
+    }
+
+    static func write(_ error: GatewayError, context: RequestContext?, writer: any ResponseWriter) async {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        if let context { headers.add(name: "X-Request-Id", value: context.requestID) }
+        if let retryAfter = error.retryAfter { headers.add(name: "Retry-After", value: String(retryAfter)) }
+        if error.status == 401 { headers.add(name: "WWW-Authenticate", value: "Bearer") }
+        let body = error.body.serialized()
+        do {
+            try await writer.writeHead(status: error.status, headers: headers)
+            try await writer.writeBody(body, flush: false)
+        } catch {
+            // The client left; nothing more to do.
+        }
+        if let context {
+            context.audit.status = error.status
+            context.audit.errorCode = error.auditCode
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import GatewayCore
+import GatewayHTTP
+import GatewayProviders
+import GatewayStore
+import GatewayUpstream
+import Logging
+
+/// Settings of the request pipeline (the worker's share of `serve`'s options).
+public struct GatewayConfiguration: Sendable {
+    /// Bodies over this are refused with 413; nginx's client_max_body_size should match.
+    public var maxBodyBytes: Int = 10 * 1024 * 1024
+    /// Largest provider answer read into memory (non-streamed).
+    public var maxUpstreamBodyBytes: Int = 64 * 1024 * 1024
+
+    public init(maxBodyBytes: Int = 10 * 1024 * 1024, maxUpstreamBodyBytes: Int = 64 * 1024 * 1024) {
+        self.maxBodyBytes = maxBodyBytes
+        self.maxUpstreamBodyBytes = maxUpstreamBodyBytes
+    }
+}
+
+/// The gateway's HTTP surface: routes a request to its handler, and guarantees that every
+/// request to /v1/* leaves exactly one audit row, whatever happened.
+public final class GatewayApplication: Responder {
+    let configuration: GatewayConfiguration
+    let store: GatewayStore
+    let auditWriter: AuditWriter
+    let upstream: UpstreamClient
+    let logger: Logger
+    let authenticator: Authenticator
+
+    public init(configuration: GatewayConfiguration, store: GatewayStore, auditWriter: AuditWriter,
+                upstream: UpstreamClient, logger: Logger) {
+        self.configuration = configuration
+        self.store = store
+        self.auditWriter = auditWriter
+        self.upstream = upstream
+        self.logger = logger
+        self.authenticator = Authenticator(store: store)
+    }
+
+    public func respond(to request: HTTPRequest, writer: any ResponseWriter) async {
+        if request.path == "/healthz" {
+            await HealthHandler(store: store).respond(to: request, writer: writer)
+            return
+        }
+        guard request.path.hasPrefix("/v1/") || request.path == "/v1" else {
+            await ErrorResponse.write(.notFound("Unknown route \(request.method) \(request.path)."), context: nil, writer: writer)
+            return
+        }
+        let context = RequestContext(request: request)
+        do {
+            try await route(request, context: context, writer: writer)
+        } catch is ClientDisconnected {
+            // The client went away mid-answer (nginx closed the FastCGI connection).
+            context.audit.status = 499
+            context.audit.errorCode = "client_disconnected"
+        } catch {
+            let gatewayError = ErrorResponse.gatewayError(for: error)
+            if gatewayError.failureClass == .gatewayFault {
+                logger.error("request failed inside the gateway", metadata: ["request_id": "\(context.requestID)", "error": "\(type(of: error))"])
+            }
+            await ErrorResponse.write(gatewayError, context: context, writer: writer)
+        }
+        context.audit.latencyMs = context.elapsedMs
+        auditWriter.enqueue(context.audit)
+    }
+
+    private func route(_ request: HTTPRequest, context: RequestContext, writer: any ResponseWriter) async throws {
+        if request.bodyTooLarge {
+            throw GatewayError.requestTooLarge(limitBytes: configuration.maxBodyBytes)
+        }
+        let handler: RouteHandler
+        switch request.path {
+        case "/v1/chat/completions":
+            guard request.method == "POST" else { throw GatewayError.methodNotAllowed("Use POST for /v1/chat/completions.") }
+            handler = ChatCompletionsHandler(application: self)
+        case "/v1/models":
+            guard request.method == "GET" else { throw GatewayError.methodNotAllowed("Use GET for /v1/models.") }
+            handler = ModelsHandler(store: store)
+        default:
+            throw GatewayError.notFound("Unknown route \(request.method) \(request.path).")
+        }
+        let key = try authenticator.authenticate(request)
+        context.authenticated(key)
+        try await handler.handle(request, key: key, context: context, writer: writer)
+    }
+}
+
+/// A handler for one authenticated /v1 route. It writes a successful answer itself and throws
+/// for anything the client should see as an error (written by `ErrorResponse`).
+protocol RouteHandler: Sendable {
+    func handle(_ request: HTTPRequest, key: AuthenticatedKey, context: RequestContext, writer: any ResponseWriter) async throws
+}

@@ -1,0 +1,30 @@
+import Foundation
+import GatewayCore
+import GatewayHTTP
+import GatewayProviders
+import GatewayStore
+
+/// GET /v1/models: the models of the providers configured for the key's project, OpenAI's list format.
+struct ModelsHandler: RouteHandler {
+    let store: GatewayStore
+
+    func handle(_ request: HTTPRequest, key: AuthenticatedKey, context: RequestContext, writer: any ResponseWriter) async throws {
+        let configured = try store.providers(projectID: key.project.id)
+        var data: [JSON] = []
+        for settings in configured {
+            guard let adapter = ProviderRegistry.adapter(for: settings.provider) else { continue }
+            for model in adapter.knownModels {
+                data.append([
+                    "id": .string(model),
+                    "object": "model",
+                    "created": .int(Int64(settings.updatedAt.timeIntervalSince1970)),
+                    "owned_by": .string(settings.provider.rawValue),
+                ])
+            }
+        }
+        let body: JSON = ["object": "list", "data": .array(data)]
+        try await writer.writeHead(status: 200, headers: baseHeaders(context))
+        try await writer.writeBody(body.serialized(), flush: false)
+        context.audit.status = 200
+    }
+}

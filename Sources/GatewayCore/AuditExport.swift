@@ -1,0 +1,91 @@
+import Foundation
+
+/// The audit row's external shape, shared by `audit export` and the admin API, so that both
+/// show the same field names.
+public enum AuditExport {
+    public static let columns = [
+        "seq", "request_id", "time", "org_id", "project_id", "project", "key_id", "user", "provider",
+        "model_requested", "model_served", "method", "route", "status", "error_code",
+        "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd", "latency_ms",
+        "upstream_latency_ms", "ttft_ms", "cache_hit", "stream", "attempts",
+    ]
+
+    public static func json(_ row: AuditRow) -> JSON {
+        let r = row.record
+        func int(_ value: Int?) -> JSON { value.map { .int(Int64($0)) } ?? .null }
+        func double(_ value: Double?) -> JSON { value.map { .double(($0 * 1000).rounded() / 1000) } ?? .null }
+        func string(_ value: String?) -> JSON { value.map(JSON.string) ?? .null }
+        let attempts: [JSON] = r.attempts.map {
+            ["provider": .string($0.provider), "model": .string($0.model), "status": .int(Int64($0.status)),
+             "latency_ms": double($0.latencyMs), "error_code": string($0.errorCode)]
+        }
+        return .object(JSONObject([
+            ("seq", .int(row.sequence)),
+            ("request_id", .string(r.requestID)),
+            ("time", .string(timestamp(r.time))),
+            ("org_id", r.orgID.map(JSON.int) ?? .null),
+            ("project_id", r.projectID.map(JSON.int) ?? .null),
+            ("project", string(row.projectSlug)),
+            ("key_id", string(r.keyID)),
+            ("user", string(r.user)),
+            ("provider", string(r.provider)),
+            ("model_requested", string(r.modelRequested)),
+            ("model_served", string(r.modelServed)),
+            ("method", .string(r.method)),
+            ("route", .string(r.route)),
+            ("status", .int(Int64(r.status))),
+            ("error_code", string(r.errorCode)),
+            ("prompt_tokens", int(r.promptTokens)),
+            ("completion_tokens", int(r.completionTokens)),
+            ("cached_tokens", int(r.cachedTokens)),
+            ("cost_usd", r.costUSD.map(JSON.double) ?? .null),
+            ("latency_ms", double(r.latencyMs)),
+            ("upstream_latency_ms", double(r.upstreamLatencyMs)),
+            ("ttft_ms", double(r.timeToFirstTokenMs)),
+            ("cache_hit", .bool(r.cacheHit)),
+            ("stream", .bool(r.stream)),
+            ("attempts", .array(attempts)),
+        ]))
+    }
+
+    public static func ndjsonLine(_ row: AuditRow) -> String { json(row).serializedString() }
+
+    public static var csvHeader: String { columns.joined(separator: ",") }
+
+    public static func csvLine(_ row: AuditRow) -> String {
+        guard case .object(let object) = json(row) else { return "" }
+        return columns.map { column -> String in
+            switch object[column] ?? .null {
+            case .null: return ""
+            case .string(let text): return csvField(text)
+            case .bool(let flag): return flag ? "true" : "false"
+            case let other: return csvField(other.serializedString())
+            }
+        }.joined(separator: ",")
+    }
+
+    static func csvField(_ text: String) -> String {
+        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    public static func timestamp(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
+
+    /// "2026-11-25" (UTC midnight) or a full ISO 8601 time. With `endOfDay`, a bare date means
+    /// the end of that day (for inclusive `--to`).
+    public static func parseDate(_ text: String, endOfDay: Bool = false) -> Date? {
+        let full = ISO8601DateFormatter()
+        full.formatOptions = [.withInternetDateTime]
+        if let date = full.date(from: text) { return date }
+        full.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = full.date(from: text) { return date }
+        let day = ISO8601DateFormatter()
+        day.formatOptions = [.withFullDate]
+        guard let date = day.date(from: text) else { return nil }
+        return endOfDay ? date.addingTimeInterval(86_400) : date
+    }
+}

@@ -1,0 +1,103 @@
+/// A request as the gateway sees it, whatever carried it (FastCGI, CGI, a test).
+///
+/// The transport fills it in; responders never know whether they are behind FastCGI, as in Go's
+/// `net/http/fcgi`: params become an ordinary request handed to an ordinary handler.
+public struct HTTPRequest: Sendable {
+    public var method: String
+    /// Path without the query string, as the client sent it (percent-encoding kept).
+    public var path: String
+    /// The raw query string without "?", empty when absent.
+    public var query: String
+    /// Header names lowercased.
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+    /// Set by the transport when the body was over its limit and was not read.
+    public var bodyTooLarge: Bool
+    public var remoteAddress: String?
+
+    public init(method: String, path: String, query: String = "", headers: HTTPHeaders = HTTPHeaders(),
+                body: [UInt8] = [], bodyTooLarge: Bool = false, remoteAddress: String? = nil) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+        self.bodyTooLarge = bodyTooLarge
+        self.remoteAddress = remoteAddress
+    }
+
+    /// Splits a request URI ("/v1/models?x=1") into path and query.
+    public static func splitURI(_ uri: String) -> (path: String, query: String) {
+        guard let mark = uri.firstIndex(of: "?") else { return (uri, "") }
+        return (String(uri[..<mark]), String(uri[uri.index(after: mark)...]))
+    }
+
+    /// Decoded query parameters (`a=1&b=x%20y`); the last value wins.
+    public var queryParameters: [String: String] {
+        var result: [String: String] = [:]
+        for pair in query.split(separator: "&") where !pair.isEmpty {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = HTTPRequest.percentDecode(String(parts[0]))
+            let value = parts.count > 1 ? HTTPRequest.percentDecode(String(parts[1])) : ""
+            result[name] = value
+        }
+        return result
+    }
+
+    static func percentDecode(_ text: String) -> String {
+        var bytes: [UInt8] = []
+        var iterator = Array(text.utf8).makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "+") { bytes.append(0x20); continue }
+            if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
+               let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) {
+                bytes.append(value)
+                continue
+            }
+            bytes.append(byte)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// An ordered list of header fields with case-insensitive lookup.
+public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral {
+    public private(set) var fields: [(name: String, value: String)] = []
+
+    public init() {}
+    public init(dictionaryLiteral elements: (String, String)...) {
+        for (name, value) in elements { add(name: name, value: value) }
+    }
+    public init(_ pairs: [(String, String)]) {
+        for (name, value) in pairs { add(name: name, value: value) }
+    }
+
+    public mutating func add(name: String, value: String) {
+        fields.append((name: name, value: value))
+    }
+
+    /// Replaces every field of that name.
+    public mutating func replaceOrAdd(name: String, value: String) {
+        fields.removeAll { $0.name.caseInsensitiveEquals(name) }
+        fields.append((name: name, value: value))
+    }
+
+    public subscript(name: String) -> String? {
+        fields.first(where: { $0.name.caseInsensitiveEquals(name) })?.value
+    }
+
+    public func makeIterator() -> IndexingIterator<[(name: String, value: String)]> { fields.makeIterator() }
+}
+
+extension String {
+    func caseInsensitiveEquals(_ other: String) -> Bool {
+        let lhs = self.utf8, rhs = other.utf8
+        guard lhs.count == rhs.count else { return false }
+        for (a, b) in zip(lhs, rhs) where a != b {
+            let lowerA = (a >= 65 && a <= 90) ? a + 32 : a
+            let lowerB = (b >= 65 && b <= 90) ? b + 32 : b
+            if lowerA != lowerB { return false }
+        }
+        return true
+    }
+}

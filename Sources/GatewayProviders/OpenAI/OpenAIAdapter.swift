@@ -1,0 +1,127 @@
+import GatewayCore
+
+/// OpenAI's Chat Completions: the client format itself, so translation is a pass-through with
+/// two rewrites: streams always ask for usage (so every streamed request is metered), and the
+/// extra usage chunk is dropped again when the client did not ask for it.
+public struct OpenAIAdapter: ProviderAdapter {
+    public init() {}
+
+    public var provider: Provider { .openai }
+    public var knownModels: [String] { ["gpt-4o", "gpt-4o-mini", "gpt-4-turbo", "gpt-3.5-turbo", "o1-mini"] }
+
+    public func makeChatRequest(_ request: ChatRequest, settings: ProviderSettings) throws(GatewayError) -> UpstreamRequest {
+        var body = request.body
+        if request.stream {
+            var options = body["stream_options"]?.objectValue ?? JSONObject()
+            options["include_usage"] = .bool(true)
+            body["stream_options"] = .object(options)
+        }
+        return UpstreamRequest(
+            url: UpstreamRequest.join(base: settings.effectiveBaseURL, path: "/v1/chat/completions"),
+            headers: [
+                (name: "Authorization", value: "Bearer \(settings.apiKey.value)"),
+                (name: "Content-Type", value: "application/json"),
+                (name: "Accept", value: request.stream ? "text/event-stream" : "application/json"),
+            ],
+            body: JSON.object(body).serialized())
+    }
+
+    public func decodeChatResponse(_ body: [UInt8], for request: ChatRequest) throws(GatewayError) -> ChatResult {
+        let json: JSON
+        do { json = try JSON.parse(body) } catch {
+            throw .upstreamError("openai returned a malformed response (\(error.description)).")
+        }
+        guard case .object(let object) = json, case .array? = object["choices"] else {
+            throw .upstreamError("openai returned a response without 'choices'.")
+        }
+        // Already the client's format: send the provider's bytes unchanged.
+        return ChatResult(body: body, usage: OpenAIUsage.decode(object["usage"]), modelServed: object["model"]?.stringValue)
+    }
+
+    public func makeStreamTranslator(for request: ChatRequest) -> any StreamTranslator {
+        OpenAIStreamTranslator(clientWantsUsage: request.clientWantsUsage)
+    }
+
+    public func decodeError(status: Int, headers: [(name: String, value: String)], body: [UInt8], settings: ProviderSettings) -> GatewayError {
+        OpenAIErrorDecoder.decode(providerName: "openai", status: status, headers: headers, body: body, secrets: [settings.apiKey.value])
+    }
+}
+
+/// OpenAI-shaped usage objects (OpenAI, Mistral and other compatible servers).
+public enum OpenAIUsage {
+    public static func decode(_ value: JSON?) -> TokenUsage? {
+        guard case .object(let usage)? = value,
+              let prompt = usage["prompt_tokens"]?.intValue,
+              let completion = usage["completion_tokens"]?.intValue else { return nil }
+        return TokenUsage(
+            promptTokens: Int(prompt),
+            completionTokens: Int(completion),
+            cachedPromptTokens: Int(usage["prompt_tokens_details"]?["cached_tokens"]?.intValue ?? 0),
+            reasoningTokens: Int(usage["completion_tokens_details"]?["reasoning_tokens"]?.intValue ?? 0))
+    }
+}
+
+/// `{"error": {"message", "type", "code", "param"}}` bodies, as OpenAI-compatible servers send them.
+public enum OpenAIErrorDecoder {
+    public static func decode(providerName: String, status: Int, headers: [(name: String, value: String)], body: [UInt8], secrets: [String]) -> GatewayError {
+        var message = "\(providerName) returned HTTP \(status)."
+        var type: String?
+        var code: String?
+        var param: String?
+        if let json = try? JSON.parse(body) {
+            let error = json["error"] ?? json
+            if let text = error["message"]?.stringValue, !text.isEmpty { message = "\(providerName): \(text)" }
+            else if let text = error.stringValue, !text.isEmpty { message = "\(providerName): \(text)" }
+            type = error["type"]?.stringValue
+            code = error["code"]?.stringValue ?? error["code"]?.intValue.map { String($0) }
+            param = error["param"]?.stringValue
+        }
+        return .provider(status: status, message: SecretRedactor.redact(message, secrets: secrets), type: type, code: code,
+                         param: param, retryAfter: retryAfterSeconds(headers))
+    }
+}
+
+/// Passes OpenAI chunks through byte for byte, reading only what metering needs.
+struct OpenAIStreamTranslator: StreamTranslator {
+    let clientWantsUsage: Bool
+    private(set) var usage: TokenUsage?
+    private(set) var modelServed: String?
+    private var complete = false
+
+    init(clientWantsUsage: Bool) { self.clientWantsUsage = clientWantsUsage }
+
+    mutating func translate(_ event: SSEEvent) throws(GatewayError) -> [StreamOutput] {
+        if event.data == "[DONE]" {
+            complete = true
+            return [.done]
+        }
+        if complete || event.data.isEmpty { return [] }
+        let payload = Array(event.data.utf8)
+        let json: JSON
+        do { json = try JSON.parse(payload) } catch {
+            throw .upstreamError("openai sent a malformed stream event (\(error.description)).")
+        }
+        guard case .object(let chunk) = json else {
+            throw .upstreamError("openai sent a stream event that is not a JSON object.")
+        }
+        if let error = chunk["error"], error != .null {
+            let message = error["message"]?.stringValue ?? "stream error"
+            throw .provider(status: 502, message: "openai: \(message)", type: error["type"]?.stringValue ?? "upstream_error",
+                            code: error["code"]?.stringValue ?? "upstream_error")
+        }
+        if modelServed == nil { modelServed = chunk["model"]?.stringValue }
+        if let decoded = OpenAIUsage.decode(chunk["usage"]) {
+            usage = decoded
+            // The usage-only chunk the gateway asked for on the client's behalf.
+            if !clientWantsUsage, case .array(let choices)? = chunk["choices"], choices.isEmpty { return [] }
+        }
+        return [.data(payload)]
+    }
+
+    mutating func finish() throws(GatewayError) -> [StreamOutput] {
+        if !complete {
+            throw .upstreamError("openai ended the stream before [DONE].")
+        }
+        return []
+    }
+}

@@ -1,0 +1,127 @@
+import GatewayCore
+
+/// One Server-Sent Event as the provider framed it.
+public struct SSEEvent: Sendable, Equatable {
+    /// The `event:` field, nil when absent (OpenAI, Mistral and Gemini send data-only events).
+    public var event: String?
+    /// All `data:` lines joined with "\n".
+    public var data: String
+    public var id: String?
+
+    public init(event: String? = nil, data: String, id: String? = nil) {
+        self.event = event
+        self.data = data
+        self.id = id
+    }
+}
+
+public struct SSEParseError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// Incremental SSE decoder: feed it bytes as they arrive, in chunks of any size, and it yields
+/// complete events. It buffers bytes (never partial UTF-8), accepts `\n`, `\r\n` and `\r` line
+/// ends (Gemini uses CRLF), skips `:` comments, and decodes text only for complete lines, so a
+/// multi-byte character split across reads comes out whole.
+public struct SSEParser: Sendable {
+    /// A single line longer than this is refused: a hostile or broken upstream must not make a
+    /// worker buffer without bound.
+    public var maximumLineLength: Int
+
+    private var line: [UInt8] = []
+    private var lastWasCarriageReturn = false
+    private var dataLines: [String] = []
+    private var hasData = false
+    private var eventName: String?
+    private var eventID: String?
+
+    public init(maximumLineLength: Int = 16 * 1024 * 1024) {
+        self.maximumLineLength = maximumLineLength
+    }
+
+    /// Feeds the next bytes of the stream; returns the events they completed.
+    public mutating func feed<Bytes: Sequence>(_ bytes: Bytes) throws(SSEParseError) -> [SSEEvent] where Bytes.Element == UInt8 {
+        var events: [SSEEvent] = []
+        for byte in bytes {
+            if lastWasCarriageReturn {
+                lastWasCarriageReturn = false
+                if byte == 0x0A { continue }  // the LF of a CRLF pair
+            }
+            switch byte {
+            case 0x0A:
+                if let event = endLine() { events.append(event) }
+            case 0x0D:
+                lastWasCarriageReturn = true
+                if let event = endLine() { events.append(event) }
+            default:
+                line.append(byte)
+                if line.count > maximumLineLength {
+                    throw SSEParseError(message: "upstream sent a stream line longer than \(maximumLineLength) bytes")
+                }
+            }
+        }
+        return events
+    }
+
+    /// Call at end of stream: an event not followed by a blank line is still delivered (Gemini
+    /// ends at EOF; a truncated stream may lack the final separator).
+    public mutating func finish() -> SSEEvent? {
+        var pending: SSEEvent?
+        if !line.isEmpty { pending = endLine() }
+        if pending == nil { pending = dispatch() }
+        return pending
+    }
+
+    private mutating func endLine() -> SSEEvent? {
+        defer { line.removeAll(keepingCapacity: true) }
+        if line.isEmpty { return dispatch() }
+        if line[0] == UInt8(ascii: ":") { return nil }  // comment / keep-alive
+        var fieldEnd = line.count
+        var valueStart = line.count
+        if let colon = line.firstIndex(of: UInt8(ascii: ":")) {
+            fieldEnd = colon
+            valueStart = colon + 1
+            if valueStart < line.count, line[valueStart] == UInt8(ascii: " ") { valueStart += 1 }
+        }
+        let field = String(decoding: line[0..<fieldEnd], as: UTF8.self)
+        let value = String(decoding: line[valueStart...], as: UTF8.self)
+        switch field {
+        case "data":
+            dataLines.append(value)
+            hasData = true
+        case "event":
+            eventName = value
+        case "id":
+            eventID = value
+        default:
+            break  // `retry` and unknown fields are ignored
+        }
+        return nil
+    }
+
+    private mutating func dispatch() -> SSEEvent? {
+        defer {
+            dataLines.removeAll(keepingCapacity: true)
+            hasData = false
+            eventName = nil
+        }
+        guard hasData || eventName != nil else { return nil }
+        return SSEEvent(event: eventName, data: dataLines.joined(separator: "\n"), id: eventID)
+    }
+}
+
+/// Writes events in the framing OpenAI clients expect: `data: …\n\n`.
+public enum SSEWriter {
+    public static func data(_ payload: [UInt8]) -> [UInt8] {
+        var output: [UInt8] = Array("data: ".utf8)
+        output.reserveCapacity(payload.count + 8)
+        output.append(contentsOf: payload)
+        output.append(contentsOf: [0x0A, 0x0A])
+        return output
+    }
+
+    public static func data(_ json: JSON) -> [UInt8] { data(json.serialized()) }
+
+    public static let done: [UInt8] = Array("data: [DONE]\n\n".utf8)
+}

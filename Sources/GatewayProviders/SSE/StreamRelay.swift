@@ -1,0 +1,86 @@
+import GatewayCore
+
+/// The pure half of relaying a provider stream: upstream bytes in, client bytes out. It owns the
+/// SSE parser and the provider's translator, writes `data: …` framing, sends `[DONE]` exactly
+/// once, and turns any failure after the stream started into a final error event. The request
+/// handler only moves bytes; tests drive this type with fixtures.
+public struct StreamRelay: Sendable {
+    private var parser = SSEParser()
+    private var translator: any StreamTranslator
+    private let providerName: String
+    /// `[DONE]` has been written.
+    public private(set) var isComplete = false
+    /// The error that ended the stream, if one did.
+    public private(set) var error: GatewayError?
+    /// Bytes of chunk payloads written so far (not counting framing), for "did anything reach the client".
+    public private(set) var payloadEvents = 0
+
+    public init(providerName: String, translator: any StreamTranslator) {
+        self.providerName = providerName
+        self.translator = translator
+    }
+
+    public var usage: TokenUsage? { translator.usage }
+    public var modelServed: String? { translator.modelServed }
+    public var isFinished: Bool { isComplete || error != nil }
+
+    public mutating func feed<Bytes: Sequence>(_ bytes: Bytes) -> [UInt8] where Bytes.Element == UInt8 {
+        guard !isFinished else { return [] }
+        var output: [UInt8] = []
+        do {
+            for event in try parser.feed(bytes) {
+                try emit(translator.translate(event), into: &output)
+                if isComplete { break }
+            }
+        } catch let parseError as SSEParseError {
+            output += fail(.upstreamError("\(providerName): \(parseError.message)"))
+        } catch let gatewayError as GatewayError {
+            output += fail(gatewayError)
+        } catch {
+            output += fail(.upstreamError("\(providerName): unreadable stream"))
+        }
+        return output
+    }
+
+    /// The upstream body ended.
+    public mutating func finish() -> [UInt8] {
+        guard !isFinished else { return [] }
+        var output: [UInt8] = []
+        do {
+            if let last = parser.finish() { try emit(translator.translate(last), into: &output) }
+            if !isComplete { try emit(translator.finish(), into: &output) }
+            if !isComplete {
+                isComplete = true
+                output += SSEWriter.done
+            }
+        } catch let gatewayError as GatewayError {
+            output += fail(gatewayError)
+        } catch {
+            output += fail(.upstreamError("\(providerName): unreadable stream"))
+        }
+        return output
+    }
+
+    /// Ends the stream with an error event and `[DONE]` (the client already has a 200).
+    public mutating func fail(_ failure: GatewayError) -> [UInt8] {
+        guard !isFinished else { return [] }
+        error = failure
+        isComplete = true
+        return SSEWriter.data(failure.body) + SSEWriter.done
+    }
+
+    private mutating func emit(_ outputs: [StreamOutput], into output: inout [UInt8]) throws {
+        for item in outputs {
+            switch item {
+            case .data(let payload):
+                payloadEvents += 1
+                output += SSEWriter.data(payload)
+            case .done:
+                if !isComplete {
+                    isComplete = true
+                    output += SSEWriter.done
+                }
+            }
+        }
+    }
+}

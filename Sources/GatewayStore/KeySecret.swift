@@ -1,0 +1,91 @@
+import Crypto
+
+/// The gateway key format. The public id is `gk_` + 12 lowercase hex digits; the secret is
+/// `dpx_` + the same 12 hex digits + `_` + 40 random base62 characters (≈238 bits), so the id
+/// can be read out of a presented secret and the row found by primary key. Only SHA-256 of the
+/// secret is stored: a fast hash is enough for a random secret of this length.
+enum KeySecret {
+    static let idPrefix = "gk_"
+    static let secretPrefix = "dpx_"
+    static let hexCount = 12
+    static let randomCount = 40
+    /// `dpx_` + 12 + `_` + 40.
+    static let secretLength = 4 + hexCount + 1 + randomCount
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+    private static let base62 = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
+
+    /// A new id and its secret, from the system's cryptographic random source.
+    static func generate() -> (id: String, secret: String) {
+        var random = SystemRandomNumberGenerator()
+        var hex: [UInt8] = []
+        hex.reserveCapacity(hexCount)
+        for _ in 0..<(hexCount / 2) {
+            let byte = UInt8.random(in: 0...255, using: &random)
+            hex.append(hexDigits[Int(byte >> 4)])
+            hex.append(hexDigits[Int(byte & 0x0F)])
+        }
+        var tail: [UInt8] = []
+        tail.reserveCapacity(randomCount)
+        for _ in 0..<randomCount { tail.append(base62[Int.random(in: 0..<62, using: &random)]) }
+        let hexText = String(decoding: hex, as: UTF8.self)
+        return (idPrefix + hexText, secretPrefix + hexText + "_" + String(decoding: tail, as: UTF8.self))
+    }
+
+    /// The key id named by a presented secret, or nil when the secret is not of our format
+    /// (then it cannot be a key, and the database need not be asked). Allocates nothing: the
+    /// 15-byte id is a small string.
+    static func keyID(fromSecret secret: String) -> String? {
+        var secret = secret
+        return secret.withUTF8 { bytes -> String? in
+            guard bytes.count == secretLength else { return nil }
+            for (offset, byte) in secretPrefix.utf8.enumerated() where bytes[offset] != byte { return nil }
+            let hexStart = 4
+            for index in hexStart..<(hexStart + hexCount) where !isLowerHex(bytes[index]) { return nil }
+            guard bytes[hexStart + hexCount] == UInt8(ascii: "_") else { return nil }
+            for index in (hexStart + hexCount + 1)..<secretLength where !isBase62(bytes[index]) { return nil }
+            return String(unsafeUninitializedCapacity: 3 + hexCount) { id in
+                id[0] = UInt8(ascii: "g")
+                id[1] = UInt8(ascii: "k")
+                id[2] = UInt8(ascii: "_")
+                for offset in 0..<hexCount { id[3 + offset] = bytes[hexStart + offset] }
+                return 3 + hexCount
+            }
+        }
+    }
+
+    /// Whether `id` has the shape of a key id (`gk_` + 12 lowercase hex digits).
+    static func isValidID(_ id: String) -> Bool {
+        let bytes = Array(id.utf8)
+        guard bytes.count == 3 + hexCount, bytes.starts(with: idPrefix.utf8) else { return false }
+        return bytes.dropFirst(3).allSatisfy(isLowerHex)
+    }
+
+    static func digest(_ secret: String) -> SHA256.Digest {
+        var secret = secret
+        return secret.withUTF8 { SHA256.hash(data: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The digest's bytes, as stored in `gateway_keys.secret_hash`.
+    static func hashBytes(_ secret: String) -> [UInt8] { Array(digest(secret)) }
+
+    /// Compares a digest with stored bytes in time independent of where they differ (XOR
+    /// accumulated over every byte), so response timing reveals nothing about the stored hash.
+    static func constantTimeEquals(_ digest: SHA256.Digest, _ stored: UnsafeRawBufferPointer) -> Bool {
+        digest.withUnsafeBytes { computed in
+            guard computed.count == stored.count else { return false }
+            var difference: UInt8 = 0
+            for index in 0..<computed.count { difference |= computed[index] ^ stored[index] }
+            return difference == 0
+        }
+    }
+
+    private static func isLowerHex(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
+    }
+
+    private static func isBase62(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+            || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+    }
+}

@@ -1,0 +1,92 @@
+/// One step of the schema's history.
+struct Migration: Sendable {
+    let version: Int
+    let name: String
+    let sql: String
+}
+
+/// The schema's history, append-only: a released migration is never edited, a change is a new
+/// entry with the next version. Each runs in its own `BEGIN IMMEDIATE` transaction and is
+/// recorded in `schema_migrations`. Times are integer milliseconds since the Unix epoch (UTC).
+enum Migrations {
+    static let all: [Migration] = [
+        Migration(version: 1, name: "initial", sql: """
+            CREATE TABLE orgs (
+                id INTEGER PRIMARY KEY,
+                name TEXT UNIQUE NOT NULL,
+                rpm INTEGER,
+                tpm INTEGER,
+                monthly_budget_usd REAL,
+                created_at INTEGER NOT NULL
+            );
+
+            CREATE TABLE projects (
+                id INTEGER PRIMARY KEY,
+                org_id INTEGER NOT NULL REFERENCES orgs(id),
+                name TEXT NOT NULL,
+                plan TEXT NOT NULL DEFAULT 'pro' CHECK (plan IN ('free', 'pro', 'team')),
+                rpm INTEGER,
+                tpm INTEGER,
+                monthly_budget_usd REAL,
+                created_at INTEGER NOT NULL,
+                UNIQUE (org_id, name)
+            );
+
+            CREATE TABLE gateway_keys (
+                id TEXT PRIMARY KEY,
+                project_id INTEGER NOT NULL REFERENCES projects(id),
+                name TEXT,
+                secret_hash BLOB NOT NULL,
+                rpm INTEGER,
+                tpm INTEGER,
+                monthly_budget_usd REAL,
+                created_at INTEGER NOT NULL,
+                revoked_at INTEGER
+            );
+            CREATE INDEX gateway_keys_project ON gateway_keys (project_id);
+
+            CREATE TABLE provider_settings (
+                project_id INTEGER NOT NULL REFERENCES projects(id),
+                provider TEXT NOT NULL,
+                api_key TEXT NOT NULL,
+                base_url TEXT,
+                updated_at INTEGER NOT NULL,
+                PRIMARY KEY (project_id, provider)
+            );
+
+            CREATE TABLE audit_log (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                request_id TEXT NOT NULL UNIQUE,
+                time_ms INTEGER NOT NULL,
+                method TEXT,
+                route TEXT,
+                org_id INTEGER,
+                project_id INTEGER,
+                key_id TEXT,
+                user TEXT,
+                provider TEXT,
+                model_requested TEXT,
+                model_served TEXT,
+                status INTEGER NOT NULL,
+                error_code TEXT,
+                prompt_tokens INTEGER,
+                completion_tokens INTEGER,
+                cached_tokens INTEGER,
+                cost_usd REAL,
+                latency_ms REAL,
+                upstream_latency_ms REAL,
+                ttft_ms REAL,
+                cache_hit INTEGER NOT NULL DEFAULT 0,
+                stream INTEGER NOT NULL DEFAULT 0,
+                attempts_json TEXT
+            );
+            CREATE INDEX audit_log_time ON audit_log (time_ms);
+            CREATE INDEX audit_log_project_time ON audit_log (project_id, time_ms);
+
+            CREATE TABLE settings (
+                key TEXT PRIMARY KEY,
+                value TEXT
+            );
+            """),
+    ]
+}

@@ -1,0 +1,162 @@
+import NIOCore
+import NIOHTTP1
+
+/// The simulated OpenAI API: `/v1/chat/completions`, `/v1/embeddings`, `/v1/models`,
+/// mounted at `/openai/...` and at bare `/v1/...`.
+struct OpenAISimulation: SimulatedProvider {
+    let mountPoints = ["/openai", ""]
+
+    /// Keys that are always refused, so tests can exercise a bad upstream key.
+    static let rejectedKeys: Set<String> = ["sk-invalid"]
+
+    /// The endpoints this provider serves.
+    private enum Route {
+        case chatCompletions
+        case embeddings
+        case models
+        case model(id: String)
+    }
+
+    func respond(to request: SimulatorRequest, path: String, context: SimulationContext) -> SimulatedResponse {
+        let headerScript = SimulatorScript(header: request.header("x-sim"), texts: [])
+        let route: Route
+        switch (request.method, path) {
+        case (.POST, "/v1/chat/completions"): route = .chatCompletions
+        case (.POST, "/v1/embeddings"): route = .embeddings
+        case (.GET, "/v1/models"): route = .models
+        case (.GET, _) where path.hasPrefix("/v1/models/"): route = .model(id: String(path.dropFirst("/v1/models/".count)))
+        case (_, "/v1/chat/completions"), (_, "/v1/embeddings"), (_, "/v1/models"):
+            return headerScript.decorate(Self.error(
+                status: .methodNotAllowed, message: "Method \(request.method.rawValue) is not allowed on \(request.path).", code: nil))
+        default:
+            return headerScript.decorate(Self.error(
+                status: .notFound, message: "Invalid URL (\(request.method.rawValue) \(request.path))", code: nil))
+        }
+
+        // OpenAI checks the key before it looks at the body.
+        guard let key = request.bearerToken, !key.isEmpty, !Self.rejectedKeys.contains(key) else {
+            return headerScript.decorate(Self.error(status: .unauthorized, message: "Incorrect API key provided.", code: "invalid_api_key"))
+        }
+
+        switch route {
+        case .chatCompletions: return chatCompletions(request, headerScript, context)
+        case .embeddings: return embeddings(request, headerScript)
+        case .models: return Self.scripted(headerScript) ?? headerScript.decorate(.json(.ok, OpenAIWireFormat.modelList()))
+        case .model(let id): return Self.scripted(headerScript) ?? headerScript.decorate(Self.model(id: id))
+        }
+    }
+
+    // MARK: Chat completions
+
+    private func chatCompletions(_ request: SimulatorRequest, _ headerScript: SimulatorScript, _ context: SimulationContext) -> SimulatedResponse {
+        guard let body = SimulatorJSON.parse(request.body) as? [String: Any] else {
+            return headerScript.decorate(Self.invalidJSON(request.body))
+        }
+        let messages = body["messages"] as? [[String: Any]] ?? []
+        let texts = messages.map(Self.texts(of:))
+        var script = headerScript
+        for text in texts.joined() { script.scan(text) }
+
+        guard let model = body["model"] as? String, !model.isEmpty else {
+            return script.decorate(Self.error(status: .badRequest, message: "you must provide a model parameter", param: "model", code: nil))
+        }
+        guard body["messages"] is [Any], !messages.isEmpty else {
+            return script.decorate(Self.error(
+                status: .badRequest, message: "'messages' must be a non-empty array of message objects.", param: "messages", code: nil))
+        }
+        if let failure = Self.scripted(script) { return failure }
+
+        let requested = script.words ?? SimulatedReply.defaultWordCount
+        let limit = SimulatorJSON.int(body["max_completion_tokens"]) ?? SimulatorJSON.int(body["max_tokens"])
+        let count = limit.flatMap { (0..<requested).contains($0) ? $0 : nil } ?? requested
+        let truncated = count < requested
+        let words = SimulatedReply.words(count: count, unicode: script.unicode)
+        let usage = OpenAIWireFormat.Usage(
+            promptTokens: texts.reduce(0) { total, parts in
+                total + SimulatedReply.tokensPerMessage + parts.reduce(0) { $0 + SimulatedReply.wordCount($1) }
+            },
+            completionTokens: words.count
+        )
+        let identity = OpenAIWireFormat.Identity(
+            id: "chatcmpl-sim-\(context.stats.nextCompletionNumber())", created: context.now, model: model)
+        let finishReason = truncated ? "length" : "stop"
+
+        let stream = SimulatorJSON.bool(body["stream"]) ?? false
+        var response: SimulatedResponse
+        if stream {
+            let streamOptions = body["stream_options"] as? [String: Any]
+            let includeUsage = SimulatorJSON.bool(streamOptions?["include_usage"]) ?? false
+            response = .eventStream(Self.streamEvents(
+                identity, words: words, finishReason: finishReason, usage: usage, includeUsage: includeUsage, malformed: script.malformed))
+            // Role chunk + K word chunks, then the connection drops.
+            if let k = script.disconnectAfter { response.interruption = .afterEvents(1 + min(k, words.count)) }
+        } else if script.malformed {
+            response = SimulatedResponse(
+                status: .ok, contentType: "application/json", body: .full(Array(#"{"id":"chatcmpl-sim","choices":[{"message":"#.utf8)))
+        } else {
+            response = .json(.ok, OpenAIWireFormat.completion(
+                identity, content: words.joined(separator: " "), finishReason: finishReason, usage: usage))
+            if script.disconnectAfter != nil { response.interruption = .afterHalfBody }
+        }
+        response.headers.add(name: "x-request-id", value: "req_sim_\(identity.id.split(separator: "-").last ?? "0")")
+        return script.decorate(response)
+    }
+
+    static func streamEvents(
+        _ identity: OpenAIWireFormat.Identity, words: [String], finishReason: String,
+        usage: OpenAIWireFormat.Usage, includeUsage: Bool, malformed: Bool
+    ) -> [[UInt8]] {
+        func chunk(_ delta: [String: Any], _ finish: String? = nil) -> [UInt8] {
+            OpenAIWireFormat.event(OpenAIWireFormat.chunk(identity, delta: delta, finishReason: finish, includeUsage: includeUsage))
+        }
+        var events = [chunk(["role": "assistant", "content": ""])]
+        if malformed {
+            events.append(OpenAIWireFormat.event(raw: #"{"choices": [{"delta": {"content": "x""#))
+            events.append(OpenAIWireFormat.done)
+            return events
+        }
+        events += SimulatedReply.streamPieces(words).map { chunk(["content": $0]) }
+        events.append(chunk([:], finishReason))
+        if includeUsage { events.append(OpenAIWireFormat.event(OpenAIWireFormat.usageChunk(identity, usage: usage))) }
+        events.append(OpenAIWireFormat.done)
+        return events
+    }
+
+    /// The text of a message: string content, or the `text` of each text part.
+    static func texts(of message: [String: Any]) -> [String] {
+        if let content = message["content"] as? String { return [content] }
+        guard let parts = message["content"] as? [Any] else { return [] }
+        return parts.compactMap { part in
+            guard let part = part as? [String: Any], part["type"] as? String == "text" else { return nil }
+            return part["text"] as? String
+        }
+    }
+
+    // MARK: Errors
+
+    /// The error response for a `status=` directive (any status but 200), already decorated.
+    static func scripted(_ script: SimulatorScript) -> SimulatedResponse? {
+        guard let status = script.status, status != 200 else { return nil }
+        let kind = OpenAIWireFormat.errorKind(for: status)
+        let response = SimulatedResponse.json(
+            HTTPResponseStatus(statusCode: status),
+            OpenAIWireFormat.error(message: OpenAIWireFormat.simulatedErrorMessage(status: status), type: kind.type, code: kind.code))
+        return script.decorate(response)
+    }
+
+    static func error(status: HTTPResponseStatus, message: String, param: String? = nil, code: String?) -> SimulatedResponse {
+        let type = OpenAIWireFormat.errorKind(for: Int(status.code)).type
+        return .json(status, OpenAIWireFormat.error(message: message, type: type, param: param, code: code))
+    }
+
+    /// 400 for a body that is not JSON, or JSON but not an object.
+    static func invalidJSON(_ body: ByteBuffer) -> SimulatedResponse {
+        if SimulatorJSON.parse(body) != nil {
+            return error(status: .badRequest, message: "The request body must be a JSON object.", code: nil)
+        }
+        return error(
+            status: .badRequest,
+            message: "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)",
+            code: nil)
+    }
+}

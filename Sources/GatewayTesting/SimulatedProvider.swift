@@ -1,0 +1,21 @@
+import Foundation
+
+/// One provider's wire format. Add a provider by adding a sibling file with a type that
+/// conforms (e.g. `AnthropicSimulation.swift`) and listing it in `SimulatorRouter.providers`.
+protocol SimulatedProvider: Sendable {
+    /// Path prefixes the provider answers under, e.g. `"/openai"`. `""` matches bare paths.
+    /// The longest matching prefix across all providers wins.
+    var mountPoints: [String] { get }
+
+    /// Answers a request. `path` is the request path with the mount point removed
+    /// (`/v1/chat/completions`). Must not throw or trap on any input: bad input is a 4xx.
+    func respond(to request: SimulatorRequest, path: String, context: SimulationContext) -> SimulatedResponse
+}
+
+/// Simulator-wide services a provider may use while answering.
+struct SimulationContext: Sendable {
+    let stats: SimulatorStats
+
+    /// Unix seconds, for `created` fields.
+    var now: Int { Int(Date().timeIntervalSince1970) }
+}

@@ -1,0 +1,139 @@
+import AsyncHTTPClient
+import GatewayCore
+import NIOCore
+import NIOHTTP1
+
+/// Deadlines for provider calls. Generations can take minutes, so the first-byte deadline is
+/// generous by default; a stream that goes quiet for `idle` is dead.
+public struct UpstreamTimeouts: Sendable, Equatable {
+    public var connect: Double
+    /// Until the response head arrives (for non-streamed calls that is most of the generation).
+    public var firstByte: Double
+    /// Longest silence between two reads of the body.
+    public var idle: Double
+
+    public init(connect: Double = 10, firstByte: Double = 600, idle: Double = 300) {
+        self.connect = connect
+        self.firstByte = firstByte
+        self.idle = idle
+    }
+}
+
+/// Why a provider call produced no HTTP answer.
+public enum UpstreamFailure: Error, Sendable, Equatable {
+    case timeout(String)
+    case connection(String)
+
+    public func gatewayError(provider: String) -> GatewayError {
+        switch self {
+        case .timeout(let what):
+            return .upstreamTimeout("\(provider) did not answer in time (\(what)).")
+        case .connection(let what):
+            return .upstreamError("Could not reach \(provider): \(what).")
+        }
+    }
+}
+
+/// The provider's answer: head now, body as it arrives.
+public struct UpstreamResponse: Sendable {
+    public var status: Int
+    public var headers: [(name: String, value: String)]
+    public var body: UpstreamBody
+
+    public func header(_ name: String) -> String? {
+        headers.first(where: { $0.name.lowercased() == name })?.value
+    }
+}
+
+/// The response body as a sequence of byte chunks; errors come out as `UpstreamFailure`.
+public struct UpstreamBody: AsyncSequence, Sendable {
+    public typealias Element = [UInt8]
+    let base: HTTPClientResponse.Body
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: HTTPClientResponse.Body.AsyncIterator
+
+        public mutating func next() async throws -> [UInt8]? {
+            do {
+                guard let buffer = try await base.next() else { return nil }
+                return Array(buffer.readableBytesView)
+            } catch {
+                throw UpstreamClient.classify(error)
+            }
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator()) }
+
+    /// Reads the whole body, refusing more than `limit` bytes.
+    public func collect(limit: Int) async throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        for try await chunk in self {
+            bytes.append(contentsOf: chunk)
+            if bytes.count > limit {
+                throw UpstreamFailure.connection("response larger than \(limit) bytes")
+            }
+        }
+        return bytes
+    }
+}
+
+/// The only place that speaks HTTP to providers: pooled keep-alive connections, TLS, streaming.
+public final class UpstreamClient: Sendable {
+    private let client: HTTPClient
+    public let timeouts: UpstreamTimeouts
+
+    public init(timeouts: UpstreamTimeouts, maxConnectionsPerHost: Int = 2048) {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(
+            connect: .milliseconds(Int64(timeouts.connect * 1000)),
+            read: .milliseconds(Int64(timeouts.idle * 1000)))
+        // AsyncHTTPClient allows 8 connections per host by default; past that, calls queue and
+        // fail after 10 s (MEASURED.md, trap 1). One in-flight call needs one connection.
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: maxConnectionsPerHost)
+        configuration.decompression = .disabled
+        configuration.redirectConfiguration = .disallow
+        configuration.httpVersion = .http1Only
+        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.timeouts = timeouts
+    }
+
+    public func send(_ request: UpstreamRequest) async throws(UpstreamFailure) -> UpstreamResponse {
+        var outgoing = HTTPClientRequest(url: request.url)
+        outgoing.method = HTTPMethod(rawValue: request.method)
+        for header in request.headers { outgoing.headers.add(name: header.name, value: header.value) }
+        if !request.body.isEmpty || request.method == "POST" {
+            outgoing.body = .bytes(ByteBuffer(bytes: request.body))
+        }
+        do {
+            let response = try await client.execute(outgoing, timeout: .milliseconds(Int64(timeouts.firstByte * 1000)))
+            return UpstreamResponse(
+                status: Int(response.status.code),
+                headers: response.headers.map { (name: $0.name, value: $0.value) },
+                body: UpstreamBody(base: response.body))
+        } catch {
+            throw UpstreamClient.classify(error)
+        }
+    }
+
+    public func shutdown() async {
+        try? await client.shutdown()
+    }
+
+    static func classify(_ error: any Error) -> UpstreamFailure {
+        if let failure = error as? UpstreamFailure { return failure }
+        if let clientError = error as? HTTPClientError {
+            switch clientError {
+            case .deadlineExceeded: return .timeout("no response within the first-byte deadline")
+            case .readTimeout: return .timeout("the response went quiet past the idle deadline")
+            case .connectTimeout: return .timeout("connect timed out")
+            case .remoteConnectionClosed: return .connection("the provider closed the connection")
+            case .cancelled: return .connection("cancelled")
+            default: return .connection(clientError.shortDescription)
+            }
+        }
+        if error is CancellationError { return .connection("cancelled") }
+        if let ioError = error as? IOError { return .connection(ioError.description) }
+        return .connection(String(describing: type(of: error)))
+    }
+}

@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import GatewayStore
+
+/// Options every state-reading command takes.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: "The SQLite database file (default: $DEPLOXA_GATEWAY_DB, else ./deploxa-gateway.db).")
+    var db: String?
+
+    @Flag(name: .long, help: "Print JSON instead of a table.")
+    var json = false
+
+    var databasePath: String {
+        db ?? ProcessInfo.processInfo.environment["DEPLOXA_GATEWAY_DB"] ?? "deploxa-gateway.db"
+    }
+
+    /// Opens the store and brings the schema up to date.
+    func openStore() throws -> GatewayStore {
+        let store = try GatewayStore(path: databasePath)
+        _ = try store.migrate()
+        return store
+    }
+
+    /// SPEC: `--db PATH` may stand before the command too. Move it after the command words,
+    /// where ArgumentParser looks for it.
+    static func normalise(_ arguments: [String]) -> [String] {
+        var global: [String] = []
+        var rest: [String] = []
+        var index = 0
+        var seenCommand = false
+        while index < arguments.count {
+            let argument = arguments[index]
+            if !seenCommand && argument == "--db" && index + 1 < arguments.count {
+                global += [argument, arguments[index + 1]]
+                index += 2
+                continue
+            }
+            if !seenCommand && argument.hasPrefix("--db=") {
+                global.append(argument)
+                index += 1
+                continue
+            }
+            if !argument.hasPrefix("-") { seenCommand = true }
+            rest.append(argument)
+            index += 1
+        }
+        return rest + global
+    }
+}
+
+/// Limits options shared by org, project and key creation.
+struct LimitOptions: ParsableArguments {
+    @Option(help: "Requests per minute.") var rpm: Int?
+    @Option(help: "Tokens per minute.") var tpm: Int?
+    @Option(name: .customLong("monthly-budget"), help: "Monthly spend cap in USD.") var monthlyBudget: Double?
+
+    func validate() throws {
+        if let rpm, rpm < 0 { throw ValidationError("--rpm must be zero or more.") }
+        if let tpm, tpm < 0 { throw ValidationError("--tpm must be zero or more.") }
+        if let monthlyBudget, monthlyBudget < 0 { throw ValidationError("--monthly-budget must be zero or more.") }
+    }
+}
+
+/// Errors the commands report to the operator (exit code 1, message on stderr).
+struct CommandFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,45 @@
+import Foundation
+import GatewayCore
+
+/// Prints rows as an aligned text table, or as JSON.
+enum Output {
+    static func table(_ headers: [String], _ rows: [[String]]) {
+        var widths = headers.map(\.count)
+        for row in rows {
+            for (index, cell) in row.enumerated() where index < widths.count {
+                widths[index] = max(widths[index], cell.count)
+            }
+        }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { index, cell in
+                index == cells.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }
+        print(line(headers))
+        for row in rows { print(line(row)) }
+        if rows.isEmpty { print("(none)") }
+    }
+
+    static func json(_ value: JSON) {
+        print(value.serializedString())
+    }
+
+    static func optional<T>(_ value: T?) -> String {
+        value.map { "\($0)" } ?? "-"
+    }
+
+    static func limitsJSON(_ limits: Limits) -> JSON {
+        [
+            "rpm": limits.requestsPerMinute.map { .int(Int64($0)) } ?? .null,
+            "tpm": limits.tokensPerMinute.map { .int(Int64($0)) } ?? .null,
+            "monthly_budget_usd": limits.monthlyBudgetUSD.map(JSON.double) ?? .null,
+        ]
+    }
+
+    static func timestamp(_ date: Date?) -> String {
+        guard let date else { return "-" }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
+    }
+}

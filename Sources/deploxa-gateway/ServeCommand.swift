@@ -1,0 +1,123 @@
+import ArgumentParser
+import FastCGI
+import Foundation
+import GatewayAPI
+import GatewayStore
+import GatewayUpstream
+import Logging
+
+/// Options the master passes on to each worker it starts.
+struct WorkerOptions: ParsableArguments {
+    @Option(name: .customLong("accept-threads"), help: "Threads per worker blocked in FastCGI accept.") var acceptThreads = 2
+    @Option(name: .customLong("max-requests"), help: "Recycle a worker after this many requests (0: never).") var maxRequests = 0
+    @Option(name: .customLong("max-body-size"), help: "Largest request body in bytes (match nginx's client_max_body_size).") var maxBodySize = 10 * 1024 * 1024
+    @Option(name: .customLong("graceful-timeout"), help: "Seconds in-flight requests get to finish on stop or reload.") var gracefulTimeout = 30.0
+    @Option(name: .customLong("upstream-connect-timeout"), help: "Seconds to connect to a provider.") var upstreamConnectTimeout = 10.0
+    @Option(name: .customLong("upstream-timeout"), help: "Seconds until a provider's response head (504 after that).") var upstreamTimeout = 600.0
+    @Option(name: .customLong("upstream-idle-timeout"), help: "Longest silence, in seconds, inside a provider's response body.") var upstreamIdleTimeout = 300.0
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
+
+    var arguments: [String] {
+        ["--accept-threads", "\(acceptThreads)", "--max-requests", "\(maxRequests)", "--max-body-size", "\(maxBodySize)",
+         "--graceful-timeout", "\(gracefulTimeout)", "--upstream-connect-timeout", "\(upstreamConnectTimeout)",
+         "--upstream-timeout", "\(upstreamTimeout)", "--upstream-idle-timeout", "\(upstreamIdleTimeout)", "--log-level", logLevel]
+    }
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level \(logLevel).") }
+        guard acceptThreads >= 1 else { throw ValidationError("--accept-threads must be at least 1.") }
+        guard maxBodySize >= 1024 else { throw ValidationError("--max-body-size must be at least 1024 bytes.") }
+    }
+}
+
+func bootstrapLogging(level: String, label: String) -> Logger {
+    LoggingSystem.bootstrap { name in
+        var handler = StreamLogHandler.standardError(label: name)
+        handler.logLevel = Logger.Level(rawValue: level) ?? .info
+        return handler
+    }
+    var logger = Logger(label: label)
+    logger[metadataKey: "pid"] = "\(getpid())"
+    return logger
+}
+
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the FastCGI server: a master process supervising worker processes.",
+        discussion: """
+        Signals to the master: SIGQUIT or SIGTERM stop gracefully (in-flight requests finish, up to \
+        --graceful-timeout); SIGUSR2 or SIGHUP reload (new workers start, old ones finish their requests).
+        """)
+
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "Unix socket path for nginx's fastcgi_pass.") var socket: String?
+    @Option(help: "HOST:PORT to listen on over TCP instead.") var listen: String?
+    @Option(name: .customLong("socket-mode"), help: "Permissions of the unix socket (octal).") var socketMode = "0666"
+    @Option(help: "Worker processes.") var workers = 2
+    @Option(name: .customLong("pid-file"), help: "Write the master's pid here.") var pidFile: String?
+    @OptionGroup var workerOptions: WorkerOptions
+
+    func validate() throws {
+        guard (socket == nil) != (listen == nil) else { throw ValidationError("Give exactly one of --socket PATH or --listen HOST:PORT.") }
+        guard workers >= 1 && workers <= 256 else { throw ValidationError("--workers must be between 1 and 256.") }
+        guard mode_t(socketMode, radix: 8) != nil else { throw ValidationError("--socket-mode must be octal, e.g. 0660.") }
+    }
+
+    func run() throws {
+        let logger = bootstrapLogging(level: workerOptions.logLevel, label: "deploxa.master")
+        let address: ListenAddress
+        if let socket {
+            let absolute = socket.hasPrefix("/") ? socket : FileManager.default.currentDirectoryPath + "/" + socket
+            address = .unix(path: absolute, mode: mode_t(socketMode, radix: 8)!)
+        } else {
+            let parts = listen!.split(separator: ":")
+            guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--listen must be HOST:PORT.") }
+            address = .tcp(host: String(parts[0]), port: port)
+        }
+        // Migrations run once here, before any worker starts.
+        let databasePath = URL(fileURLWithPath: global.databasePath).path
+        let store = try GatewayStore(path: databasePath)
+        let applied = try store.migrate()
+        if !applied.isEmpty { logger.info("applied migrations", metadata: ["migrations": "\(applied.joined(separator: ","))"]) }
+
+        let supervisor = Supervisor(
+            configuration: SupervisorConfiguration(
+                address: address, workers: workers,
+                workerArguments: ["worker", "--db", databasePath] + workerOptions.arguments,
+                gracefulTimeoutSeconds: workerOptions.gracefulTimeout, pidFile: pidFile),
+            logger: logger)
+        let code = try supervisor.run()
+        throw ExitCode(code)
+    }
+}
+
+/// One worker process, started by `serve` with the listening socket as fd 0. Not for operators.
+struct WorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "worker", abstract: "Internal: a FastCGI worker started by serve.", shouldDisplay: false)
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var workerOptions: WorkerOptions
+
+    func run() throws {
+        let logger = bootstrapLogging(level: workerOptions.logLevel, label: "deploxa.worker")
+        let store = try GatewayStore(path: global.databasePath)
+        _ = try store.migrate()
+        let auditWriter = AuditWriter(store: try GatewayStore(path: global.databasePath))
+        let upstream = UpstreamClient(timeouts: UpstreamTimeouts(
+            connect: workerOptions.upstreamConnectTimeout, firstByte: workerOptions.upstreamTimeout, idle: workerOptions.upstreamIdleTimeout))
+        let application = GatewayApplication(
+            configuration: GatewayConfiguration(maxBodyBytes: workerOptions.maxBodySize),
+            store: store, auditWriter: auditWriter, upstream: upstream, logger: logger)
+        let worker = FastCGIWorker(
+            configuration: FastCGIWorkerConfiguration(
+                acceptThreads: workerOptions.acceptThreads, maxRequests: workerOptions.maxRequests,
+                maxBodyBytes: workerOptions.maxBodySize, gracefulTimeoutSeconds: workerOptions.gracefulTimeout),
+            responder: application, logger: logger)
+        logger.debug("worker ready")
+        let reason = worker.run()
+        auditWriter.close()
+        logger.info("worker exiting", metadata: ["reason": "\(reason)"])
+        throw ExitCode.success
+    }
+}

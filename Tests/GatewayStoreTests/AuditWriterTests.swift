@@ -1,0 +1,94 @@
+import Foundation
+import GatewayCore
+import Testing
+@testable import GatewayStore
+
+@Suite("AuditWriter")
+struct AuditWriterTests {
+    @Test func fourThreadsTimesFiveHundred() throws {
+        let database = try TestDatabase()
+        let writer = AuditWriter(store: try database.openAnother())
+        runOnThreads(4) { thread in
+            for index in 0..<500 { writer.enqueue(makeRecord("req_\(thread)_\(index)")) }
+        }
+        writer.flush()
+        #expect(try database.store.auditCount() == 2000)
+        #expect(writer.backlog == 0)
+        writer.close()
+        let ids = Set(try database.store.auditRows(AuditQuery()).map(\.record.requestID))
+        #expect(ids.count == 2000)
+    }
+
+    @Test func flushCoversOnlyWhatCameBefore() throws {
+        let database = try TestDatabase()
+        let writer = AuditWriter(store: try database.openAnother(), maxBatch: 7, maxDelayMilliseconds: 50)
+        for index in 0..<100 { writer.enqueue(makeRecord("req_\(index)")) }
+        writer.flush()
+        #expect(try database.store.auditCount() == 100)
+        writer.flush()  // nothing pending: returns at once
+        writer.close()
+        writer.close()  // idempotent
+        // After close, rows are still written (synchronously).
+        writer.enqueue(makeRecord("req_after_close"))
+        #expect(try database.store.auditCount() == 101)
+    }
+
+    @Test func closeDrainsTheQueue() throws {
+        let database = try TestDatabase()
+        let writer = AuditWriter(store: try database.openAnother(), maxBatch: 16, maxDelayMilliseconds: 1000)
+        for index in 0..<300 { writer.enqueue(makeRecord("req_\(index)")) }
+        writer.close()
+        #expect(try database.store.auditCount() == 300)
+    }
+
+    @Test func enqueueDoesNotWaitForABlockedDatabase() throws {
+        let database = try TestDatabase()
+        let writer = AuditWriter(store: try database.openAnother(busyTimeoutMilliseconds: 100))
+        let holder = try database.openAnother()
+        let holding = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        Thread {
+            try? holder.connection.writeTransaction {
+                holding.signal()
+                release.wait()
+            }
+        }.start()
+        holding.wait()
+        let started = Date()
+        for index in 0..<1000 { writer.enqueue(makeRecord("req_\(index)")) }
+        #expect(Date().timeIntervalSince(started) < 0.5)
+        // The writer is retrying against the lock (logging to stderr); nothing is lost.
+        Thread.sleep(forTimeInterval: 0.4)
+        #expect(try database.store.auditCount() == 0)
+        release.signal()
+        writer.flush()
+        #expect(try database.store.auditCount() == 1000)
+        writer.close()
+    }
+
+    @Test func fallbackLineIsCompleteJSON() throws {
+        let record = makeRecord("req_x", projectID: 7, keyID: "gk_0123456789ab", status: 502,
+                                attempts: [AuditAttempt(provider: "openai", model: "gpt-4o", status: 502, latencyMs: 1.5)])
+        let json = try JSON.parse(AuditWriter.fallbackJSON(record))
+        #expect(json["request_id"]?.stringValue == "req_x")
+        #expect(json["time_ms"]?.intValue == 1_750_000_000_000)
+        #expect(json["project_id"]?.intValue == 7)
+        #expect(json["cost_usd"] == .null)
+        #expect(json["status"]?.intValue == 502)
+        #expect(json["attempts"]?[0]?["provider"]?.stringValue == "openai")
+    }
+
+    @Test func unwritableRowsGoToTheFallbackInsteadOfBlockingForever() throws {
+        let database = try TestDatabase()
+        let store = try database.openAnother()
+        store.close()  // every insert now fails
+        let writer = AuditWriter(store: store, retryLimitSeconds: 0.2)
+        writer.enqueue(makeRecord("req_lost_1"))
+        writer.enqueue(makeRecord("req_lost_2"))
+        let started = Date()
+        writer.flush()  // returns once the rows went to stderr as audit-fallback lines
+        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(writer.backlog == 0)
+        writer.close()
+    }
+}
