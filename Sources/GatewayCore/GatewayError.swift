@@ -98,24 +98,31 @@ extension GatewayError {
         GatewayError(status: 504, type: "upstream_timeout", code: "upstream_timeout", message: message, failureClass: .transient)
     }
 
-    /// The provider answered with an error of its own; its status and message are passed on.
+    /// The provider answered with an error of its own. A 4xx is the caller's business and keeps
+    /// its status and the provider's message; a 5xx (Anthropic's 529 too) becomes SPEC's 502
+    /// `upstream_error` naming the provider's error.
     public static func provider(status: Int, message: String, type: String? = nil, code: String? = nil,
                                 param: String? = nil, retryAfter: Int? = nil) -> GatewayError {
+        if status >= 500 {
+            let detail = [type, code].compactMap { $0 }.first.map { " (\($0))" } ?? ""
+            return GatewayError(status: 502, type: "upstream_error", code: "upstream_error",
+                                message: "Provider returned HTTP \(status)\(detail): \(message)", failureClass: .transient,
+                                retryAfter: retryAfter)
+        }
         let failureClass: FailureClass
         switch status {
         case 401, 403: failureClass = .credentials
-        case 408, 409, 500...599: failureClass = .transient
+        case 408, 409: failureClass = .transient
         case 429: failureClass = .rateLimit
-        default: failureClass = status >= 500 ? .transient : .callerFault
+        default: failureClass = .callerFault
         }
         let defaultType: String
         switch status {
-        case 400, 413, 422: defaultType = "invalid_request_error"
         case 401: defaultType = "authentication_error"
         case 403: defaultType = "permission_error"
         case 404: defaultType = "not_found_error"
         case 429: defaultType = "rate_limit_error"
-        default: defaultType = status >= 500 ? "api_error" : "invalid_request_error"
+        default: defaultType = "invalid_request_error"
         }
         return GatewayError(status: status, type: type ?? defaultType, code: code, param: param, message: message,
                             failureClass: failureClass, retryAfter: retryAfter)

@@ -27,6 +27,11 @@ struct GatewayErrorTests {
         #expect(GatewayError.provider(status: 429, message: "x").failureClass == .rateLimit)
         #expect(GatewayError.provider(status: 503, message: "x").failureClass == .transient)
         #expect(GatewayError.provider(status: 529, message: "x").failureClass == .transient)
+        // SPEC: a provider 5xx reaches the client as 502 upstream_error naming the provider's error.
+        let overloaded = GatewayError.provider(status: 529, message: "anthropic: Overloaded", type: "overloaded_error")
+        #expect(overloaded.status == 502)
+        #expect(overloaded.code == "upstream_error")
+        #expect(overloaded.message.contains("529") && overloaded.message.contains("Overloaded"))
         #expect(GatewayError.provider(status: 400, message: "x").failureClass == .callerFault)
         #expect(GatewayError.provider(status: 401, message: "x").failureClass == .credentials)
         #expect(GatewayError.provider(status: 400, message: "x", code: "context_length_exceeded").body["error"]?["code"] == "context_length_exceeded")

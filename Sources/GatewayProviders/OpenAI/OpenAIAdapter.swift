@@ -106,8 +106,9 @@ struct OpenAIStreamTranslator: StreamTranslator {
         }
         if let error = chunk["error"], error != .null {
             let message = error["message"]?.stringValue ?? "stream error"
-            throw .provider(status: 502, message: "openai: \(message)", type: error["type"]?.stringValue ?? "upstream_error",
-                            code: error["code"]?.stringValue ?? "upstream_error")
+            // Mid-stream: the client already has a 200, so this becomes the final error event.
+            throw GatewayError(status: 502, type: error["type"]?.stringValue ?? "upstream_error", code: "upstream_error",
+                               message: SecretRedactor.redact("openai: \(message)", secrets: []), failureClass: .transient)
         }
         if modelServed == nil { modelServed = chunk["model"]?.stringValue }
         if let decoded = OpenAIUsage.decode(chunk["usage"]) {
