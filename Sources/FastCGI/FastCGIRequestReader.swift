@@ -5,20 +5,23 @@ import GatewayHTTP
 enum FastCGIRequestReader {
     static func read(_ request: UnsafeMutablePointer<FCGX_Request>, maxBodyBytes: Int) -> HTTPRequest {
         var params: [String: String] = [:]
-        var headers = HTTPHeaders()
         if var cursor = request.pointee.envp {
             while let entry = cursor.pointee {
                 let pair = String(cString: entry)
                 if let equals = pair.firstIndex(of: "=") {
-                    let name = String(pair[..<equals])
-                    let value = String(pair[pair.index(after: equals)...])
-                    params[name] = value
-                    if name.hasPrefix("HTTP_") {
-                        headers.add(name: headerName(fromParam: name.dropFirst(5)), value: value)
-                    }
+                    params[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
                 }
                 cursor += 1
             }
+        }
+        return makeRequest(params: params, maxBodyBytes: maxBodyBytes) { limit in readStdin(request.pointee.in, upTo: limit) }
+    }
+
+    /// CGI/FastCGI params (REQUEST_METHOD, REQUEST_URI, HTTP_*) to a request; `readBody` reads at most n bytes.
+    static func makeRequest(params: [String: String], maxBodyBytes: Int, readBody: (Int) -> [UInt8]) -> HTTPRequest {
+        var headers = HTTPHeaders()
+        for (name, value) in params where name.hasPrefix("HTTP_") {
+            headers.add(name: headerName(fromParam: name.dropFirst(5)), value: value)
         }
         if let type = params["CONTENT_TYPE"], !type.isEmpty { headers.add(name: "content-type", value: type) }
         if let length = params["CONTENT_LENGTH"], !length.isEmpty { headers.add(name: "content-length", value: length) }
@@ -35,7 +38,7 @@ enum FastCGIRequestReader {
             tooLarge = true
         } else if declared != 0 {
             let wanted = declared > 0 ? declared : maxBodyBytes + 1
-            body = readStdin(request.pointee.in, upTo: wanted)
+            body = readBody(wanted)
             if body.count > maxBodyBytes {
                 tooLarge = true
                 body = []

@@ -141,18 +141,17 @@ public final class FastCGIWorker: @unchecked Sendable {
         }
     }
 
-    /// Started by a web server as a plain CGI program: libfcgi reads the environment and stdin.
+    /// Started by a web server as a plain CGI program: the request is in the environment and on
+    /// standard input, the answer goes to standard output.
     private func serveOneCGIRequest() {
-        let request = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
-        FCGX_InitRequest(request, 0, 0)
-        guard FCGX_Accept_r(request) >= 0 else { return }
-        let httpRequest = FastCGIRequestReader.read(request, maxBodyBytes: configuration.maxBodyBytes)
+        let request = CGIResponseWriter.readRequest(maxBodyBytes: configuration.maxBodyBytes)
+        let writer = CGIResponseWriter()
         let done = Locked(false)
-        let writer = FastCGIResponseWriter(request: request) { done.withLock { $0 = true } }
         let responder = self.responder
         Task {
-            await responder.respond(to: httpRequest, writer: writer)
+            await responder.respond(to: request, writer: writer)
             await writer.end()
+            done.withLock { $0 = true }
         }
         while !done.withLock({ $0 }) { usleep(1_000) }
     }

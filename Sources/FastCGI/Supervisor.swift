@@ -40,6 +40,9 @@ public final class Supervisor {
     private var generation = 0
     private var listenFD: Int32 = -1
     private var quickDeaths = 0
+    private var nextSpawnAllowedAt = 0.0
+    /// Resolved once: after an upgrade replaced the file, a reload starts the new binary.
+    private let executable = Supervisor.executablePath()
 
     public init(configuration: SupervisorConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -70,7 +73,7 @@ public final class Supervisor {
             if fd >= 0 { _ = text.withCString { write(fd, $0, strlen($0)) }; close(fd) }
         }
         logger.info("master started", metadata: ["listen": "\(configuration.address)", "workers": "\(configuration.workers)", "pid": "\(getpid())"])
-        for _ in 0..<configuration.workers { spawnWorker() }
+        refill()
 
         var set = Supervisor.supervisorSignalSet()
         var timeout = timespec(tv_sec: 1, tv_nsec: 0)
@@ -79,7 +82,8 @@ public final class Supervisor {
             let signalNumber = sigtimedwait(&set, &info, &timeout)
             switch signalNumber {
             case SIGCHLD, -1:
-                reapAndRefill()
+                reap()
+                refill()
             case SIGUSR2, SIGHUP:
                 reload()
             case SIGTERM, SIGQUIT, SIGINT:
@@ -91,8 +95,20 @@ public final class Supervisor {
         }
     }
 
-    private func spawnWorker() {
-        let executable = Supervisor.executablePath()
+    /// Keeps `workers` live workers of the current generation; a failed start is retried on the
+    /// next tick (at most a second later).
+    private func refill() {
+        guard monotonicSeconds() >= nextSpawnAllowedAt else { return }
+        while workers.values.filter({ !$0.retiring }).count < configuration.workers {
+            if !spawnWorker() {
+                nextSpawnAllowedAt = monotonicSeconds() + 1
+                return
+            }
+        }
+    }
+
+    @discardableResult
+    private func spawnWorker() -> Bool {
         let arguments = [executable] + configuration.workerArguments
         var fileActions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fileActions)
@@ -114,14 +130,15 @@ public final class Supervisor {
         posix_spawn_file_actions_destroy(&fileActions)
         posix_spawnattr_destroy(&attributes)
         if result != 0 {
-            logger.error("could not start a worker", metadata: ["error": "\(String(cString: strerror(result)))"])
-            return
+            logger.error("could not start a worker", metadata: ["error": "\(String(cString: strerror(result)))", "executable": "\(executable)"])
+            return false
         }
         workers[pid] = Worker(pid: pid, generation: generation, startedAt: monotonicSeconds(), retiring: false)
         logger.info("worker started", metadata: ["pid": "\(pid)", "generation": "\(generation)"])
+        return true
     }
 
-    private func reapAndRefill() {
+    private func reap() {
         while true {
             var status: Int32 = 0
             let pid = waitpid(-1, &status, WNOHANG)
@@ -143,12 +160,11 @@ public final class Supervisor {
                 // become a fork loop: back off up to 5 s.
                 if lived < 1 {
                     quickDeaths += 1
-                    usleep(UInt32(min(5_000_000, 100_000 * (1 << min(quickDeaths, 6)))))
+                    nextSpawnAllowedAt = monotonicSeconds() + min(5, 0.1 * Double(1 << min(quickDeaths, 6)))
                 } else {
                     quickDeaths = 0
                 }
             }
-            spawnWorker()
         }
     }
 
@@ -156,7 +172,9 @@ public final class Supervisor {
         logger.info("master reloading: starting new workers, old ones finish their requests")
         generation += 1
         let old = workers.values.filter { !$0.retiring }
-        for _ in 0..<configuration.workers { spawnWorker() }
+        for worker in old { workers[worker.pid]?.retiring = true }
+        nextSpawnAllowedAt = 0
+        refill()
         for worker in old {
             workers[worker.pid]?.retiring = true
             kill(worker.pid, SIGQUIT)
@@ -188,7 +206,12 @@ public final class Supervisor {
     static func executablePath() -> String {
         var buffer = [CChar](repeating: 0, count: 4096)
         let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        if count > 0 { return String(cString: buffer) }
+        if count > 0 {
+            var path = String(cString: buffer)
+            // The file was replaced (an upgrade): start the new one at the same path.
+            if path.hasSuffix(" (deleted)") { path.removeLast(" (deleted)".count) }
+            return path
+        }
         return CommandLine.arguments[0]
     }
 }

@@ -120,6 +120,11 @@ public final class UpstreamClient: Sendable {
         try? await client.shutdown()
     }
 
+    /// For a worker's last moments, outside any event loop.
+    public func shutdownBlocking() {
+        try? client.syncShutdown()
+    }
+
     static func classify(_ error: any Error) -> UpstreamFailure {
         if let failure = error as? UpstreamFailure { return failure }
         if let clientError = error as? HTTPClientError {

@@ -14,7 +14,12 @@ struct DeploxaGateway: AsyncParsableCommand {
         ])
 
     static func main() async {
-        let arguments = GlobalOptions.normalise(Array(CommandLine.arguments.dropFirst()))
+        var arguments = GlobalOptions.normalise(Array(CommandLine.arguments.dropFirst()))
+        // Started by a web server as a plain CGI program: serve that one request (libfcgi falls
+        // back to CGI when standard input is not a FastCGI listener).
+        if arguments.isEmpty, ProcessInfo.processInfo.environment["GATEWAY_INTERFACE"] != nil {
+            arguments = ["worker", "--accept-threads", "1", "--log-level", "warning"]
+        }
         do {
             var command = try parseAsRoot(arguments)
             if var asyncCommand = command as? AsyncParsableCommand {

@@ -117,7 +117,8 @@ struct WorkerCommand: ParsableCommand {
         logger.debug("worker ready")
         let reason = worker.run()
         auditWriter.close()
+        upstream.shutdownBlocking()
         logger.info("worker exiting", metadata: ["reason": "\(reason)"])
-        throw ExitCode.success
+        Foundation.exit(0)
     }
 }

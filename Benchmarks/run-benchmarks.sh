@@ -1,0 +1,717 @@
+#!/usr/bin/env bash
+# Deploxa AI Gateway benchmarks: one command, loopback only, bounded in time.
+#
+#   Benchmarks/run-benchmarks.sh
+#
+# Builds release binaries (scratch path .build-bench), starts the provider simulator, the gateway
+# (`serve`, master + WORKERS workers) and nginx on 127.0.0.1, then measures:
+#
+#   a. overhead at fixed rates (RATES, default 100 500 1000 req/s): the same non-streaming chat
+#      completion (words=8) sent open-loop through nginx straight to the simulator ("direct") and
+#      through nginx → FastCGI → gateway → simulator ("gateway"), alternating REPEATS times, same
+#      nginx; overhead = median(gateway) − median(direct), at p50 and p99;
+#   d. during the CPU_RATE (1000 req/s) runs: CPU seconds of nginx, gateway workers, the master and
+#      the simulator (from /proc/PID/stat) → µs of CPU per request per component;
+#   c. memory: STREAMS (1000) concurrent slow SSE streams held open; RSS of the workers (summed),
+#      the master, the simulator and nginx, idle and while the streams are open;
+#   b. the highest rate (STEP_RATES) at which the gateway's p99 overhead stays under
+#      MAX_P99_OVERHEAD_MS (5 ms) with no errors and no non-2xx answers.
+#
+# Prints a summary table and writes Benchmarks/results/latest.json (plus the gateway's and nginx's
+# logs of the run next to it).
+#
+# Environment (defaults in brackets):
+#   WORKERS [2]  DURATION [15]  WARMUP [3]  RATES ["100 500 1000"]  REPEATS [3]  CPU_RATE [1000]
+#   STEP_RATES ["1000 1250 1500 1750 2000 2500 3000 4000"]  STEP_DURATION [10]  STEP_REPEATS [3]
+#   MAX_P99_OVERHEAD_MS [5]  CONNECTIONS [256]  LOADGEN_THREADS [1]
+#   STREAMS [1000]  STREAM_HOLD [20]  STREAM_SAMPLE_AT [10]  STREAM_WORDS [30]  STREAM_CHUNK_DELAY_MS [1000]
+#   STREAM_BASELINE_HOLD [5] (the same streams sent direct first, for a time-to-first-byte baseline)
+#   WORDS [8]  PARTS ["a c b"] (any of a, b, c; d rides on a)  SKIP_BUILD [0]
+#   QUIET_LOAD [unset]: if set (e.g. 0.5), first wait up to QUIET_WAIT [300] s for the 1-minute
+#   load average to fall below it.
+#   RESULTS [Benchmarks/results/latest.json]
+
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SCRATCH="$ROOT/.build-bench"
+GW="$SCRATCH/release/deploxa-gateway"
+LG="$SCRATCH/release/deploxa-loadgen"
+
+WORKERS="${WORKERS:-2}"
+DURATION="${DURATION:-15}"
+WARMUP="${WARMUP:-3}"
+RATES="${RATES:-100 500 1000}"
+CPU_RATE="${CPU_RATE:-1000}"
+STEP_RATES="${STEP_RATES:-1000 1250 1500 1750 2000 2500 3000 4000}"
+STEP_DURATION="${STEP_DURATION:-10}"
+REPEATS="${REPEATS:-3}"
+STEP_REPEATS="${STEP_REPEATS:-3}"
+MAX_P99_OVERHEAD_MS="${MAX_P99_OVERHEAD_MS:-5}"
+CONNECTIONS="${CONNECTIONS:-256}"
+LOADGEN_THREADS="${LOADGEN_THREADS:-1}"
+STREAMS="${STREAMS:-1000}"
+STREAM_HOLD="${STREAM_HOLD:-20}"
+STREAM_SAMPLE_AT="${STREAM_SAMPLE_AT:-10}"
+STREAM_WORDS="${STREAM_WORDS:-30}"
+STREAM_BASELINE_HOLD="${STREAM_BASELINE_HOLD:-5}"
+STREAM_CHUNK_DELAY_MS="${STREAM_CHUNK_DELAY_MS:-1000}"
+WORDS="${WORDS:-8}"
+PARTS="${PARTS:-a c b}"
+SKIP_BUILD="${SKIP_BUILD:-0}"
+QUIET_WAIT="${QUIET_WAIT:-300}"
+RESULTS="${RESULTS:-$ROOT/Benchmarks/results/latest.json}"
+RESULTS_DIR="$(dirname "$RESULTS")"
+CLK_TCK="$(getconf CLK_TCK)"
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "FATAL: $*"; exit 1; }
+
+for tool in nginx jq curl ss awk /usr/bin/time timeout; do
+    command -v "$tool" >/dev/null 2>&1 || die "missing tool: $tool"
+done
+
+# ---------------------------------------------------------------------------------------------
+# Process bookkeeping and cleanup (every process we start is tracked by pid; nothing by name).
+
+T=""
+SIM_PID=""
+SERVE_PID=""
+NGINX_PID=""
+BG_PIDS=()
+
+pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+
+# Children of a pid, from /proc/*/stat (field 4 = ppid).
+children_of() {
+    local parent="$1" s line rest pid
+    for s in /proc/[0-9]*/stat; do
+        read -r line <"$s" 2>/dev/null || continue
+        rest="${line##*) }"
+        # rest: state ppid ...
+        set -- $rest
+        if [ "${2:-}" = "$parent" ]; then
+            pid="${s#/proc/}"
+            echo "${pid%/stat}"
+        fi
+    done
+}
+
+stop_pid() {  # stop_pid PID SIGNAL SECONDS: signal, wait up to SECONDS, then SIGKILL.
+    local pid="$1" sig="$2" secs="$3" i
+    pid_alive "$pid" || return 0
+    kill -s "$sig" "$pid" 2>/dev/null
+    for ((i = 0; i < secs * 10; i++)); do
+        pid_alive "$pid" || return 0
+        # Reap it if it is our child.
+        if ! [ -e "/proc/$pid" ] || grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then
+            wait "$pid" 2>/dev/null
+            return 0
+        fi
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    return 0
+}
+
+CLEANED=0
+cleanup() {
+    [ "$CLEANED" = 1 ] && return
+    CLEANED=1
+    local p workers=""
+    for p in "${BG_PIDS[@]}"; do stop_pid "$p" TERM 3; done
+    if [ -n "$SERVE_PID" ]; then workers="$(children_of "$SERVE_PID")"; fi
+    [ -n "$NGINX_PID" ] && stop_pid "$NGINX_PID" QUIT 5
+    [ -n "$SERVE_PID" ] && stop_pid "$SERVE_PID" TERM 10
+    for p in $workers; do stop_pid "$p" KILL 2; done
+    [ -n "$SIM_PID" ] && stop_pid "$SIM_PID" TERM 5
+    if [ -n "$T" ] && [ -d "$T" ]; then
+        if [ "${KEEP_TMP:-0}" = 1 ]; then log "kept $T"; else rm -rf "$T"; fi
+    fi
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM HUP
+
+# ---------------------------------------------------------------------------------------------
+# Helpers: free ports, /proc readings, JSON.
+
+free_port() {
+    local p i
+    for ((i = 0; i < 200; i++)); do
+        p=$((20000 + RANDOM % 12000))
+        if [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then echo "$p"; return 0; fi
+    done
+    die "no free port found"
+}
+
+cpu_ticks() {  # utime+stime of the given pids (ticks), summed
+    local total=0 pid line rest
+    for pid in "$@"; do
+        read -r line <"/proc/$pid/stat" 2>/dev/null || continue
+        rest="${line##*) }"
+        set -- $rest
+        # rest fields: 1 state, 2 ppid, … 12 utime, 13 stime
+        total=$((total + ${12} + ${13}))
+    done
+    echo "$total"
+}
+
+thread_ticks() {  # lines "tid name ticks" for every thread of the given pids (name: digits → N)
+    local pid task line rest name
+    for pid in "$@"; do
+        for task in /proc/"$pid"/task/[0-9]*; do
+            read -r line <"$task/stat" 2>/dev/null || continue
+            read -r name <"$task/comm" 2>/dev/null || name=unknown
+            rest="${line##*) }"
+            set -- $rest
+            name="$(printf '%s' "$name" | tr -s '0-9' 'N' | tr ' ' '_')"
+            echo "${task##*/} $name $((${12} + ${13}))"
+        done
+    done
+}
+
+listen_overflows() {  # TcpExt ListenOverflows (accept queue full → SYN dropped, client retries after ~1 s)
+    awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) n[i] = $i; h = 1 } else { for (i = 1; i <= NF; i++) if (n[i] == "ListenOverflows") print $i } }' /proc/net/netstat
+}
+
+status_kb() {  # status_kb FIELD PID...: sum of VmRSS/VmHWM (kB)
+    local field="$1" total=0 pid v
+    shift
+    for pid in "$@"; do
+        v="$(awk -v f="$field:" '$1 == f { print $2 }' "/proc/$pid/status" 2>/dev/null)"
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+worker_pids() { children_of "$SERVE_PID" | sort -n | tr '\n' ' '; }
+nginx_pids() { echo "$NGINX_PID $(children_of "$NGINX_PID" | tr '\n' ' ')"; }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+# Waits (bounded) until the 1-minute load average is below QUIET_LOAD.
+wait_quiet() {
+    [ -n "${QUIET_LOAD:-}" ] || return 0
+    local waited=0 l1
+    while :; do
+        l1="$(cut -d' ' -f1 /proc/loadavg)"
+        if awk -v l="$l1" -v q="$QUIET_LOAD" 'BEGIN { exit !(l < q) }'; then return 0; fi
+        if [ "$waited" -ge "$QUIET_WAIT" ]; then log "load still $l1 after ${QUIET_WAIT}s; going on"; return 0; fi
+        [ $((waited % 30)) -eq 0 ] && log "waiting for a quiet machine (load $l1, want < $QUIET_LOAD)"
+        sleep 5
+        waited=$((waited + 5))
+    done
+}
+
+# ---------------------------------------------------------------------------------------------
+# Build.
+
+if [ "$SKIP_BUILD" != 1 ]; then
+    log "building release into $SCRATCH"
+    built=0
+    for attempt in 1 2 3 4; do
+        if (cd "$ROOT" && swift build -c release --scratch-path "$SCRATCH" 2>&1 | tail -n 25 >&2) &&
+            [ -x "$GW" ] && [ -x "$LG" ]; then
+            built=1
+            break
+        fi
+        log "build failed (attempt $attempt); retrying in 60 s"
+        sleep 60
+    done
+    [ "$built" = 1 ] || die "release build failed"
+fi
+[ -x "$GW" ] && [ -x "$LG" ] || die "binaries missing in $SCRATCH/release (run without SKIP_BUILD=1)"
+
+# ---------------------------------------------------------------------------------------------
+# State, simulator, gateway, nginx.
+
+T="$(mktemp -d /tmp/deploxa-bench.XXXXXX)"
+chmod 755 "$T"   # nginx workers (nobody when started as root) must reach the socket
+mkdir -p "$T/nginx/logs" "$T/nginx/tmp" "$T/runs"
+SIM_PORT="$(free_port)"
+NGINX_PORT="$(free_port)"
+while [ "$NGINX_PORT" = "$SIM_PORT" ]; do NGINX_PORT="$(free_port)"; done
+SOCK="$T/gw.sock"
+export DEPLOXA_GATEWAY_DB="$T/gw.db"
+
+log "starting the simulator on 127.0.0.1:$SIM_PORT"
+"$GW" simulate --listen "127.0.0.1:$SIM_PORT" >"$T/sim.log" 2>&1 &
+SIM_PID=$!
+for ((i = 0; i < 100; i++)); do
+    curl -fsS "http://127.0.0.1:$SIM_PORT/_sim/stats" >/dev/null 2>&1 && break
+    pid_alive "$SIM_PID" || die "simulator exited: $(tail -5 "$T/sim.log")"
+    sleep 0.1
+done
+curl -fsS "http://127.0.0.1:$SIM_PORT/_sim/stats" >/dev/null || die "simulator not answering"
+
+log "creating the gateway state in $DEPLOXA_GATEWAY_DB"
+{
+    "$GW" migrate &&
+    "$GW" org create bench &&
+    "$GW" project create bench/load &&
+    echo sim-key | "$GW" provider set bench/load openai --base-url "http://127.0.0.1:$SIM_PORT/openai"
+} >"$T/setup.log" 2>&1 || die "setup failed: $(tail -5 "$T/setup.log")"
+KEY="$("$GW" key create bench/load --json 2>>"$T/setup.log" | jq -r '.secret')"
+[ -n "$KEY" ] && [ "$KEY" != null ] || die "key create failed: $(tail -5 "$T/setup.log")"
+
+log "starting serve --workers $WORKERS on $SOCK"
+"$GW" serve --socket "$SOCK" --workers "$WORKERS" --pid-file "$T/serve.pid" --log-level warning \
+    --graceful-timeout 5 >"$T/serve.log" 2>&1 &
+SERVE_PID=$!
+for ((i = 0; i < 100; i++)); do
+    [ -S "$SOCK" ] && [ "$(children_of "$SERVE_PID" | wc -l)" -ge "$WORKERS" ] && break
+    pid_alive "$SERVE_PID" || die "serve exited: $(tail -5 "$T/serve.log")"
+    sleep 0.1
+done
+[ -S "$SOCK" ] || die "no socket at $SOCK"
+
+log "starting nginx on 127.0.0.1:$NGINX_PORT"
+TEMPLATE="$ROOT/nginx/nginx.local.conf.template"
+CONF="$T/nginx/nginx.conf"
+sed -e "s|@PREFIX@|$T/nginx|g" -e "s|@SOCKET@|$SOCK|g" -e "s|@LISTEN@|127.0.0.1:$NGINX_PORT|g" "$TEMPLATE" |
+awk -v simport="$SIM_PORT" '
+    # Benchmark additions: access log off, and a /direct/ location proxying straight to the
+    # simulator over kept-alive connections, unbuffered, in the same server as /v1/.
+    /^[[:space:]]*access_log[[:space:]]/ { print "    access_log off;"; next }
+    /^[[:space:]]*http[[:space:]]*\{/ {
+        print
+        print "    upstream deploxa_bench_sim {"
+        print "        server 127.0.0.1:" simport ";"
+        print "        keepalive 256;"
+        print "        keepalive_requests 100000;"
+        print "    }"
+        next
+    }
+    /^[[:space:]]*location[[:space:]]+\/v1\/[[:space:]]*\{/ && !added {
+        print "        location /direct/ {"
+        print "            proxy_pass http://deploxa_bench_sim/openai/;"
+        print "            proxy_http_version 1.1;"
+        print "            proxy_set_header Connection \"\";"
+        print "            proxy_buffering off;"
+        print "            proxy_read_timeout 900s;"
+        print "        }"
+        print ""
+        added = 1
+    }
+    { print }
+' >"$CONF"
+grep -q 'deploxa_bench_sim/openai/' "$CONF" && grep -q 'upstream deploxa_bench_sim' "$CONF" ||
+    die "could not add the /direct/ location to the rendered template ($CONF)"
+nginx -t -q -p "$T/nginx" -c "$CONF" -e "$T/nginx/logs/nginx-error.log" 2>"$T/nginx-t.log" ||
+    die "nginx -t failed: $(cat "$T/nginx-t.log")"
+nginx -p "$T/nginx" -c "$CONF" -e "$T/nginx/logs/nginx-error.log" -g 'daemon off;' >"$T/nginx.out" 2>&1 &
+NGINX_PID=$!
+BASE="http://127.0.0.1:$NGINX_PORT"
+for ((i = 0; i < 100; i++)); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/healthz")" = 200 ] && break
+    pid_alive "$NGINX_PID" || die "nginx exited: $(cat "$T/nginx.out")"
+    sleep 0.1
+done
+
+# Request bodies.
+printf '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello. [sim words=%s]"}]}' \
+    "$WORDS" >"$T/chat.json"
+printf '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Tell a slow story. [sim chunk_delay_ms=%s words=%s]"}]}' \
+    "$STREAM_CHUNK_DELAY_MS" "$STREAM_WORDS" >"$T/stream.json"
+
+GW_URL="$BASE/v1/chat/completions"
+DIRECT_URL="$BASE/direct/v1/chat/completions"
+GW_AUTH="Authorization: Bearer $KEY"
+DIRECT_AUTH="Authorization: Bearer sim-key"
+
+# Smoke test: both paths answer 200 with a chat completion.
+for path in gateway direct; do
+    if [ "$path" = gateway ]; then url="$GW_URL"; auth="$GW_AUTH"; else url="$DIRECT_URL"; auth="$DIRECT_AUTH"; fi
+    code="$(curl -s -o "$T/smoke-$path.json" -D "$T/smoke-$path.headers" -w '%{http_code}' -H "$auth" \
+        -H 'Content-Type: application/json' --data-binary @"$T/chat.json" "$url")"
+    [ "$code" = 200 ] && jq -e '.choices[0].message.content' "$T/smoke-$path.json" >/dev/null 2>&1 ||
+        die "smoke test $path: HTTP $code: $(head -c 400 "$T/smoke-$path.json")"
+done
+log "smoke test ok (gateway and direct answer 200)"
+
+WORKERS_AT_START="$(worker_pids)"
+IDLE_FRESH_WORKERS_KB="$(status_kb VmRSS $WORKERS_AT_START)"
+IDLE_FRESH_MASTER_KB="$(status_kb VmRSS "$SERVE_PID")"
+IDLE_FRESH_SIM_KB="$(status_kb VmRSS "$SIM_PID")"
+IDLE_FRESH_NGINX_KB="$(status_kb VmRSS $(nginx_pids))"
+LOAD_START="$(loadavg)"
+
+# ---------------------------------------------------------------------------------------------
+# One open-loop run. run_rate NAME PATH(gateway|direct) RATE DURATION: writes $T/runs/NAME.json, which
+# holds the generator's JSON report plus "cpu" (µs per request per component) and "loadavg".
+
+run_rate() {
+    local name="$1" path="$2" rate="$3" dur="$4" url auth out before_ng before_w before_m before_s \
+        after_ng after_w after_m after_s wpids npids total lg_user lg_sys
+    if [ "$path" = gateway ]; then url="$GW_URL"; auth="$GW_AUTH"; else url="$DIRECT_URL"; auth="$DIRECT_AUTH"; fi
+    out="$T/runs/$name"
+    wpids="$(worker_pids)"
+    npids="$(nginx_pids)"
+    before_ng="$(cpu_ticks $npids)"; before_w="$(cpu_ticks $wpids)"
+    before_m="$(cpu_ticks "$SERVE_PID")"; before_s="$(cpu_ticks "$SIM_PID")"
+    thread_ticks $wpids >"$out.threads-before"
+    /usr/bin/time -f '%U %S' -o "$out.time" timeout --kill-after=5 $((dur + WARMUP + 40)) \
+        "$LG" rate --url "$url" --rate "$rate" --duration "$dur" --warmup "$WARMUP" \
+        --connections "$CONNECTIONS" --threads "$LOADGEN_THREADS" --timeout 10 \
+        --body-file "$T/chat.json" -H "$auth" --json >"$out.lg" 2>"$out.err"
+    local rc=$?
+    after_ng="$(cpu_ticks $npids)"; after_w="$(cpu_ticks $wpids)"
+    after_m="$(cpu_ticks "$SERVE_PID")"; after_s="$(cpu_ticks "$SIM_PID")"
+    thread_ticks $wpids >"$out.threads-after"
+    local total_for_threads
+    total_for_threads="$(awk -v r="$rate" -v d="$dur" -v w="$WARMUP" 'BEGIN { printf "%d", r * (d + w) + 0.5 }')"
+    # Worker CPU by thread name (digits folded to N): µs per request.
+    awk -v tck="$CLK_TCK" -v total="$total_for_threads" '
+        FNR == NR { before[$1] = $3; next }
+        { delta[$2] += $3 - ($1 in before ? before[$1] : 0) }
+        END {
+            printf "{"; sep = ""
+            for (n in delta) { printf "%s\"%s\":%.1f", sep, n, delta[n] / tck * 1e6 / total; sep = "," }
+            printf "}\n"
+        }' "$out.threads-before" "$out.threads-after" >"$out.threads.json"
+    if [ "$rc" != 0 ] || ! jq -e . "$out.lg" >/dev/null 2>&1; then
+        log "loadgen $name failed (rc $rc): $(tail -3 "$out.err")"
+        echo '{"failed":true}' >"$out.lg"
+    fi
+    [ "$(worker_pids)" = "$wpids" ] || log "WARNING: worker set changed during $name: [$wpids] → [$(worker_pids)]"
+    read -r lg_user lg_sys <"$out.time" 2>/dev/null || { lg_user=0; lg_sys=0; }
+    total="$(awk -v r="$rate" -v d="$dur" -v w="$WARMUP" 'BEGIN { printf "%d", r * (d + w) + 0.5 }')"
+    jq --arg path "$path" --arg name "$name" --arg load "$(loadavg)" \
+        --arg workers_before "$wpids" --arg workers_after "$(worker_pids)" \
+        --argjson total "$total" --argjson tck "$CLK_TCK" \
+        --argjson ng "$((after_ng - before_ng))" --argjson w "$((after_w - before_w))" \
+        --argjson m "$((after_m - before_m))" --argjson s "$((after_s - before_s))" \
+        --argjson lgu "$lg_user" --argjson lgs "$lg_sys" --slurpfile threads "$out.threads.json" '
+        def us(t): (t / $tck * 1e6 / $total * 10 | round) / 10;
+        . + {name: $name, path: $path, loadavg_after: $load,
+             worker_threads_us_per_req: (if $path == "gateway" then $threads[0] else null end),
+             worker_pids_before: $workers_before, worker_pids_after: $workers_after,
+             cpu: {requests_sent_incl_warmup: $total,
+                   nginx_us_per_req: us($ng), workers_us_per_req: us($w), master_us_per_req: us($m),
+                   simulator_us_per_req: us($s),
+                   loadgen_us_per_req: (((($lgu + $lgs) * 1e6 / $total) * 10 | round) / 10),
+                   nginx_cpu_s: ($ng / $tck), workers_cpu_s: ($w / $tck), master_cpu_s: ($m / $tck),
+                   simulator_cpu_s: ($s / $tck), loadgen_cpu_s: ($lgu + $lgs)}}'  "$out.lg" >"$out.json"
+    log "$(jq -r '"\(.name): target \(.target_rate) achieved \(.achieved_rate // "-") req/s  p50 \(.p50_ms // "-") p99 \(.p99_ms // "-") ms  non2xx \(.non_2xx // "-") errors \(.errors // "-")  status \(.status_counts // {} | tostring)"' "$out.json")"
+}
+
+# pair NAME RATE DURATION REPEATS: REPEATS × (direct, then gateway); writes $T/runs/NAME.pair.json with
+# every run, and per path a summary: median p50/p90/p99/p99.9 over the repeats, worst p99 and
+# max, lowest achieved rate, summed errors and status counts, mean CPU per request.
+# Overhead = median(gateway) − median(direct), at p50 and at p99.
+pair() {
+    local name="$1" rate="$2" dur="$3" reps="${4:-1}" i dfiles=() gfiles=()
+    for ((i = 1; i <= reps; i++)); do
+        run_rate "$name-direct-$i" direct "$rate" "$dur"
+        sleep 1
+        run_rate "$name-gateway-$i" gateway "$rate" "$dur"
+        sleep 1
+        dfiles+=("$T/runs/$name-direct-$i.json")
+        gfiles+=("$T/runs/$name-gateway-$i.json")
+    done
+    jq -n --argjson rate "$rate" --slurpfile d <(jq -s . "${dfiles[@]}") --slurpfile g <(jq -s . "${gfiles[@]}") '
+        def r3: if . == null then null else (. * 1000 | round) / 1000 end;
+        def median: map(select(. != null)) | sort
+            | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
+              else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+        def mean: map(select(. != null)) | if length == 0 then null else ((add / length) * 10 | round) / 10 end;
+        def summary(runs): {
+            runs: (runs | length),
+            failed: (runs | any(.failed == true)),
+            target_rate: $rate,
+            achieved_rate: (runs | map(.achieved_rate) | map(select(. != null)) | min),
+            sent: (runs | map(.sent // 0) | add), completed: (runs | map(.completed // 0) | add),
+            errors: (runs | map(if .failed == true then 1 else (.errors // 0) end) | add),
+            non_2xx: (runs | map(.non_2xx // 0) | add),
+            status_counts: (reduce (runs[] | .status_counts // {} | to_entries[]) as $e ({}; .[$e.key] += $e.value)),
+            error_counts: (reduce (runs[] | .error_counts // {} | to_entries[]) as $e ({}; .[$e.key] += $e.value)),
+            p50_ms: (runs | map(.p50_ms) | median | r3), p90_ms: (runs | map(.p90_ms) | median | r3),
+            p99_ms: (runs | map(.p99_ms) | median | r3), p999_ms: (runs | map(.p999_ms) | median | r3),
+            p99_ms_each: (runs | map(.p99_ms)), p50_ms_each: (runs | map(.p50_ms)),
+            p99_ms_worst: (runs | map(.p99_ms) | map(select(. != null)) | max),
+            max_ms: (runs | map(.max_ms) | map(select(. != null)) | max),
+            dispatch_lag_p99_ms_worst: (runs | map(.dispatch_lag_p99_ms) | map(select(. != null)) | max),
+            cpu: (runs | map(.cpu) | {
+                nginx_us_per_req: map(.nginx_us_per_req) | mean,
+                workers_us_per_req: map(.workers_us_per_req) | mean,
+                master_us_per_req: map(.master_us_per_req) | mean,
+                simulator_us_per_req: map(.simulator_us_per_req) | mean,
+                loadgen_us_per_req: map(.loadgen_us_per_req) | mean}),
+            worker_threads_us_per_req: (runs | map(.worker_threads_us_per_req // {}) as $t
+                | ($t | map(keys) | add // [] | unique) as $k
+                | reduce $k[] as $name ({}; .[$name] = ($t | map(.[$name] // 0) | mean)))};
+        def sub(a; b): if (a == null or b == null) then null else ((a - b) * 1000 | round) / 1000 end;
+        summary($d[0]) as $ds | summary($g[0]) as $gs
+        | {rate: $rate, repeats: ($d[0] | length), direct: $ds, gateway: $gs,
+           overhead_p50_ms: sub($gs.p50_ms; $ds.p50_ms),
+           overhead_p99_ms: sub($gs.p99_ms; $ds.p99_ms),
+           runs: {direct: $d[0], gateway: $g[0]}}' >"$T/runs/$name.pair.json"
+    log "$name: overhead p50 $(jq -r .overhead_p50_ms "$T/runs/$name.pair.json") ms, p99 $(jq -r .overhead_p99_ms "$T/runs/$name.pair.json") ms (medians of $reps)"
+}
+
+echo '[]' >"$T/overhead.json"
+echo '{"ran":false}' >"$T/steps.json"
+echo '{"ran":false}' >"$T/memory.json"
+echo 'null' >"$T/cpu.json"
+
+wait_quiet
+
+# ---------------------------------------------------------------------------------------------
+# a (+ d). Overhead at fixed rates.
+
+part_a() {
+    log "part a: overhead at $RATES req/s (${DURATION}s + ${WARMUP}s warm-up each, direct then gateway); load $(loadavg)"
+    # A short unmeasured warm-up of both paths (connections, caches, page faults).
+    run_rate warm-direct direct 200 3 >/dev/null 2>&1
+    run_rate warm-gateway gateway 200 3 >/dev/null 2>&1
+    local r files=()
+    for r in $RATES; do
+        pair "rate$r" "$r" "$DURATION" "$REPEATS"
+        files+=("$T/runs/rate$r.pair.json")
+    done
+    jq -s '.' "${files[@]}" >"$T/overhead.json"
+    # d. CPU per request per component at CPU_RATE.
+    if [ -f "$T/runs/rate$CPU_RATE.pair.json" ]; then
+        jq --argjson rate "$CPU_RATE" '{rate: $rate, repeats: .repeats, gateway: .gateway.cpu, direct: .direct.cpu,
+            gateway_worker_threads_us_per_req: .gateway.worker_threads_us_per_req,
+            gateway_loadavg_after: (.runs.gateway | map(.loadavg_after))}' "$T/runs/rate$CPU_RATE.pair.json" >"$T/cpu.json"
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# c. Memory with STREAMS concurrent slow streams.
+
+part_c() {
+    log "part c: $STREAMS concurrent streams (chunk_delay_ms=$STREAM_CHUNK_DELAY_MS words=$STREAM_WORDS), hold ${STREAM_HOLD}s; load $(loadavg)"
+    local wpids idle_w idle_m idle_s idle_n lgpid sample_w sample_m sample_s sample_n hwm_w per_worker \
+        sim_stats_open sim_conns nginx_fcgi after_stats rc
+    # Baseline: the same streams straight to the simulator through nginx (time to first byte,
+    # simulator and nginx memory), held a short while.
+    local ovf0 ovf1 ovf2 ovf3
+    ovf0="$(listen_overflows)"
+    timeout --kill-after=5 $((STREAM_BASELINE_HOLD + 40)) "$LG" streams --url "$DIRECT_URL" --concurrency "$STREAMS" \
+        --hold "$STREAM_BASELINE_HOLD" --timeout 10 --body-file "$T/stream.json" -H "$DIRECT_AUTH" --json \
+        >"$T/runs/streams-direct.lg" 2>"$T/runs/streams-direct.err" ||
+        log "direct streams baseline failed: $(tail -3 "$T/runs/streams-direct.err")"
+    jq -e . "$T/runs/streams-direct.lg" >/dev/null 2>&1 || echo '{"failed":true}' >"$T/runs/streams-direct.lg"
+    ovf1="$(listen_overflows)"
+    log "direct streams baseline: $(jq -c '{established, first_byte, errors, status_counts, ttfb_p50_ms, ttfb_p99_ms}' "$T/runs/streams-direct.lg")"
+    sleep 3
+    wpids="$(worker_pids)"
+    idle_w="$(status_kb VmRSS $wpids)"; idle_m="$(status_kb VmRSS "$SERVE_PID")"
+    idle_s="$(status_kb VmRSS "$SIM_PID")"; idle_n="$(status_kb VmRSS $(nginx_pids))"
+    ovf2="$(listen_overflows)"
+    timeout --kill-after=5 $((STREAM_HOLD + 40)) "$LG" streams --url "$GW_URL" --concurrency "$STREAMS" \
+        --hold "$STREAM_HOLD" --timeout 10 --body-file "$T/stream.json" -H "$GW_AUTH" --json \
+        >"$T/runs/streams.lg" 2>"$T/runs/streams.err" &
+    lgpid=$!
+    BG_PIDS+=("$lgpid")
+    sleep "$STREAM_SAMPLE_AT"
+    sample_w="$(status_kb VmRSS $wpids)"; sample_m="$(status_kb VmRSS "$SERVE_PID")"
+    sample_s="$(status_kb VmRSS "$SIM_PID")"; sample_n="$(status_kb VmRSS $(nginx_pids))"
+    hwm_w="$(status_kb VmHWM $wpids)"
+    per_worker="$(for p in $wpids; do printf '{"pid":%s,"rss_kb":%s,"threads":%s},' "$p" "$(status_kb VmRSS "$p")" \
+        "$(awk '$1 == "Threads:" { print $2 }' "/proc/$p/status" 2>/dev/null || echo 0)"; done)"
+    sim_stats_open="$(curl -s --max-time 5 "http://127.0.0.1:$SIM_PORT/_sim/stats")"
+    echo "$sim_stats_open" | jq -e . >/dev/null 2>&1 || sim_stats_open=null
+    sim_conns="$(ss -Htn state established "( dport = :$SIM_PORT )" 2>/dev/null | wc -l)"
+    nginx_fcgi="$(ss -Hx 2>/dev/null | grep -c "$SOCK")"
+    log "streams open: workers RSS $(mb "$sample_w") MB (idle $(mb "$idle_w") MB), master $(mb "$sample_m") MB, simulator $(mb "$sample_s") MB; sim in-flight $(echo "$sim_stats_open" | jq -r '.in_flight // "?"' 2>/dev/null), gateway→sim TCP $sim_conns"
+    wait "$lgpid"
+    rc=$?
+    [ "$rc" = 0 ] && jq -e . "$T/runs/streams.lg" >/dev/null 2>&1 || {
+        log "streams loadgen failed (rc $rc): $(tail -3 "$T/runs/streams.err")"
+        echo '{"failed":true}' >"$T/runs/streams.lg"
+    }
+    ovf3="$(listen_overflows)"
+    sleep 5
+    after_stats="$(curl -s --max-time 5 "http://127.0.0.1:$SIM_PORT/_sim/stats")"
+    echo "$after_stats" | jq -e . >/dev/null 2>&1 || after_stats=null
+    local after_w
+    after_w="$(status_kb VmRSS $wpids)"
+    jq -n --slurpfile lg "$T/runs/streams.lg" --slurpfile lgd "$T/runs/streams-direct.lg" \
+        --argjson streams "$STREAMS" --argjson hold "$STREAM_HOLD" --argjson at "$STREAM_SAMPLE_AT" \
+        --argjson words "$STREAM_WORDS" --argjson delay "$STREAM_CHUNK_DELAY_MS" \
+        --argjson fresh_w "$IDLE_FRESH_WORKERS_KB" --argjson fresh_m "$IDLE_FRESH_MASTER_KB" \
+        --argjson fresh_s "$IDLE_FRESH_SIM_KB" --argjson fresh_n "$IDLE_FRESH_NGINX_KB" \
+        --argjson idle_w "$idle_w" --argjson idle_m "$idle_m" --argjson idle_s "$idle_s" --argjson idle_n "$idle_n" \
+        --argjson w "$sample_w" --argjson m "$sample_m" --argjson s "$sample_s" --argjson n "$sample_n" \
+        --argjson hwm "$hwm_w" --argjson after_w "$after_w" --argjson per "[${per_worker%,}]" \
+        --argjson simopen "${sim_stats_open:-null}" --argjson simafter "${after_stats:-null}" \
+        --argjson simconns "$sim_conns" --argjson fcgi "$nginx_fcgi" \
+        --argjson ovf_direct "$(( ${ovf1:-0} - ${ovf0:-0} ))" --argjson ovf_gw "$(( ${ovf3:-0} - ${ovf2:-0} ))" --arg load "$(loadavg)" \
+        --arg wpids "$wpids" --arg wpids_after "$(worker_pids)" '
+        def mb(k): (k / 1024 * 10 | round) / 10;
+        {ran: true, streams: $streams, hold_s: $hold, sampled_after_s: $at,
+         sim_words: $words, sim_chunk_delay_ms: $delay, loadgen: $lg[0], direct_baseline: $lgd[0],
+         rss_mb: {
+           workers_idle_fresh: mb($fresh_w), master_idle_fresh: mb($fresh_m),
+           simulator_idle_fresh: mb($fresh_s), nginx_idle_fresh: mb($fresh_n),
+           workers_idle_before: mb($idle_w), master_idle_before: mb($idle_m),
+           simulator_idle_before: mb($idle_s), nginx_idle_before: mb($idle_n),
+           workers_streams_open: mb($w), master_streams_open: mb($m),
+           simulator_streams_open: mb($s), nginx_streams_open: mb($n),
+           workers_peak_hwm: mb($hwm), workers_5s_after_close: mb($after_w)},
+         per_worker_while_open: $per,
+         workers_rss_per_stream_kb: ((($w - $idle_w) / $streams * 10 | round) / 10),
+         simulator_stats_while_open: $simopen, simulator_stats_5s_after: $simafter,
+         upstream_tcp_connections_to_simulator_while_open: $simconns,
+         fastcgi_unix_connections_while_open: $fcgi,
+         tcp_listen_overflows: {direct_baseline: $ovf_direct, gateway: $ovf_gw},
+         worker_pids_before: $wpids, worker_pids_after: $wpids_after,
+         loadavg_after: $load}' >"$T/memory.json"
+    log "streams: $(jq -c '{established, first_byte, completed, held_to_end, errors, status_counts, ttfb_p99_ms}' "$T/runs/streams.lg")"
+}
+
+# ---------------------------------------------------------------------------------------------
+# b. Step the rate up until the p99 overhead reaches MAX_P99_OVERHEAD_MS or errors appear.
+
+part_b() {
+    log "part b: stepping $STEP_RATES req/s (${STEP_DURATION}s + ${WARMUP}s each) until p99 overhead ≥ ${MAX_P99_OVERHEAD_MS} ms or errors; load $(loadavg)"
+    local r files=() best=null stop_reason="all step rates passed" verdict
+    for r in $STEP_RATES; do
+        pair "step$r" "$r" "$STEP_DURATION" "$STEP_REPEATS"
+        files+=("$T/runs/step$r.pair.json")
+        verdict="$(jq -r --argjson max "$MAX_P99_OVERHEAD_MS" '
+            def errs(x): (x.failed == true) or (x.errors // 1) > 0 or (x.non_2xx // 1) > 0;
+            def slow(x): (x.achieved_rate // 0) < 0.98 * x.target_rate;
+            if errs(.direct) or slow(.direct) then "baseline (direct) failed or saturated"
+            elif errs(.gateway) then "gateway errors or non-2xx answers"
+            elif slow(.gateway) then "gateway saturated (achieved rate < 98 % of target)"
+            elif (.overhead_p99_ms == null or .overhead_p99_ms >= $max) then "p99-overhead"
+            else "pass" end' "$T/runs/step$r.pair.json")"
+        [ "$verdict" = "p99-overhead" ] && verdict="p99 overhead ≥ $MAX_P99_OVERHEAD_MS ms"
+        if [ "$verdict" = pass ]; then
+            best="$r"
+        else
+            stop_reason="$verdict at $r req/s"
+            log "step $r req/s: $verdict; stopping"
+            break
+        fi
+    done
+    jq -s --argjson best "$best" --arg reason "$stop_reason" --argjson max "$MAX_P99_OVERHEAD_MS" \
+        '{ran: true, max_p99_overhead_ms: $max, highest_passing_rate: $best, stop_reason: $reason, steps: .}' \
+        "${files[@]}" >"$T/steps.json"
+}
+
+for part in $PARTS; do
+    case "$part" in
+        a) part_a ;;
+        b) part_b ;;
+        c) part_c ;;
+        *) log "unknown part '$part' (a, b or c)" ;;
+    esac
+done
+
+# ---------------------------------------------------------------------------------------------
+# Evidence and results.
+
+LOAD_END="$(loadavg)"
+WORKERS_AT_END="$(worker_pids)"
+mkdir -p "$RESULTS_DIR"
+base="${RESULTS%.json}"
+tail -n 300 "$T/serve.log" >"$base-serve.log" 2>/dev/null
+tail -n 300 "$T/nginx/logs/nginx-error.log" >"$base-nginx-error.log" 2>/dev/null
+serve_lines="$(wc -l <"$T/serve.log")"
+serve_err_lines="$(grep -ciE 'error|critical|crash|exited|signal' "$T/serve.log")"
+nginx_err_lines="$(grep -cE '\[(error|crit|alert|emerg)\]' "$T/nginx/logs/nginx-error.log" 2>/dev/null)"
+nginx_err_lines="${nginx_err_lines:-0}"
+
+CPU_MODEL="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+MEM_TOTAL_KB="$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)"
+SWIFT_VERSION="$(swift --version 2>/dev/null | head -1)"
+NGINX_VERSION="$(nginx -v 2>&1 | sed 's/^nginx version: //')"
+SQLITE_VERSION="$(pkg-config --modversion sqlite3 2>/dev/null || echo unknown)"
+
+jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -srm)" --arg cpu "$CPU_MODEL" \
+    --argjson cores "$(nproc)" --argjson mem "$MEM_TOTAL_KB" --arg swift "$SWIFT_VERSION" \
+    --arg nginx "$NGINX_VERSION" --arg sqlite "$SQLITE_VERSION" \
+    --arg load_start "$LOAD_START" --arg load_end "$LOAD_END" \
+    --argjson workers "$WORKERS" --argjson dur "$DURATION" --argjson warm "$WARMUP" \
+    --argjson step_dur "$STEP_DURATION" --argjson conns "$CONNECTIONS" --argjson lgthreads "$LOADGEN_THREADS" \
+    --argjson words "$WORDS" --arg parts "$PARTS" \
+    --arg wstart "$WORKERS_AT_START" --arg wend "$WORKERS_AT_END" \
+    --argjson serve_lines "$serve_lines" --argjson serve_err "$serve_err_lines" --argjson nginx_err "$nginx_err_lines" \
+    --slurpfile overhead "$T/overhead.json" --slurpfile steps "$T/steps.json" \
+    --slurpfile memory "$T/memory.json" --slurpfile cpuper "$T/cpu.json" '
+    {date: $date,
+     machine: {kernel: $host, cpu: $cpu, cores: $cores, mem_total_mb: ($mem / 1024 | round),
+               swift: $swift, nginx: $nginx, sqlite: $sqlite},
+     loadavg: {start: $load_start, end: $load_end},
+     config: {workers: $workers, duration_s: $dur, warmup_s: $warm, step_duration_s: $step_dur,
+              loadgen_connections: $conns, loadgen_threads: $lgthreads, sim_words: $words, parts: $parts,
+              nginx: "nginx/nginx.local.conf.template (worker_processes 1), access_log off, + /direct/ proxy location (upstream keepalive 256, proxy_buffering off)"},
+     targets: {
+       overhead_500: ($overhead[0] | map(select(.rate == 500)) | .[0] // null
+                      | if . == null then null else
+                        {p50_ms: .overhead_p50_ms, p99_ms: .overhead_p99_ms,
+                         p50_target_ms: 1, p99_target_ms: 3,
+                         met: (.overhead_p50_ms <= 1 and .overhead_p99_ms <= 3
+                               and .gateway.errors == 0 and .gateway.non_2xx == 0)} end),
+       streams_1000: (if $memory[0].ran then
+                        {workers_rss_mb: $memory[0].rss_mb.workers_streams_open, target_mb: 400,
+                         established: $memory[0].loadgen.established,
+                         met: ($memory[0].rss_mb.workers_streams_open < 400
+                               and $memory[0].loadgen.established == $memory[0].streams)}
+                      else null end)},
+     overhead: $overhead[0], cpu_per_request: $cpuper[0], memory: $memory[0], max_rate: $steps[0],
+     gateway_health: {worker_pids_start: $wstart, worker_pids_end: $wend,
+                      serve_log_lines: $serve_lines, serve_log_error_like_lines: $serve_err,
+                      nginx_error_log_error_lines: $nginx_err}}' >"$RESULTS" || die "could not write $RESULTS"
+
+# ---------------------------------------------------------------------------------------------
+# Summary table.
+
+{
+    echo
+    echo "Deploxa gateway benchmarks — $(jq -r .date "$RESULTS")"
+    echo "machine: $(jq -r '.machine | "\(.cores) cores \(.cpu), \(.mem_total_mb) MB, \(.kernel)"' "$RESULTS")"
+    echo "workers: $WORKERS   load average: start $LOAD_START, end $LOAD_END"
+    echo
+    if [ "$(jq '.overhead | length' "$RESULTS")" -gt 0 ]; then
+        echo "a. overhead (open loop, ${DURATION}s measured + ${WARMUP}s warm-up, medians of $REPEATS alternating runs, latency in ms)"
+        printf '%-9s %9s %9s %9s %9s %9s %9s %10s %7s\n' rate dir_p50 dir_p99 gw_p50 gw_p99 ovh_p50 ovh_p99 gw_achvd gw_err
+        jq -r '.overhead[] | [.rate, .direct.p50_ms, .direct.p99_ms, .gateway.p50_ms, .gateway.p99_ms,
+            .overhead_p50_ms, .overhead_p99_ms, .gateway.achieved_rate, ((.gateway.errors // 0) + (.gateway.non_2xx // 0))]
+            | map(tostring) | @tsv' "$RESULTS" |
+            while IFS=$'\t' read -r a b c d e f g h i; do
+                printf '%-9s %9s %9s %9s %9s %9s %9s %10s %7s\n' "$a" "$b" "$c" "$d" "$e" "$f" "$g" "$h" "$i"
+            done
+        echo
+    fi
+    if [ "$(jq '.cpu_per_request != null' "$RESULTS")" = true ]; then
+        echo "d. CPU per request at $CPU_RATE req/s (µs; incl. warm-up requests)"
+        printf '%-8s %8s %8s %8s %10s %8s\n' path nginx workers master simulator loadgen
+        for p in direct gateway; do
+            jq -r --arg p "$p" '.cpu_per_request[$p] | [$p, .nginx_us_per_req, .workers_us_per_req, .master_us_per_req,
+                .simulator_us_per_req, .loadgen_us_per_req] | map(tostring) | @tsv' "$RESULTS" |
+                while IFS=$'\t' read -r a b c d e f; do printf '%-8s %8s %8s %8s %10s %8s\n' "$a" "$b" "$c" "$d" "$e" "$f"; done
+        done
+        echo "   gateway workers by thread (µs/request): $(jq -r '.cpu_per_request.gateway_worker_threads_us_per_req // {}
+            | to_entries | sort_by(-.value) | map(select(.value > 0) | "\(.key) \(.value)") | join(", ")' "$RESULTS")"
+        echo
+    fi
+    if [ "$(jq '.memory.ran' "$RESULTS")" = true ]; then
+        echo "c. memory with $STREAMS open streams (RSS, MB)"
+        jq -r '.memory | "   workers: idle fresh \(.rss_mb.workers_idle_fresh), idle before \(.rss_mb.workers_idle_before), streams open \(.rss_mb.workers_streams_open) (peak HWM \(.rss_mb.workers_peak_hwm)), 5 s after close \(.rss_mb.workers_5s_after_close)",
+            "   master: \(.rss_mb.master_idle_before) → \(.rss_mb.master_streams_open)   simulator: \(.rss_mb.simulator_idle_before) → \(.rss_mb.simulator_streams_open)   nginx: \(.rss_mb.nginx_idle_before) → \(.rss_mb.nginx_streams_open)",
+            "   streams: established \(.loadgen.established // "?"), first_byte \(.loadgen.first_byte // "?"), completed \(.loadgen.completed // "?"), held to end \(.loadgen.held_to_end // "?"), errors \(.loadgen.errors // "?"), status \(.loadgen.status_counts // {} | tostring), ttfb p99 \(.loadgen.ttfb_p99_ms // "?") ms",
+            "   direct baseline: established \(.direct_baseline.established // "?"), ttfb p50 \(.direct_baseline.ttfb_p50_ms // "?") ms, p99 \(.direct_baseline.ttfb_p99_ms // "?") ms; gateway ttfb p50 \(.loadgen.ttfb_p50_ms // "?") ms",
+            "   simulator in-flight while open: \(.simulator_stats_while_open.in_flight // "?"), 5 s after close: \(.simulator_stats_5s_after.in_flight // "?")"' "$RESULTS"
+        echo
+    fi
+    if [ "$(jq '.max_rate.ran' "$RESULTS")" = true ]; then
+        echo "b. highest rate with p99 overhead < ${MAX_P99_OVERHEAD_MS} ms and no errors: $(jq -r '.max_rate.highest_passing_rate // "none"' "$RESULTS") req/s ($(jq -r .max_rate.stop_reason "$RESULTS"))"
+        printf '%-9s %9s %9s %9s %9s %10s %7s\n' rate dir_p99 gw_p50 gw_p99 ovh_p99 gw_achvd gw_err
+        jq -r '.max_rate.steps[] | [.rate, .direct.p99_ms, .gateway.p50_ms, .gateway.p99_ms, .overhead_p99_ms,
+            .gateway.achieved_rate, ((.gateway.errors // 0) + (.gateway.non_2xx // 0))] | map(tostring) | @tsv' "$RESULTS" |
+            while IFS=$'\t' read -r a b c d e f g; do printf '%-9s %9s %9s %9s %9s %10s %7s\n' "$a" "$b" "$c" "$d" "$e" "$f" "$g"; done
+        echo
+    fi
+    echo "targets:"
+    jq -r '.targets | "   overhead at 500 req/s (p50 ≤ 1 ms, p99 ≤ 3 ms): \(if .overhead_500 == null then "not run" else "p50 \(.overhead_500.p50_ms) ms, p99 \(.overhead_500.p99_ms) ms → \(if .overhead_500.met then "MET" else "NOT MET" end)" end)",
+        "   1,000 streams under 400 MB worker RSS: \(if .streams_1000 == null then "not run" else "\(.streams_1000.workers_rss_mb) MB, \(.streams_1000.established) established → \(if .streams_1000.met then "MET" else "NOT MET" end)" end)"' "$RESULTS"
+    echo "gateway: workers [$WORKERS_AT_START] at start, [$WORKERS_AT_END] at end; serve log $serve_lines lines ($serve_err_lines error-like); nginx error log $nginx_err_lines error lines"
+    echo "results: $RESULTS"
+}

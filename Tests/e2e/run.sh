@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# End-to-end tests: nginx → FastCGI → deploxa-gateway serve → SQLite → provider simulator,
+# driven with the official openai Python SDK.
+#
+#   bash Tests/e2e/run.sh [pytest args...]
+#
+# Needs the debug binary (swift build; or DEPLOXA_GATEWAY_BIN), nginx, curl and python3 >= 3.9.
+# Creates (or reuses) a virtualenv at .build/e2e-venv with openai and pytest from PyPI.
+# Exits with pytest's exit code.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+cd "$repo"
+
+bin="${DEPLOXA_GATEWAY_BIN:-$repo/.build/debug/deploxa-gateway}"
+if [[ ! -x "$bin" ]]; then
+    echo "e2e: the gateway binary is missing: $bin" >&2
+    echo "e2e: build it first (cd $repo && swift build), or set DEPLOXA_GATEWAY_BIN." >&2
+    exit 2
+fi
+export DEPLOXA_GATEWAY_BIN="$bin"
+for tool in nginx curl; do
+    if ! command -v "$tool" >/dev/null 2>&1 && [[ ! -x "/usr/sbin/$tool" ]]; then
+        echo "e2e: '$tool' is not installed (apt-get install $tool)." >&2
+        exit 2
+    fi
+done
+export PATH="$PATH:/usr/sbin:/sbin"
+export PYTHONDONTWRITEBYTECODE=1
+
+python="${PYTHON:-python3}"
+venv="$repo/.build/e2e-venv"
+requirements=("openai>=1.50,<3" "pytest>=8,<10")
+stamp="$venv/.e2e-requirements"
+wanted="${requirements[*]}"
+
+if [[ ! -x "$venv/bin/python" ]] || [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]] \
+        || ! "$venv/bin/python" -c 'import openai, pytest, httpx' >/dev/null 2>&1; then
+    echo "e2e: preparing the virtualenv at $venv" >&2
+    mkdir -p "$repo/.build"
+    if [[ ! -x "$venv/bin/python" ]]; then
+        "$python" -m venv "$venv" </dev/null
+    fi
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input "${requirements[@]}" </dev/null
+    printf '%s' "$wanted" >"$stamp"
+fi
+
+set +e
+"$venv/bin/python" -m pytest "$here" -q -p no:cacheprovider "$@" </dev/null
+code=$?
+set -e
+exit "$code"

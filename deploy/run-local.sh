@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Sets up and runs the Deploxa AI Gateway locally, without touching system configuration:
+#   1. installs nginx, libfcgi-dev, libsqlite3-dev (apt-get) when missing,
+#   2. builds the release binary,
+#   3. creates run/gateway.db with a demo org, project and key,
+#   4. configures provider openai from $OPENAI_API_KEY, or else the built-in provider simulator,
+#   5. starts `deploxa-gateway serve` (2 workers) and nginx on 127.0.0.1:8080,
+#   6. prints the demo key and a curl line to try.
+#
+#   deploy/run-local.sh          set up and start (again)
+#   deploy/run-local.sh stop     stop everything it started
+#
+# Environment: DEPLOXA_PORT (8080), DEPLOXA_SIM_PORT (9000), DEPLOXA_RUN_DIR (./run), OPENAI_API_KEY.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RUN=${DEPLOXA_RUN_DIR:-$ROOT/run}
+PORT=${DEPLOXA_PORT:-8080}
+SIM_PORT=${DEPLOXA_SIM_PORT:-9000}
+export DEPLOXA_GATEWAY_DB=$RUN/gateway.db
+
+stop_all() {
+    if [ -f "$RUN/nginx.pid" ]; then nginx -p "$RUN" -c "$RUN/nginx.conf" -s quit 2>/dev/null || true; fi
+    for name in gateway simulator; do
+        if [ -f "$RUN/$name.pid" ]; then
+            pid=$(cat "$RUN/$name.pid")
+            if kill -0 "$pid" 2>/dev/null; then
+                kill -QUIT "$pid" 2>/dev/null || true
+                for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+                kill -KILL "$pid" 2>/dev/null || true
+            fi
+            rm -f "$RUN/$name.pid"
+        fi
+    done
+}
+
+if [ "${1:-}" = "stop" ]; then
+    stop_all
+    echo "Stopped."
+    exit 0
+fi
+
+# 1. System packages.
+missing=()
+command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+[ -f /usr/include/fcgiapp.h ] || missing+=(libfcgi-dev)
+[ -f /usr/include/sqlite3.h ] || missing+=(libsqlite3-dev)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "Installing ${missing[*]} ..."
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# 2. Build.
+echo "Building (release) ..."
+cd "$ROOT"
+swift build -c release --product deploxa-gateway 2>&1 | tail -1
+BIN=$(swift build -c release --show-bin-path)/deploxa-gateway
+
+stop_all
+mkdir -p "$RUN/logs" "$RUN/tmp"
+chmod 755 "$RUN"
+
+# 3. Database and demo tenant.
+"$BIN" migrate
+if ! "$BIN" project list --json | grep -q '"demo/app"'; then
+    "$BIN" org create demo >/dev/null 2>&1 || true
+    "$BIN" project create demo/app >/dev/null
+fi
+
+# 4. Provider.
+if [ -n "${OPENAI_API_KEY:-}" ]; then
+    "$BIN" provider set demo/app openai --api-key-env OPENAI_API_KEY
+    echo "Provider openai: the real API, with the key from \$OPENAI_API_KEY."
+else
+    nohup "$BIN" simulate --listen "127.0.0.1:$SIM_PORT" >"$RUN/logs/simulator.log" 2>&1 &
+    echo $! >"$RUN/simulator.pid"
+    echo "simulator-key" | "$BIN" provider set demo/app openai --base-url "http://127.0.0.1:$SIM_PORT/openai" >/dev/null
+    echo "OPENAI_API_KEY is not set: provider openai points at the built-in provider simulator on 127.0.0.1:$SIM_PORT."
+fi
+
+# 5. Workers and nginx.
+nohup "$BIN" serve --socket "$RUN/gateway.sock" --workers 2 --pid-file "$RUN/gateway.pid" >>"$RUN/logs/gateway.log" 2>&1 &
+sed -e "s#@PREFIX@#$RUN#g" -e "s#@SOCKET@#$RUN/gateway.sock#g" -e "s#@LISTEN@#127.0.0.1:$PORT#g" \
+    "$ROOT/nginx/nginx.local.conf.template" >"$RUN/nginx.conf"
+for _ in $(seq 1 50); do [ -S "$RUN/gateway.sock" ] && break; sleep 0.1; done
+nginx -p "$RUN" -c "$RUN/nginx.conf" 2>&1 | grep -v 'the "user" directive' || true
+
+for _ in $(seq 1 50); do
+    curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null
+
+# The demo key is created once and kept (0600) in the run folder (the database stores only its
+# hash); a new one is made when the kept one no longer works (new database, revoked).
+KEY=$(cat "$RUN/demo-key" 2>/dev/null || true)
+status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/v1/models" -H "Authorization: Bearer $KEY")
+if [ "$status" != 200 ]; then
+    (umask 077; "$BIN" key create demo/app --name demo 2>/dev/null >"$RUN/demo-key")
+    KEY=$(cat "$RUN/demo-key")
+fi
+
+# 6. Try it.
+cat <<INFO
+
+Deploxa AI Gateway is running on http://127.0.0.1:$PORT  (logs: $RUN/logs, database: $RUN/gateway.db)
+Demo gateway key (project demo/app): $KEY
+
+Try:
+  curl http://127.0.0.1:$PORT/v1/chat/completions -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" -d '{"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello!"}]}'
+
+Stream:
+  curl -N http://127.0.0.1:$PORT/v1/chat/completions -H "Authorization: Bearer $KEY" -d '{"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "Hello!"}]}'
+
+Audit log:  DEPLOXA_GATEWAY_DB=$RUN/gateway.db $BIN audit export
+Stop:       deploy/run-local.sh stop
+INFO
