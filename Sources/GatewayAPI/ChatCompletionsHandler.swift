@@ -17,13 +17,13 @@ struct ChatCompletionsHandler: RouteHandler {
 
         let provider = try ProviderSelection.provider(header: request.headers["x-ai-provider"], model: chat.model)
         context.audit.provider = provider.rawValue
-        guard let adapter = ProviderRegistry.adapter(for: provider) else {
-            throw GatewayError.invalidRequest("Provider '\(provider.rawValue)' is not available in this gateway build yet.",
-                                              param: "X-AI-Provider", code: "unsupported_provider")
-        }
         guard let settings = try application.store.providerSettings(projectID: key.project.id, provider: provider) else {
             throw GatewayError.invalidRequest("Provider '\(provider.rawValue)' is not configured for project \(key.project.slug).",
                                               param: "X-AI-Provider", code: "provider_not_configured")
+        }
+        guard let adapter = ProviderRegistry.adapter(for: provider) else {
+            throw GatewayError.invalidRequest("Provider '\(provider.rawValue)' is not available in this gateway build yet.",
+                                              param: "X-AI-Provider", code: "unsupported_provider")
         }
         let upstreamRequest = try adapter.makeChatRequest(chat, settings: settings)
 

