@@ -9,21 +9,10 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-missing=()
-command -v nginx >/dev/null 2>&1 || missing+=(nginx)
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
-[ -f /usr/include/fcgiapp.h ] || missing+=(libfcgi-dev)
-[ -f /usr/include/sqlite3.h ] || missing+=(libsqlite3-dev)
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "== installing ${missing[*]}"
-    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+bash "$ROOT/deploy/install-packages.sh"
 
 echo "== building (debug)"
-swift build --build-tests 2>&1 | tail -3
+swift build --build-tests 2>&1 | { grep -v '^\[[0-9]*/[0-9]*\]' || true; }
 
 echo "== unit tests"
 swift test --skip-build 2>&1 | { grep -v '^◇' || true; }

@@ -40,18 +40,8 @@ enum ListeningSocket {
             // A stale socket file from a previous run would make bind fail.
             var info = stat()
             if lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
-            let bound = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-                }
-            }
-            guard bound == 0 else {
-                let message = String(cString: strerror(errno))
-                close(fd)
-                throw SocketError(description: "bind(\(path)): \(message)")
-            }
+            try bindAndListen(fd, address: &addr, backlog: backlog, name: path)
             chmod(path, mode)
-            guard listen(fd, backlog) == 0 else { throw SocketError(description: "listen(): \(String(cString: strerror(errno)))") }
             return fd
         case .tcp(let host, let port):
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -65,18 +55,19 @@ enum ListeningSocket {
                 close(fd)
                 throw SocketError(description: "not an IPv4 address: \(host)")
             }
-            let bound = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-            guard bound == 0 else {
-                let message = String(cString: strerror(errno))
-                close(fd)
-                throw SocketError(description: "bind(\(host):\(port)): \(message)")
-            }
-            guard listen(fd, backlog) == 0 else { throw SocketError(description: "listen(): \(String(cString: strerror(errno)))") }
+            try bindAndListen(fd, address: &addr, backlog: backlog, name: "\(host):\(port)")
             return fd
+        }
+    }
+
+    private static func bindAndListen<Address>(_ fd: Int32, address: inout Address, backlog: Int32, name: String) throws {
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<Address>.size)) }
+        }
+        guard bound == 0, listen(fd, backlog) == 0 else {
+            let message = String(cString: strerror(errno))
+            close(fd)
+            throw SocketError(description: "cannot listen on \(name): \(message)")
         }
     }
 }
