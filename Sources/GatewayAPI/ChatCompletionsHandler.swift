@@ -52,12 +52,19 @@ struct ChatCompletionsHandler: RouteHandler {
         }
 
         if chat.stream {
-            let streamError = try await relayStream(response, adapter: adapter, chat: chat, provider: provider, context: context, writer: writer)
-            attempt(status: response.status, error: streamError)
+            do {
+                let streamError = try await relayStream(response, adapter: adapter, chat: chat, provider: provider, context: context, writer: writer)
+                attempt(status: response.status, error: streamError)
+            } catch let disconnected as ClientDisconnected {
+                // The provider did answer; the row lists that call before saying the client left.
+                attempt(status: response.status, error: nil)
+                throw disconnected
+            }
         } else {
             let body: [UInt8]
+            let limit = application.configuration.maxUpstreamBodyBytes
             do {
-                body = try await response.body.collect(limit: application.configuration.maxUpstreamBodyBytes)
+                body = try await application.upstream.readBody(response) { try await $0.collect(limit: limit) }
             } catch let failure as UpstreamFailure {
                 let error = failure.gatewayError(provider: provider.rawValue)
                 attempt(status: error.status, error: error)
@@ -91,27 +98,37 @@ struct ChatCompletionsHandler: RouteHandler {
         context.audit.status = 200
         try await writer.writeHead(status: 200, headers: headers)
 
-        var relay = StreamRelay(providerName: provider.rawValue, translator: adapter.makeStreamTranslator(for: chat))
+        let state = RelayState(StreamRelay(providerName: provider.rawValue, translator: adapter.makeStreamTranslator(for: chat)))
+        defer {
+            record(state.relay.usage, modelServed: state.relay.modelServed, context: context)
+            if let error = state.relay.error { context.audit.errorCode = error.auditCode }
+        }
         do {
-            for try await chunk in response.body {
-                let out = relay.feed(chunk)
-                if !out.isEmpty {
-                    if context.audit.timeToFirstTokenMs == nil { context.audit.timeToFirstTokenMs = context.elapsedMs }
-                    try await writer.writeBody(out, flush: true)
+            try await application.upstream.readBody(response) { body in
+                do {
+                    for try await chunk in body {
+                        let out = state.relay.feed(chunk)
+                        if !out.isEmpty {
+                            if context.audit.timeToFirstTokenMs == nil { context.audit.timeToFirstTokenMs = context.elapsedMs }
+                            try await writer.writeBody(out, flush: true)
+                        }
+                        // After an error event nothing more is read; after [DONE] the rest is
+                        // drained so the connection can be reused.
+                        if state.relay.error != nil { break }
+                    }
+                    let out = state.relay.finish()
+                    if !out.isEmpty { try await writer.writeBody(out, flush: true) }
+                } catch let failure as UpstreamFailure where !Task.isCancelled {
+                    let out = state.relay.fail(failure.gatewayError(provider: provider.rawValue))
+                    if !out.isEmpty { try await writer.writeBody(out, flush: true) }
                 }
-                // After an error event nothing more is read; after [DONE] the rest is drained so
-                // the connection can be reused.
-                if relay.error != nil { break }
             }
-            let out = relay.finish()
-            if !out.isEmpty { try await writer.writeBody(out, flush: true) }
         } catch let failure as UpstreamFailure {
-            let out = relay.fail(failure.gatewayError(provider: provider.rawValue))
+            // The idle watchdog stopped the reader.
+            let out = state.relay.fail(failure.gatewayError(provider: provider.rawValue))
             if !out.isEmpty { try await writer.writeBody(out, flush: true) }
         }
-        record(relay.usage, modelServed: relay.modelServed, context: context)
-        if let error = relay.error { context.audit.errorCode = error.auditCode }
-        return relay.error
+        return state.relay.error
     }
 
     private func record(_ usage: TokenUsage?, modelServed: String?, context: RequestContext) {
@@ -122,6 +139,12 @@ struct ChatCompletionsHandler: RouteHandler {
             context.audit.cachedTokens = usage.cachedPromptTokens
         }
     }
+}
+
+/// The relay shared between the body reader task and the handler; used by one task at a time.
+private final class RelayState: @unchecked Sendable {
+    var relay: StreamRelay
+    init(_ relay: StreamRelay) { self.relay = relay }
 }
 
 /// SPEC: the `X-AI-Provider` header, else inferred from the model name, else 400.

@@ -1,4 +1,6 @@
 import AsyncHTTPClient
+import Dispatch
+import Foundation
 import GatewayCore
 import NIOCore
 import NIOHTTP1
@@ -45,15 +47,32 @@ public struct UpstreamResponse: Sendable {
     }
 }
 
+/// When the reader started waiting for the next body chunk (nil: not waiting). Only time spent
+/// waiting on the provider counts as idle, not time spent writing to a slow client.
+final class BodyActivity: @unchecked Sendable {
+    private let lock = NSLock()
+    private var waitingSince: UInt64?
+
+    func startWaiting() { lock.withLock { waitingSince = DispatchTime.now().uptimeNanoseconds } }
+    func stopWaiting() { lock.withLock { waitingSince = nil } }
+    var waitedNanoseconds: UInt64 {
+        lock.withLock { waitingSince.map { DispatchTime.now().uptimeNanoseconds - $0 } ?? 0 }
+    }
+}
+
 /// The response body as a sequence of byte chunks; errors come out as `UpstreamFailure`.
 public struct UpstreamBody: AsyncSequence, Sendable {
     public typealias Element = [UInt8]
     let base: HTTPClientResponse.Body
+    let activity = BodyActivity()
 
     public struct AsyncIterator: AsyncIteratorProtocol {
         var base: HTTPClientResponse.Body.AsyncIterator
+        let activity: BodyActivity
 
         public mutating func next() async throws -> [UInt8]? {
+            activity.startWaiting()
+            defer { activity.stopWaiting() }
             do {
                 guard let buffer = try await base.next() else { return nil }
                 return Array(buffer.readableBytesView)
@@ -63,7 +82,7 @@ public struct UpstreamBody: AsyncSequence, Sendable {
         }
     }
 
-    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator()) }
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator(), activity: activity) }
 
     /// Reads the whole body, refusing more than `limit` bytes.
     public func collect(limit: Int) async throws -> [UInt8] {
@@ -85,9 +104,9 @@ public final class UpstreamClient: Sendable {
 
     public init(timeouts: UpstreamTimeouts, maxConnectionsPerHost: Int = 2048) {
         var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(
-            connect: .milliseconds(Int64(timeouts.connect * 1000)),
-            read: .milliseconds(Int64(timeouts.idle * 1000)))
+        // No client-level read timeout: it would also run while waiting for the response head
+        // and cut the first-byte deadline short. Idle is enforced by `readBody` instead.
+        configuration.timeout = .init(connect: .milliseconds(Int64(timeouts.connect * 1000)), read: nil)
         // AsyncHTTPClient allows 8 connections per host by default; past that, calls queue and
         // fail after 10 s (MEASURED.md, trap 1). One in-flight call needs one connection.
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: maxConnectionsPerHost)
@@ -113,6 +132,30 @@ public final class UpstreamClient: Sendable {
                 body: UpstreamBody(base: response.body))
         } catch {
             throw UpstreamClient.classify(error)
+        }
+    }
+
+    /// Runs `work`, which reads `response.body`, and fails it with `.timeout` when the provider
+    /// stays silent for longer than the idle deadline while the body is being waited on.
+    public func readBody<T: Sendable>(_ response: UpstreamResponse, _ work: @escaping @Sendable (UpstreamBody) async throws -> T) async throws -> T {
+        let body = response.body
+        let idle = UInt64(timeouts.idle * 1e9)
+        let step = UInt64(min(max(timeouts.idle / 4, 0.01), 1) * 1e9)
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await work(body) }
+            group.addTask {
+                while true {
+                    try await Task.sleep(nanoseconds: step)
+                    if body.activity.waitedNanoseconds > idle {
+                        throw UpstreamFailure.timeout("the provider went quiet for more than \(Int(idle / 1_000_000_000)) s")
+                    }
+                }
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let result = first else {
+                throw UpstreamFailure.connection("body reader ended unexpectedly")
+            }
+            return result
         }
     }
 

@@ -93,6 +93,8 @@ def http(stack):
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """Runs after the session fixtures are torn down: every process is stopped by now."""
+    for line in gwstack.SUMMARY:
+        terminalreporter.write_line(line)
     if exitstatus == 0:
         for path in gwstack.TEMP_DIRS:
             shutil.rmtree(path, ignore_errors=True)

@@ -52,6 +52,8 @@ _LIVE: list = []
 _LIVE_LOCK = threading.Lock()
 LOG_FILES: list[tuple[str, Path]] = []
 TEMP_DIRS: list[Path] = []
+# Lines for the end of the run's report (e.g. the audit completeness counts).
+SUMMARY: list[str] = []
 
 
 def _register(component) -> None:

@@ -11,6 +11,8 @@ import re
 import time
 from collections import Counter
 
+import gwstack
+
 LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<uri>\S+) HTTP/[\d.]+" (?P<status>\d{3}) .*\brid=(?P<rid>\S+)')
 
 
@@ -45,8 +47,10 @@ def test_every_v1_request_has_exactly_one_audit_row(stack):
             break
         time.sleep(0.2)
 
-    print(f"\nnginx /v1 lines: {len(v1)}; audit rows: {len(rows)}; distinct audited ids: {len(audited)}; "
-          f"missing: {len(missing)}")
+    counts = (f"nginx /v1 access-log lines: {len(v1)}; audit rows: {len(rows)}; distinct audited ids: {len(audited)}; "
+              f"missing: {len(missing)}")
+    print("\n" + counts)
+    gwstack.SUMMARY.append("audit completeness: " + counts)
     assert not missing, f"{len(missing)} requests nginx logged have no audit row, e.g. {missing[:5]}"
     duplicated = [rid for rid, n in audited.items() if n > 1]
     assert not duplicated, f"{len(duplicated)} request ids have several audit rows, e.g. {duplicated[:5]}"
