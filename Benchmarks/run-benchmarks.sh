@@ -86,7 +86,7 @@ pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 children_of() {
     local parent="$1" s line rest pid
     for s in /proc/[0-9]*/stat; do
-        read -r line <"$s" 2>/dev/null || continue
+        { read -r line <"$s"; } 2>/dev/null || continue
         rest="${line##*) }"
         # rest: state ppid ...
         set -- $rest
@@ -148,7 +148,7 @@ free_port() {
 cpu_ticks() {  # utime+stime of the given pids (ticks), summed
     local total=0 pid line rest
     for pid in "$@"; do
-        read -r line <"/proc/$pid/stat" 2>/dev/null || continue
+        { read -r line <"/proc/$pid/stat"; } 2>/dev/null || continue
         rest="${line##*) }"
         set -- $rest
         # rest fields: 1 state, 2 ppid, … 12 utime, 13 stime
@@ -161,8 +161,8 @@ thread_ticks() {  # lines "tid name ticks" for every thread of the given pids (n
     local pid task line rest name
     for pid in "$@"; do
         for task in /proc/"$pid"/task/[0-9]*; do
-            read -r line <"$task/stat" 2>/dev/null || continue
-            read -r name <"$task/comm" 2>/dev/null || name=unknown
+            { read -r line <"$task/stat"; } 2>/dev/null || continue
+            { read -r name <"$task/comm"; } 2>/dev/null || name=unknown
             rest="${line##*) }"
             set -- $rest
             name="$(printf '%s' "$name" | tr -s '0-9' 'N' | tr ' ' '_')"
@@ -336,6 +336,15 @@ IDLE_FRESH_MASTER_KB="$(status_kb VmRSS "$SERVE_PID")"
 IDLE_FRESH_SIM_KB="$(status_kb VmRSS "$SIM_PID")"
 IDLE_FRESH_NGINX_KB="$(status_kb VmRSS $(nginx_pids))"
 LOAD_START="$(loadavg)"
+
+# Idle CPU (no requests) over IDLE_CPU_SECONDS: a floor included in every CPU-per-request figure.
+IDLE_CPU_SECONDS="${IDLE_CPU_SECONDS:-5}"
+idle0_w="$(cpu_ticks $WORKERS_AT_START)"; idle0_s="$(cpu_ticks "$SIM_PID")"; idle0_n="$(cpu_ticks $(nginx_pids))"
+sleep "$IDLE_CPU_SECONDS"
+IDLE_CPU_JSON="$(awk -v w="$(( $(cpu_ticks $WORKERS_AT_START) - idle0_w ))" -v s="$(( $(cpu_ticks "$SIM_PID") - idle0_s ))" \
+    -v n="$(( $(cpu_ticks $(nginx_pids)) - idle0_n ))" -v t="$CLK_TCK" -v d="$IDLE_CPU_SECONDS" \
+    'BEGIN { printf "{\"seconds\":%d,\"workers_ms_per_s\":%.1f,\"simulator_ms_per_s\":%.1f,\"nginx_ms_per_s\":%.1f}", d, w / t / d * 1000, s / t / d * 1000, n / t / d * 1000 }')"
+log "idle CPU: $IDLE_CPU_JSON"
 
 # ---------------------------------------------------------------------------------------------
 # One open-loop run. run_rate NAME PATH(gateway|direct) RATE DURATION: writes $T/runs/NAME.json, which
@@ -622,22 +631,26 @@ CPU_MODEL="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
 MEM_TOTAL_KB="$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)"
 SWIFT_VERSION="$(swift --version 2>/dev/null | head -1)"
 NGINX_VERSION="$(nginx -v 2>&1 | sed 's/^nginx version: //')"
+GIT_REV="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+GIT_DIRTY="$(git -C "$ROOT" status --porcelain -- Sources Package.swift 2>/dev/null | wc -l)"
 SQLITE_VERSION="$(pkg-config --modversion sqlite3 2>/dev/null || echo unknown)"
 
 jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -srm)" --arg cpu "$CPU_MODEL" \
     --argjson cores "$(nproc)" --argjson mem "$MEM_TOTAL_KB" --arg swift "$SWIFT_VERSION" \
     --arg nginx "$NGINX_VERSION" --arg sqlite "$SQLITE_VERSION" \
+    --arg git_rev "$GIT_REV" --argjson git_dirty "$GIT_DIRTY" \
     --arg load_start "$LOAD_START" --arg load_end "$LOAD_END" \
     --argjson workers "$WORKERS" --argjson dur "$DURATION" --argjson warm "$WARMUP" \
     --argjson step_dur "$STEP_DURATION" --argjson conns "$CONNECTIONS" --argjson lgthreads "$LOADGEN_THREADS" \
     --argjson words "$WORDS" --arg parts "$PARTS" \
     --arg wstart "$WORKERS_AT_START" --arg wend "$WORKERS_AT_END" \
-    --argjson serve_lines "$serve_lines" --argjson serve_err "$serve_err_lines" --argjson nginx_err "$nginx_err_lines" \
+    --argjson idle_cpu "$IDLE_CPU_JSON" --argjson serve_lines "$serve_lines" --argjson serve_err "$serve_err_lines" --argjson nginx_err "$nginx_err_lines" \
     --slurpfile overhead "$T/overhead.json" --slurpfile steps "$T/steps.json" \
     --slurpfile memory "$T/memory.json" --slurpfile cpuper "$T/cpu.json" '
     {date: $date,
      machine: {kernel: $host, cpu: $cpu, cores: $cores, mem_total_mb: ($mem / 1024 | round),
                swift: $swift, nginx: $nginx, sqlite: $sqlite},
+     source: {git_head: $git_rev, uncommitted_changes_in_sources: $git_dirty},
      loadavg: {start: $load_start, end: $load_end},
      config: {workers: $workers, duration_s: $dur, warmup_s: $warm, step_duration_s: $step_dur,
               loadgen_connections: $conns, loadgen_threads: $lgthreads, sim_words: $words, parts: $parts,
@@ -655,7 +668,7 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -srm)" --a
                          met: ($memory[0].rss_mb.workers_streams_open < 400
                                and $memory[0].loadgen.established == $memory[0].streams)}
                       else null end)},
-     overhead: $overhead[0], cpu_per_request: $cpuper[0], memory: $memory[0], max_rate: $steps[0],
+     overhead: $overhead[0], cpu_per_request: $cpuper[0], idle_cpu: $idle_cpu, memory: $memory[0], max_rate: $steps[0],
      gateway_health: {worker_pids_start: $wstart, worker_pids_end: $wend,
                       serve_log_lines: $serve_lines, serve_log_error_like_lines: $serve_err,
                       nginx_error_log_error_lines: $nginx_err}}' >"$RESULTS" || die "could not write $RESULTS"

@@ -61,6 +61,9 @@ public final class FastCGIWorker: @unchecked Sendable {
             serveOneCGIRequest()
             return .cgiRequestServed
         }
+        // Each request in flight holds two descriptors (nginx's connection and the provider's):
+        // the default soft limit of 1024 would cap a worker near 500 requests.
+        raiseOpenFileLimit()
         // libfcgi installs its own SIGTERM/SIGUSR1 handlers in FCGX_Init; ours replace them
         // (MEASURED.md, trap 3).
         WorkerSignals.install()
@@ -155,6 +158,13 @@ public final class FastCGIWorker: @unchecked Sendable {
         }
         while !done.withLock({ $0 }) { usleep(1_000) }
     }
+}
+
+func raiseOpenFileLimit() {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    limit.rlim_cur = limit.rlim_max
+    setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
 }
 
 func monotonicSeconds() -> Double {

@@ -19,10 +19,8 @@ enum ErrorResponse {
         }
     }
 
-    static func write(_ error: GatewayError, context: RequestContext?, writer: any ResponseWriter) async {
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/json")
-        if let context { headers.add(name: "X-Request-Id", value: context.requestID) }
+    static func write(_ error: GatewayError, context: RequestContext, writer: any ResponseWriter) async {
+        var headers = baseHeaders(context)
         if let retryAfter = error.retryAfter { headers.add(name: "Retry-After", value: String(retryAfter)) }
         if error.status == 401 { headers.add(name: "WWW-Authenticate", value: "Bearer") }
         let body = error.body.serialized()
@@ -32,9 +30,7 @@ enum ErrorResponse {
         } catch {
             // The client left; nothing more to do.
         }
-        if let context {
-            context.audit.status = error.status
-            context.audit.errorCode = error.auditCode
-        }
+        context.audit.status = error.status
+        context.audit.errorCode = error.auditCode
     }
 }

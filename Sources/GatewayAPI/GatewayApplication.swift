@@ -39,15 +39,16 @@ public final class GatewayApplication: Responder {
     }
 
     public func respond(to request: HTTPRequest, writer: any ResponseWriter) async {
-        if request.path == "/healthz" {
-            await HealthHandler(store: store).respond(to: request, writer: writer)
-            return
-        }
-        guard request.path.hasPrefix("/v1/") || request.path == "/v1" else {
-            await ErrorResponse.write(.notFound("Unknown route \(request.method) \(request.path)."), context: nil, writer: writer)
-            return
-        }
         let context = RequestContext(request: request)
+        if request.path == "/healthz" {
+            await HealthHandler(store: store).respond(to: request, context: context, writer: writer)
+            return
+        }
+        // Only /v1 requests are audited; every answer still carries an X-Request-Id.
+        guard request.path.hasPrefix("/v1/") || request.path == "/v1" else {
+            await ErrorResponse.write(.notFound("Unknown route \(request.method) \(request.path)."), context: context, writer: writer)
+            return
+        }
         do {
             try await route(request, context: context, writer: writer)
         } catch is ClientDisconnected {

@@ -6,9 +6,8 @@ import GatewayStore
 struct HealthHandler: Sendable {
     let store: GatewayStore
 
-    func respond(to request: HTTPRequest, writer: any ResponseWriter) async {
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/json")
+    func respond(to request: HTTPRequest, context: RequestContext, writer: any ResponseWriter) async {
+        var headers = baseHeaders(context)
         headers.add(name: "Cache-Control", value: "no-store")
         let healthy = (try? store.ping()) != nil
         let body: JSON = healthy ? ["status": "ok"] : ["status": "unavailable", "error": "database unreachable"]
