@@ -29,6 +29,8 @@
 #   WORDS [8]  PARTS ["a c b"] (any of a, b, c; d rides on a)  SKIP_BUILD [0]
 #   QUIET_LOAD [unset]: if set (e.g. 0.5), first wait up to QUIET_WAIT [300] s for the 1-minute
 #   load average to fall below it.
+#   IDLE_CPU_SECONDS [5] (idle CPU of each component, measured before the load)
+#   KEEP_TMP [0]: 1 keeps the temporary directory (database, logs, per-run JSON) for inspection.
 #   RESULTS [Benchmarks/results/latest.json]
 
 set -uo pipefail
@@ -205,7 +207,10 @@ wait_quiet() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Build.
+# Build. The source state is recorded just before it (others may change the tree during the run).
+
+GIT_REV="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+GIT_DIRTY="$(git -C "$ROOT" status --porcelain -- Sources Package.swift 2>/dev/null | wc -l)"
 
 if [ "$SKIP_BUILD" != 1 ]; then
     log "building release into $SCRATCH"
@@ -222,6 +227,7 @@ if [ "$SKIP_BUILD" != 1 ]; then
     [ "$built" = 1 ] || die "release build failed"
 fi
 [ -x "$GW" ] && [ -x "$LG" ] || die "binaries missing in $SCRATCH/release (run without SKIP_BUILD=1)"
+BINARY_BUILT="$(date -u -r "$GW" +%Y-%m-%dT%H:%M:%SZ)"
 
 # ---------------------------------------------------------------------------------------------
 # State, simulator, gateway, nginx.
@@ -631,14 +637,14 @@ CPU_MODEL="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
 MEM_TOTAL_KB="$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)"
 SWIFT_VERSION="$(swift --version 2>/dev/null | head -1)"
 NGINX_VERSION="$(nginx -v 2>&1 | sed 's/^nginx version: //')"
-GIT_REV="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-GIT_DIRTY="$(git -C "$ROOT" status --porcelain -- Sources Package.swift 2>/dev/null | wc -l)"
+SOURCES_CHANGED_SINCE_BUILD="$(find "$ROOT/Sources" "$ROOT/Package.swift" -newer "$GW" -type f 2>/dev/null | wc -l)"
 SQLITE_VERSION="$(pkg-config --modversion sqlite3 2>/dev/null || echo unknown)"
 
 jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -srm)" --arg cpu "$CPU_MODEL" \
     --argjson cores "$(nproc)" --argjson mem "$MEM_TOTAL_KB" --arg swift "$SWIFT_VERSION" \
     --arg nginx "$NGINX_VERSION" --arg sqlite "$SQLITE_VERSION" \
-    --arg git_rev "$GIT_REV" --argjson git_dirty "$GIT_DIRTY" \
+    --arg git_rev "$GIT_REV" --argjson git_dirty "$GIT_DIRTY" --arg built "$BINARY_BUILT" \
+    --argjson changed_after "$SOURCES_CHANGED_SINCE_BUILD" \
     --arg load_start "$LOAD_START" --arg load_end "$LOAD_END" \
     --argjson workers "$WORKERS" --argjson dur "$DURATION" --argjson warm "$WARMUP" \
     --argjson step_dur "$STEP_DURATION" --argjson conns "$CONNECTIONS" --argjson lgthreads "$LOADGEN_THREADS" \
@@ -650,7 +656,8 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -srm)" --a
     {date: $date,
      machine: {kernel: $host, cpu: $cpu, cores: $cores, mem_total_mb: ($mem / 1024 | round),
                swift: $swift, nginx: $nginx, sqlite: $sqlite},
-     source: {git_head: $git_rev, uncommitted_changes_in_sources: $git_dirty},
+     source: {git_head_before_build: $git_rev, uncommitted_files_in_sources_before_build: $git_dirty,
+              gateway_binary_built: $built, source_files_changed_after_build: $changed_after},
      loadavg: {start: $load_start, end: $load_end},
      config: {workers: $workers, duration_s: $dur, warmup_s: $warm, step_duration_s: $step_dur,
               loadgen_connections: $conns, loadgen_threads: $lgthreads, sim_words: $words, parts: $parts,
