@@ -207,7 +207,7 @@ public final class Supervisor {
         var buffer = [CChar](repeating: 0, count: 4096)
         let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         if count > 0 {
-            var path = String(cString: buffer)
+            var path = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
             // The file was replaced (an upgrade): start the new one at the same path.
             if path.hasSuffix(" (deleted)") { path.removeLast(" (deleted)".count) }
             return path
