@@ -119,12 +119,13 @@ struct ChatCompletionsHandler: RouteHandler {
                     let out = state.relay.finish()
                     if !out.isEmpty { try await writer.writeBody(out, flush: true) }
                 } catch let failure as UpstreamFailure where !Task.isCancelled {
+                    // (A cancelled read is the idle watchdog's doing; readBody reports it below.)
                     let out = state.relay.fail(failure.gatewayError(provider: provider.rawValue))
                     if !out.isEmpty { try await writer.writeBody(out, flush: true) }
                 }
             }
         } catch let failure as UpstreamFailure {
-            // The idle watchdog stopped the reader.
+            // The idle watchdog stopped the read.
             let out = state.relay.fail(failure.gatewayError(provider: provider.rawValue))
             if !out.isEmpty { try await writer.writeBody(out, flush: true) }
         }

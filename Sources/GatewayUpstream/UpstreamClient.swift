@@ -101,6 +101,7 @@ public struct UpstreamBody: AsyncSequence, Sendable {
 public final class UpstreamClient: Sendable {
     private let client: HTTPClient
     public let timeouts: UpstreamTimeouts
+    private let watchdog: IdleWatchdog
 
     public init(timeouts: UpstreamTimeouts, maxConnectionsPerHost: Int = 2048) {
         var configuration = HTTPClient.Configuration()
@@ -115,6 +116,7 @@ public final class UpstreamClient: Sendable {
         configuration.httpVersion = .http1Only
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.timeouts = timeouts
+        self.watchdog = IdleWatchdog(idleSeconds: timeouts.idle)
     }
 
     public func send(_ request: UpstreamRequest) async throws(UpstreamFailure) -> UpstreamResponse {
@@ -136,35 +138,32 @@ public final class UpstreamClient: Sendable {
     }
 
     /// Runs `work`, which reads `response.body`, and fails it with `.timeout` when the provider
-    /// stays silent for longer than the idle deadline while the body is being waited on.
-    public func readBody<T: Sendable>(_ response: UpstreamResponse, _ work: @escaping @Sendable (UpstreamBody) async throws -> T) async throws -> T {
+    /// stays silent for longer than the idle deadline while the body is being waited on. One
+    /// watchdog per client checks every read in flight, so a request costs no extra task or timer.
+    public func readBody<T>(_ response: UpstreamResponse, _ work: (UpstreamBody) async throws -> T) async throws -> T {
         let body = response.body
-        let idle = UInt64(timeouts.idle * 1e9)
-        let step = UInt64(min(max(timeouts.idle / 4, 0.01), 1) * 1e9)
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await work(body) }
-            group.addTask {
-                while true {
-                    try await Task.sleep(nanoseconds: step)
-                    if body.activity.waitedNanoseconds > idle {
-                        throw UpstreamFailure.timeout("the provider went quiet for more than \(Int(idle / 1_000_000_000)) s")
-                    }
-                }
+        let registration = withUnsafeCurrentTask { task in
+            task.map { watchdog.register(activity: body.activity, task: $0) }
+        }
+        defer { registration.map(watchdog.unregister) }
+        do {
+            return try await work(body)
+        } catch {
+            if let registration, watchdog.timedOut(registration) {
+                throw UpstreamFailure.timeout("the provider went quiet for more than \(Int(timeouts.idle)) s")
             }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let result = first else {
-                throw UpstreamFailure.connection("body reader ended unexpectedly")
-            }
-            return result
+            throw error
         }
     }
 
     public func shutdown() async {
+        watchdog.stop()
         try? await client.shutdown()
     }
 
     /// For a worker's last moments, outside any event loop.
     public func shutdownBlocking() {
+        watchdog.stop()
         try? client.syncShutdown()
     }
 
