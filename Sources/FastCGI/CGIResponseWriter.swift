@@ -24,10 +24,7 @@ final class CGIResponseWriter: ResponseWriter, @unchecked Sendable {
     }
 
     func writeHead(status: Int, headers: HTTPHeaders) async throws(ClientDisconnected) {
-        var head = "Status: \(status) \(HTTPStatus.reasonPhrase(status))\r\n"
-        for field in headers { head += "\(field.name): \(field.value.filter { $0 != "\r" && $0 != "\n" })\r\n" }
-        head += "\r\n"
-        try write(Array(head.utf8))
+        try write(CGIResponseHead.encode(status: status, headers: headers))
     }
 
     func writeBody(_ bytes: [UInt8], flush: Bool) async throws(ClientDisconnected) {

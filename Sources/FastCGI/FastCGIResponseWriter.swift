@@ -24,15 +24,7 @@ final class FastCGIResponseWriter: ResponseWriter, @unchecked Sendable {
     }
 
     func writeHead(status: Int, headers: HTTPHeaders) async throws(ClientDisconnected) {
-        var head = "Status: \(status) \(HTTPStatus.reasonPhrase(status))\r\n"
-        for field in headers {
-            // Header injection guard: values never carry line breaks.
-            let value = field.value.contains(where: { $0 == "\r" || $0 == "\n" })
-                ? field.value.filter { $0 != "\r" && $0 != "\n" } : field.value
-            head += "\(field.name): \(value)\r\n"
-        }
-        head += "\r\n"
-        pending.append(contentsOf: head.utf8)
+        pending.append(contentsOf: CGIResponseHead.encode(status: status, headers: headers))
     }
 
     func writeBody(_ bytes: [UInt8], flush: Bool) async throws(ClientDisconnected) {

@@ -9,7 +9,6 @@ final class RequestContext: @unchecked Sendable {
     let arrivedAt: Date
     let startNanos: UInt64
     var audit: AuditRecord
-    var auditWritten = false
 
     init(request: HTTPRequest) {
         requestID = RequestContext.makeRequestID()

@@ -107,8 +107,9 @@ private struct JSONParser {
             index += 1
             skipWhitespace()
             let value = try parseValue()
-            // Duplicate keys: the last one wins, as in most parsers.
-            if seen.contains(key) { object[key] = value } else { object[key] = value; seen.insert(key) }
+            // Duplicate keys: the last one wins, as in most parsers. New keys are appended
+            // without the linear search the subscript setter does.
+            if seen.insert(key).inserted { object.appendNew(key, value) } else { object[key] = value }
             skipWhitespace()
             guard index < bytes.count else { throw fail("unexpected end of JSON") }
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }

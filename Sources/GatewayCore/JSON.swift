@@ -36,6 +36,11 @@ public struct JSONObject: Sendable, Equatable, Sequence {
         }
     }
 
+    /// Appends a key known not to be present (the parser checks); no lookup.
+    mutating func appendNew(_ key: String, _ value: JSON) {
+        entries.append((key: key, value: value))
+    }
+
     public func makeIterator() -> IndexingIterator<[(key: String, value: JSON)]> { entries.makeIterator() }
 
     /// Key order does not matter for equality: `{"a":1,"b":2}` equals `{"b":2,"a":1}`.

@@ -41,10 +41,6 @@ public struct UpstreamResponse: Sendable {
     public var status: Int
     public var headers: [(name: String, value: String)]
     public var body: UpstreamBody
-
-    public func header(_ name: String) -> String? {
-        headers.first(where: { $0.name.lowercased() == name })?.value
-    }
 }
 
 /// When the reader started waiting for the next body chunk (nil: not waiting). Only time spent

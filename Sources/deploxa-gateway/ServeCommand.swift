@@ -84,7 +84,7 @@ struct ServeCommand: ParsableCommand {
         let supervisor = Supervisor(
             configuration: SupervisorConfiguration(
                 address: address, workers: workers,
-                workerArguments: ["worker", "--db", databasePath] + workerOptions.arguments,
+                workerArguments: ["worker", "--db", databasePath, "--schema-ready"] + workerOptions.arguments,
                 gracefulTimeoutSeconds: workerOptions.gracefulTimeout, pidFile: pidFile),
             logger: logger)
         let code = try supervisor.run()
@@ -98,11 +98,13 @@ struct WorkerCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var workerOptions: WorkerOptions
+    @Flag(name: .customLong("schema-ready"), help: .hidden) var schemaReady = false
 
     func run() throws {
         let logger = bootstrapLogging(level: workerOptions.logLevel, label: "deploxa.worker")
         let store = try GatewayStore(path: global.databasePath)
-        _ = try store.migrate()
+        // `serve` migrates once before starting workers; only a CGI start does it here.
+        if !schemaReady { _ = try store.migrate() }
         let auditWriter = AuditWriter(store: try GatewayStore(path: global.databasePath))
         let upstream = UpstreamClient(timeouts: UpstreamTimeouts(
             connect: workerOptions.upstreamConnectTimeout, firstByte: workerOptions.upstreamTimeout, idle: workerOptions.upstreamIdleTimeout))
