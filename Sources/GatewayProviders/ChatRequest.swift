@@ -1,3 +1,4 @@
+import Foundation
 import GatewayCore
 
 /// A client's Chat Completions request, validated, with the fields the pipeline needs pulled out.
@@ -10,6 +11,11 @@ public struct ChatRequest: Sendable {
     public var clientWantsUsage: Bool
     /// The body's `user` field, recorded in the audit row.
     public var user: String?
+    /// The `id` the translated answer carries when the provider gives none (`chatcmpl-…`); the
+    /// pipeline derives it from the request id so one request has one id everywhere.
+    public var responseID: String = "chatcmpl-gateway"
+    /// Unix seconds for `created` when the provider gives none (gateway clock).
+    public var created: Int = Int(Date().timeIntervalSince1970)
 
     private static let roles: Set<String> = ["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -105,13 +111,18 @@ public struct TokenUsage: Sendable, Equatable {
     public var completionTokens: Int
     public var cachedPromptTokens: Int
     public var reasoningTokens: Int
+    /// Prompt tokens written to the provider's prompt cache (Anthropic `cache_creation_input_tokens`),
+    /// a subset of `promptTokens` that some providers bill above the input price.
+    public var cacheWriteTokens: Int
 
     public var totalTokens: Int { promptTokens + completionTokens }
 
-    public init(promptTokens: Int, completionTokens: Int, cachedPromptTokens: Int = 0, reasoningTokens: Int = 0) {
+    public init(promptTokens: Int, completionTokens: Int, cachedPromptTokens: Int = 0, reasoningTokens: Int = 0,
+                cacheWriteTokens: Int = 0) {
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
         self.cachedPromptTokens = cachedPromptTokens
         self.reasoningTokens = reasoningTokens
+        self.cacheWriteTokens = cacheWriteTokens
     }
 }

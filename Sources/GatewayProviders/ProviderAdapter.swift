@@ -45,6 +45,20 @@ public protocol ProviderAdapter: Sendable {
     func makeStreamTranslator(for request: ChatRequest) -> any StreamTranslator
     /// The provider's error answer as the client should see it; the message never carries secrets.
     func decodeError(status: Int, headers: [(name: String, value: String)], body: [UInt8], settings: ProviderSettings) -> GatewayError
+    /// POST /v1/embeddings. The default answers 400: the provider has no embeddings API.
+    func makeEmbeddingsRequest(_ request: EmbeddingsRequest, settings: ProviderSettings) throws(GatewayError) -> UpstreamRequest
+    func decodeEmbeddingsResponse(_ body: [UInt8], for request: EmbeddingsRequest) throws(GatewayError) -> EmbeddingsResult
+}
+
+extension ProviderAdapter {
+    public func makeEmbeddingsRequest(_ request: EmbeddingsRequest, settings: ProviderSettings) throws(GatewayError) -> UpstreamRequest {
+        throw .invalidRequest("\(provider.rawValue) does not offer an embeddings API; use openai, google, mistral or cohere.",
+                              param: "model", code: "unsupported_provider")
+    }
+
+    public func decodeEmbeddingsResponse(_ body: [UInt8], for request: EmbeddingsRequest) throws(GatewayError) -> EmbeddingsResult {
+        throw .upstreamError("\(provider.rawValue) does not offer an embeddings API.")
+    }
 }
 
 /// The adapters this build ships, by provider.

@@ -25,6 +25,12 @@ struct SimulatorScript: Sendable, Equatable {
     var malformed = false
     /// `empty_body=1`: 200 with an empty body.
     var emptyBody = false
+    /// `tool=NAME`: answer with one call of tool NAME, arguments `{"city":"Paris"}` (streamed in
+    /// fragments where the provider streams argument fragments). A request whose last message
+    /// is a tool result is answered with text instead, so a tool round trip ends.
+    var tool: String?
+    /// `stream_error_after=K`: stream K word chunks, then the provider's own mid-stream error event.
+    var streamErrorAfter: Int?
 
     init() {}
 
@@ -70,6 +76,8 @@ struct SimulatorScript: Sendable, Equatable {
         case "unicode": unicode = Self.flag(value) ?? unicode
         case "malformed": malformed = Self.flag(value) ?? malformed
         case "empty_body": emptyBody = Self.flag(value) ?? emptyBody
+        case "tool": tool = value.isEmpty ? tool : value
+        case "stream_error_after": streamErrorAfter = Self.integer(value, in: 0...100_000) ?? streamErrorAfter
         default: break
         }
     }

@@ -45,6 +45,36 @@ public struct OpenAIAdapter: ProviderAdapter {
     public func decodeError(status: Int, headers: [(name: String, value: String)], body: [UInt8], settings: ProviderSettings) -> GatewayError {
         OpenAIErrorDecoder.decode(providerName: "openai", status: status, headers: headers, body: body, secrets: [settings.apiKey.value])
     }
+
+    public func makeEmbeddingsRequest(_ request: EmbeddingsRequest, settings: ProviderSettings) throws(GatewayError) -> UpstreamRequest {
+        OpenAIEmbeddings.request(request, settings: settings)
+    }
+
+    public func decodeEmbeddingsResponse(_ body: [UInt8], for request: EmbeddingsRequest) throws(GatewayError) -> EmbeddingsResult {
+        try OpenAIEmbeddings.decode(body, provider: .openai)
+    }
+}
+
+/// OpenAI-format embeddings (OpenAI and Mistral): the client's body passes through.
+public enum OpenAIEmbeddings {
+    public static func request(_ request: EmbeddingsRequest, settings: ProviderSettings) -> UpstreamRequest {
+        UpstreamRequest(
+            url: UpstreamRequest.join(base: settings.effectiveBaseURL, path: "/v1/embeddings"),
+            headers: [
+                (name: "Authorization", value: "Bearer \(settings.apiKey.value)"),
+                (name: "Content-Type", value: "application/json"),
+            ],
+            body: JSON.object(request.body).serialized())
+    }
+
+    public static func decode(_ body: [UInt8], provider: Provider) throws(GatewayError) -> EmbeddingsResult {
+        let object = try ProviderBody.object(body, provider: provider)
+        guard case .array? = object["data"] else {
+            throw .upstreamError("\(provider.rawValue) returned an embeddings response without 'data'.")
+        }
+        let usage = object["usage"]?["prompt_tokens"]?.intValue.map { TokenUsage(promptTokens: Int($0), completionTokens: 0) }
+        return EmbeddingsResult(body: body, usage: usage, modelServed: object["model"]?.stringValue)
+    }
 }
 
 /// OpenAI-shaped usage objects (OpenAI, Mistral and other compatible servers).
