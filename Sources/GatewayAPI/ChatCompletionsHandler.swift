@@ -1,3 +1,4 @@
+import Foundation
 import Dispatch
 import GatewayCore
 import GatewayHTTP
@@ -10,22 +11,22 @@ struct ChatCompletionsHandler: RouteHandler {
     let application: GatewayApplication
 
     func handle(_ request: HTTPRequest, key: AuthenticatedKey, context: RequestContext, writer: any ResponseWriter) async throws {
-        let chat = try ChatRequest.parse(request.body)
+        var chat = try ChatRequest.parse(request.body)
+        chat.responseID = "chatcmpl-" + context.requestID.dropFirst("req_".count)
         context.audit.modelRequested = chat.model
         context.audit.user = chat.user
         context.audit.stream = chat.stream
 
-        let provider = try ProviderSelection.provider(header: request.headers["x-ai-provider"], model: chat.model)
+        let target = try ProviderTarget.resolve(header: request.headers["x-ai-provider"], model: chat.model, key: key, application: application)
+        let provider = target.provider
         context.audit.provider = provider.rawValue
-        guard let settings = try application.store.providerSettings(projectID: key.project.id, provider: provider) else {
-            throw GatewayError.invalidRequest("Provider '\(provider.rawValue)' is not configured for project \(key.project.slug).",
-                                              param: "X-AI-Provider", code: "provider_not_configured")
-        }
-        guard let adapter = ProviderRegistry.adapter(for: provider) else {
-            throw GatewayError.invalidRequest("Provider '\(provider.rawValue)' is not available in this gateway build yet.",
-                                              param: "X-AI-Provider", code: "unsupported_provider")
-        }
-        let upstreamRequest = try adapter.makeChatRequest(chat, settings: settings)
+        let upstreamRequest = try target.adapter.makeChatRequest(chat, settings: target.settings)
+
+        let meter = RequestMeter(application: application, key: key, context: context)
+        let maxTokens = (chat.body["max_completion_tokens"]?.intValue ?? chat.body["max_tokens"]?.intValue).map { Int($0) }
+        try meter.admit(estimatedTokens: RequestLimiter.estimateTokens(bodyBytes: request.body.count, maxTokens: maxTokens))
+        var providerAnswered = false
+        defer { meter.finish(providerAnswered: providerAnswered) }
 
         let sentAt = DispatchTime.now().uptimeNanoseconds
         func attempt(status: Int, error: GatewayError?) {
@@ -46,14 +47,16 @@ struct ChatCompletionsHandler: RouteHandler {
 
         guard (200..<300).contains(response.status) else {
             let body = (try? await response.body.collect(limit: 1 << 20)) ?? []
-            let error = adapter.decodeError(status: response.status, headers: response.headers, body: body, settings: settings)
+            let error = target.adapter.decodeError(status: response.status, headers: response.headers, body: body, settings: target.settings)
             attempt(status: response.status, error: error)
             throw error
         }
+        providerAnswered = true
 
         if chat.stream {
             do {
-                let streamError = try await relayStream(response, adapter: adapter, chat: chat, provider: provider, context: context, writer: writer)
+                let streamError = try await relayStream(response, adapter: target.adapter, chat: chat, provider: provider,
+                                                        meter: meter, context: context, writer: writer)
                 attempt(status: response.status, error: streamError)
             } catch let disconnected as ClientDisconnected {
                 // The provider did answer; the row lists that call before saying the client left.
@@ -72,15 +75,17 @@ struct ChatCompletionsHandler: RouteHandler {
             }
             let result: ChatResult
             do {
-                result = try adapter.decodeChatResponse(body, for: chat)
+                result = try target.adapter.decodeChatResponse(body, for: chat)
             } catch {
                 attempt(status: response.status, error: error)
                 throw error
             }
             attempt(status: response.status, error: nil)
-            record(result.usage, modelServed: result.modelServed, context: context)
+            // Settled before the answer leaves, so the client's next request sees this one's tokens and spend.
+            let cost = meter.record(result.usage, modelServed: result.modelServed)
             var headers = baseHeaders(context)
             headers.add(name: "X-AI-Provider", value: provider.rawValue)
+            if let cost { headers.add(name: "X-Gateway-Cost-USD", value: CostFormat.usd(cost)) }
             context.audit.status = 200
             try await writer.writeHead(status: 200, headers: headers)
             try await writer.writeBody(result.body, flush: false)
@@ -90,7 +95,7 @@ struct ChatCompletionsHandler: RouteHandler {
     /// Relays a provider's SSE stream as OpenAI chunks, one flush per upstream read. Once the
     /// first byte has gone out, failures become a final error event and `[DONE]`.
     private func relayStream(_ response: UpstreamResponse, adapter: any ProviderAdapter, chat: ChatRequest, provider: Provider,
-                             context: RequestContext, writer: any ResponseWriter) async throws -> GatewayError? {
+                             meter: RequestMeter, context: RequestContext, writer: any ResponseWriter) async throws -> GatewayError? {
         var headers = baseHeaders(context, contentType: "text/event-stream")
         headers.add(name: "Cache-Control", value: "no-cache")
         headers.add(name: "X-Accel-Buffering", value: "no")
@@ -100,7 +105,8 @@ struct ChatCompletionsHandler: RouteHandler {
 
         let state = RelayState(StreamRelay(providerName: provider.rawValue, translator: adapter.makeStreamTranslator(for: chat)))
         defer {
-            record(state.relay.usage, modelServed: state.relay.modelServed, context: context)
+            // Usage is metered from what arrived, whether or not the client asked for it.
+            meter.record(state.relay.usage, modelServed: state.relay.modelServed)
             if let error = state.relay.error { context.audit.errorCode = error.auditCode }
         }
         do {
@@ -108,6 +114,8 @@ struct ChatCompletionsHandler: RouteHandler {
                 do {
                     for try await chunk in body {
                         let out = state.relay.feed(chunk)
+                        // The provider said it is done: meter before [DONE] reaches the client.
+                        if state.relay.isComplete { meter.record(state.relay.usage, modelServed: state.relay.modelServed) }
                         if !out.isEmpty {
                             if context.audit.timeToFirstTokenMs == nil { context.audit.timeToFirstTokenMs = context.elapsedMs }
                             try await writer.writeBody(out, flush: true)
@@ -117,6 +125,7 @@ struct ChatCompletionsHandler: RouteHandler {
                         if state.relay.error != nil { break }
                     }
                     let out = state.relay.finish()
+                    if state.relay.isComplete { meter.record(state.relay.usage, modelServed: state.relay.modelServed) }
                     if !out.isEmpty { try await writer.writeBody(out, flush: true) }
                 } catch let failure as UpstreamFailure where !Task.isCancelled {
                     // (A cancelled read is the idle watchdog's doing; readBody reports it below.)
@@ -131,21 +140,42 @@ struct ChatCompletionsHandler: RouteHandler {
         }
         return state.relay.error
     }
-
-    private func record(_ usage: TokenUsage?, modelServed: String?, context: RequestContext) {
-        context.audit.modelServed = modelServed
-        if let usage {
-            context.audit.promptTokens = usage.promptTokens
-            context.audit.completionTokens = usage.completionTokens
-            context.audit.cachedTokens = usage.cachedPromptTokens
-        }
-    }
 }
 
 /// The relay shared between the body reader task and the handler; used by one task at a time.
 private final class RelayState: @unchecked Sendable {
     var relay: StreamRelay
     init(_ relay: StreamRelay) { self.relay = relay }
+}
+
+/// The provider a request goes to, with the project's settings for it and the adapter.
+struct ProviderTarget {
+    let provider: Provider
+    let settings: ProviderSettings
+    let adapter: any ProviderAdapter
+
+    static func resolve(header: String?, model: String, key: AuthenticatedKey, application: GatewayApplication) throws -> ProviderTarget {
+        let provider = try ProviderSelection.provider(header: header, model: model)
+        guard let settings = try application.store.providerSettings(projectID: key.project.id, provider: provider) else {
+            throw GatewayError.invalidRequest("Provider '\(provider.rawValue)' is not configured for project \(key.project.slug).",
+                                              param: "X-AI-Provider", code: "provider_not_configured")
+        }
+        guard let adapter = ProviderRegistry.adapter(for: provider) else {
+            throw GatewayError.invalidRequest("Provider '\(provider.rawValue)' is not available in this gateway build.",
+                                              param: "X-AI-Provider", code: "unsupported_provider")
+        }
+        return ProviderTarget(provider: provider, settings: settings, adapter: adapter)
+    }
+}
+
+/// `X-Gateway-Cost-USD` values: plain decimal, enough digits for sub-cent requests.
+enum CostFormat {
+    static func usd(_ value: Double) -> String {
+        var text = String(format: "%.10f", value)
+        while text.hasSuffix("0") { text.removeLast() }
+        if text.hasSuffix(".") { text += "0" }
+        return text
+    }
 }
 
 /// SPEC: the `X-AI-Provider` header, else inferred from the model name, else 400.

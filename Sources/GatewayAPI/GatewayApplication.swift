@@ -27,6 +27,8 @@ public final class GatewayApplication: Responder {
     let upstream: UpstreamClient
     let logger: Logger
     let authenticator: Authenticator
+    let limiter: RequestLimiter
+    let priceBook: PriceBook
 
     public init(configuration: GatewayConfiguration, store: GatewayStore, auditWriter: AuditWriter,
                 upstream: UpstreamClient, logger: Logger) {
@@ -36,6 +38,9 @@ public final class GatewayApplication: Responder {
         self.upstream = upstream
         self.logger = logger
         self.authenticator = Authenticator(store: store)
+        let window = (try? store.setting("limits.window_seconds")).flatMap { Int($0) }
+        self.limiter = RequestLimiter(store: store, windowSeconds: window.map { max(1, $0) } ?? 60)
+        self.priceBook = PriceBook(store: store)
     }
 
     public func respond(to request: HTTPRequest, writer: any ResponseWriter) async {
@@ -75,6 +80,9 @@ public final class GatewayApplication: Responder {
         case "/v1/chat/completions":
             guard request.method == "POST" else { throw GatewayError.methodNotAllowed("Use POST for /v1/chat/completions.") }
             handler = ChatCompletionsHandler(application: self)
+        case "/v1/embeddings":
+            guard request.method == "POST" else { throw GatewayError.methodNotAllowed("Use POST for /v1/embeddings.") }
+            handler = EmbeddingsHandler(application: self)
         case "/v1/models":
             guard request.method == "GET" else { throw GatewayError.methodNotAllowed("Use GET for /v1/models.") }
             handler = ModelsHandler(store: store)

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import GatewayCore
 import GatewayHTTP
+import GatewayStore
 
 /// Per-request state the pipeline fills in as it goes, and finally turns into the audit row.
 final class RequestContext: @unchecked Sendable {
@@ -9,6 +10,8 @@ final class RequestContext: @unchecked Sendable {
     let arrivedAt: Date
     let startNanos: UInt64
     var audit: AuditRecord
+    /// Headroom of the limits that apply, for the `x-ratelimit-*` headers of the answer.
+    var limitStatus: LimitStatus?
 
     init(request: HTTPRequest) {
         requestID = RequestContext.makeRequestID()
@@ -44,5 +47,6 @@ func baseHeaders(_ context: RequestContext, contentType: String = "application/j
     var headers = HTTPHeaders()
     headers.add(name: "Content-Type", value: contentType)
     headers.add(name: "X-Request-Id", value: context.requestID)
+    RateLimitHeaders.add(context.limitStatus, to: &headers)
     return headers
 }

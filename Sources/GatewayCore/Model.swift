@@ -185,6 +185,13 @@ public struct AuditRecord: Sendable, Equatable {
     public var promptTokens: Int?
     public var completionTokens: Int?
     public var cachedTokens: Int?
+    /// Subset of completion tokens spent on reasoning (OpenAI o-series, Gemini thinking).
+    public var reasoningTokens: Int?
+    /// Subset of prompt tokens written to the provider's prompt cache (Anthropic).
+    public var cacheWriteTokens: Int?
+    /// The request's spend was already added to the month-to-date totals by the limiter (so
+    /// the audit writer must not add it again). Not stored.
+    public var spendSettled = false
     /// nil when unknown (no price, or no usage), never silently zero.
     public var costUSD: Double?
     public var latencyMs: Double

@@ -23,11 +23,19 @@ extension GatewayStore {
                         .int(record.promptTokens), .int(record.completionTokens), .int(record.cachedTokens),
                         .real(record.costUSD), .double(record.latencyMs), .real(record.upstreamLatencyMs),
                         .real(record.timeToFirstTokenMs), .bool(record.cacheHit), .bool(record.stream), .string(attempts),
+                        .int(record.reasoningTokens), .int(record.cacheWriteTokens),
                     ]
                     try statement.bind(values)
                     while try statement.step() {}
                     statement.reset()
                 }
+            }
+            // Month-to-date spend for requests the limiter did not settle itself (no budget or
+            // token limit applied), so a cap set mid-month starts from the true spend.
+            for record in records where !record.spendSettled {
+                guard let cost = record.costUSD, cost > 0 else { continue }
+                try addSpend(nanos: SpendAmount.nanos(cost), scopes: LimitScope.all(orgID: record.orgID, projectID: record.projectID, keyID: record.keyID),
+                             month: SpendAmount.month(of: record.time))
             }
         }
     }
@@ -67,8 +75,9 @@ extension GatewayStore {
         INSERT OR IGNORE INTO audit_log (
             request_id, time_ms, method, route, org_id, project_id, key_id, user, provider,
             model_requested, model_served, status, error_code, prompt_tokens, completion_tokens, cached_tokens,
-            cost_usd, latency_ms, upstream_latency_ms, ttft_ms, cache_hit, stream, attempts_json
-        ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            cost_usd, latency_ms, upstream_latency_ms, ttft_ms, cache_hit, stream, attempts_json,
+            reasoning_tokens, cache_write_tokens
+        ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """
 
     static let auditSelect = """

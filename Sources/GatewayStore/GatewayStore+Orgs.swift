@@ -160,3 +160,13 @@ extension GatewayStore {
         }
     }
 }
+
+extension GatewayStore {
+    /// Moves a project to another plan (the free plan's monthly cap applies from the next request).
+    public func updatePlan(projectID: Int64, plan: Plan) throws {
+        try connection.writeTransaction {
+            try connection.execute("UPDATE projects SET plan = ? WHERE id = ?", [.text(plan.rawValue), .integer(projectID)])
+            guard connection.changes > 0 else { throw StoreError(.notFound, "no project with id \(projectID)") }
+        }
+    }
+}

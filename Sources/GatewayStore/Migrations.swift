@@ -88,5 +88,43 @@ enum Migrations {
                 value TEXT
             );
             """),
+        Migration(version: 2, name: "limits, spend and prices", sql: """
+            -- Sliding-window counters for RPM/TPM: one row per scope and second. A scope is
+            -- 'k:<key id>', 'p:<project id>' or 'o:<org id>'.
+            CREATE TABLE rate_buckets (
+                scope TEXT NOT NULL,
+                second INTEGER NOT NULL,
+                requests INTEGER NOT NULL DEFAULT 0,
+                tokens INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (scope, second)
+            ) WITHOUT ROWID;
+
+            -- Month-to-date totals per scope (UTC months, 'YYYY-MM'): requests (free plan) and
+            -- spend in nano-USD (integers add up exactly).
+            CREATE TABLE monthly_totals (
+                scope TEXT NOT NULL,
+                month TEXT NOT NULL,
+                requests INTEGER NOT NULL DEFAULT 0,
+                cost_nanos INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (scope, month)
+            ) WITHOUT ROWID;
+
+            -- USD per 1M tokens. A model name also prices its dated and suffixed variants
+            -- (claude-sonnet-4 prices claude-sonnet-4-20250514): longest matching prefix wins.
+            CREATE TABLE prices (
+                model TEXT PRIMARY KEY,
+                provider TEXT,
+                input_per_million REAL NOT NULL,
+                output_per_million REAL NOT NULL,
+                cached_input_per_million REAL,
+                cache_write_per_million REAL,
+                source TEXT,
+                updated_at INTEGER NOT NULL
+            );
+
+            ALTER TABLE audit_log ADD COLUMN reasoning_tokens INTEGER;
+            ALTER TABLE audit_log ADD COLUMN cache_write_tokens INTEGER;
+            CREATE INDEX audit_log_key_time ON audit_log (key_id, time_ms);
+            """ + DefaultPrices.insertSQL),
     ]
 }

@@ -21,7 +21,7 @@ struct MigrateCommand: ParsableCommand {
 }
 
 struct OrgCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "org", abstract: "Manage organisations.", subcommands: [Create.self])
+    static let configuration = CommandConfiguration(commandName: "org", abstract: "Manage organisations.", subcommands: [Create.self, SetLimits.self])
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create an organisation.")
@@ -42,7 +42,7 @@ struct OrgCommand: ParsableCommand {
 }
 
 struct ProjectCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "project", abstract: "Manage projects.", subcommands: [Create.self, List.self])
+    static let configuration = CommandConfiguration(commandName: "project", abstract: "Manage projects.", subcommands: [Create.self, List.self, SetLimits.self])
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a project in an organisation.")
@@ -162,7 +162,7 @@ struct ProviderCommand: ParsableCommand {
 }
 
 struct KeyCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "key", abstract: "Manage gateway keys.", subcommands: [Create.self, List.self, Revoke.self])
+    static let configuration = CommandConfiguration(commandName: "key", abstract: "Manage gateway keys.", subcommands: [Create.self, List.self, Revoke.self, SetLimits.self])
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a gateway key; the secret is printed once, on its own line.")

@@ -15,17 +15,20 @@ struct WorkerOptions: ParsableArguments {
     @Option(name: .customLong("upstream-connect-timeout"), help: "Seconds to connect to a provider.") var upstreamConnectTimeout = 10.0
     @Option(name: .customLong("upstream-timeout"), help: "Seconds until a provider's response head (504 after that).") var upstreamTimeout = 600.0
     @Option(name: .customLong("upstream-idle-timeout"), help: "Longest silence, in seconds, inside a provider's response body.") var upstreamIdleTimeout = 300.0
+    @Option(name: .customLong("db-busy-timeout"), help: "Milliseconds a request waits for the database's write lock before failing closed with 503.") var dbBusyTimeout = 2000
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
 
     var arguments: [String] {
         ["--accept-threads", "\(acceptThreads)", "--max-requests", "\(maxRequests)", "--max-body-size", "\(maxBodySize)",
          "--graceful-timeout", "\(gracefulTimeout)", "--upstream-connect-timeout", "\(upstreamConnectTimeout)",
-         "--upstream-timeout", "\(upstreamTimeout)", "--upstream-idle-timeout", "\(upstreamIdleTimeout)", "--log-level", logLevel]
+         "--upstream-timeout", "\(upstreamTimeout)", "--upstream-idle-timeout", "\(upstreamIdleTimeout)",
+         "--db-busy-timeout", "\(dbBusyTimeout)", "--log-level", logLevel]
     }
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level \(logLevel).") }
         guard acceptThreads >= 1 else { throw ValidationError("--accept-threads must be at least 1.") }
+        guard dbBusyTimeout >= 1 else { throw ValidationError("--db-busy-timeout must be at least 1 ms.") }
         guard maxBodySize >= 1024 else { throw ValidationError("--max-body-size must be at least 1024 bytes.") }
     }
 }
@@ -102,7 +105,7 @@ struct WorkerCommand: ParsableCommand {
 
     func run() throws {
         let logger = bootstrapLogging(level: workerOptions.logLevel, label: "deploxa.worker")
-        let store = try GatewayStore(path: global.databasePath)
+        let store = try GatewayStore(path: global.databasePath, busyTimeoutMilliseconds: workerOptions.dbBusyTimeout)
         // `serve` migrates once before starting workers; only a CGI start does it here.
         if !schemaReady { _ = try store.migrate() }
         let auditWriter = AuditWriter(store: try GatewayStore(path: global.databasePath))

@@ -104,3 +104,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(f"----- {label}: {path}")
         terminalreporter.write_line(gwstack.tail(path, 40))
     terminalreporter.write_line("Temp dirs kept for inspection: " + " ".join(str(p) for p in gwstack.TEMP_DIRS))
+
+
+@pytest.fixture(scope="session")
+def client_for():
+    """An official OpenAI client for any stack and gateway key."""
+    def make(stack, key: str) -> openai.OpenAI:
+        return openai.OpenAI(base_url=stack.v1, api_key=key, max_retries=0, timeout=30)
+    return make

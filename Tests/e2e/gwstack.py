@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -242,8 +243,13 @@ class GatewayStack:
     ORG = "acme"
     PROJECT = "acme/web"
 
-    def __init__(self, simulator: Simulator, name: str = "main", workers: int = 4, serve_args: Iterable[str] = ()):
+    PROVIDERS = ("openai", "anthropic", "google", "mistral", "cohere")
+
+    def __init__(self, simulator: Simulator, name: str = "main", workers: int = 4, serve_args: Iterable[str] = (),
+                 settings: dict[str, str] | None = None, before_serve: Callable[["GatewayStack"], None] | None = None):
         self.simulator = simulator
+        self.settings = dict(settings or {})
+        self.before_serve = before_serve
         self.name = name
         self.workers = workers
         self.serve_args = list(serve_args)
@@ -288,8 +294,20 @@ class GatewayStack:
                                f"stdout: {result.stdout}\nstderr: {result.stderr}")
         return result
 
-    def create_key(self, name: str) -> dict:
-        created = json.loads(self.cli("key", "create", self.PROJECT, "--name", name, "--json").stdout)
+    def configure_providers(self, project: str) -> None:
+        """Every provider of the project points at its simulated API."""
+        for provider in self.PROVIDERS:
+            self.cli("provider", "set", project, provider, "--base-url", f"{self.simulator.url}/{provider}",
+                     input=self.provider_key + "\n")
+
+    def create_project(self, slug: str, *options: str) -> int:
+        """A further project with every provider configured; returns its id."""
+        created = json.loads(self.cli("project", "create", slug, *options, "--json").stdout)
+        self.configure_providers(slug)
+        return created["id"]
+
+    def create_key(self, name: str, project: str | None = None, *options: str) -> dict:
+        created = json.loads(self.cli("key", "create", project or self.PROJECT, "--name", name, *options, "--json").stdout)
         assert created["id"].startswith("gk_") and created["secret"].startswith("dpx_"), created
         return created
 
@@ -333,10 +351,14 @@ class GatewayStack:
         self.cli("migrate")
         self.cli("org", "create", self.ORG)
         self.cli("project", "create", self.PROJECT)
-        self.cli("provider", "set", self.PROJECT, "openai", "--base-url", self.simulator.openai_base_url,
-                 input=self.provider_key + "\n")
+        self.configure_providers(self.PROJECT)
         created = self.create_key(f"e2e-{self.name}")
         self.key, self.key_id = created["secret"], created["id"]
+        if self.settings:
+            with sqlite3.connect(self.db) as db:
+                db.executemany("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", list(self.settings.items()))
+        if self.before_serve:
+            self.before_serve(self)
         self.start_gateway()
         self.start_nginx()
         wait_until(self._healthy, timeout=20, what=f"GET /healthz through nginx ({self.name})")

@@ -1,0 +1,64 @@
+import GatewayCore
+import GatewayProviders
+import GatewayStore
+import Logging
+
+/// One request's metering: admission against the limits before the provider is called, then
+/// usage, cost and the limit reconciliation exactly once afterwards.
+final class RequestMeter: @unchecked Sendable {
+    private let application: GatewayApplication
+    private let key: AuthenticatedKey
+    private let context: RequestContext
+    private var admission: Admission?
+    private var settled = false
+
+    init(application: GatewayApplication, key: AuthenticatedKey, context: RequestContext) {
+        self.application = application
+        self.key = key
+        self.context = context
+    }
+
+    /// Throws 429 when a limit refuses the request, 503 when the store cannot decide.
+    func admit(estimatedTokens: Int) throws {
+        admission = try application.limiter.admit(key: key, estimatedTokens: estimatedTokens, context: context)
+    }
+
+    /// The provider's usage for this request: recorded in the audit row with its cost, and
+    /// reconciled with the limits. Returns the cost (nil = unknown).
+    @discardableResult
+    func record(_ usage: TokenUsage?, modelServed: String?) -> Double? {
+        context.audit.modelServed = modelServed ?? context.audit.modelServed
+        var cost: Double?
+        if let usage {
+            context.audit.promptTokens = usage.promptTokens
+            context.audit.completionTokens = usage.completionTokens
+            context.audit.cachedTokens = usage.cachedPromptTokens
+            context.audit.reasoningTokens = usage.reasoningTokens
+            context.audit.cacheWriteTokens = usage.cacheWriteTokens
+            cost = application.priceBook.cost(models: [context.audit.modelRequested, modelServed], usage: usage)
+            context.audit.costUSD = cost
+        }
+        settle(actualTokens: usage?.totalTokens, cost: cost)
+        return cost
+    }
+
+    /// No usage will come: the provider never answered (reservation released) or the answer
+    /// broke off (reservation kept: tokens were likely spent).
+    func finish(providerAnswered: Bool) {
+        settle(actualTokens: providerAnswered ? nil : 0, cost: nil)
+    }
+
+    private func settle(actualTokens: Int?, cost: Double?) {
+        guard !settled else { return }
+        settled = true
+        guard let admission else { return }
+        context.audit.spendSettled = admission.settlesSpend
+        do {
+            try application.limiter.settle(admission, key: key, actualTokens: actualTokens, costUSD: cost)
+        } catch {
+            // The answer is decided; the row still carries the cost, so usage reports stay right.
+            context.audit.spendSettled = false
+            application.logger.warning("could not settle limits", metadata: ["request_id": "\(context.requestID)", "error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,118 @@
+import Foundation
+
+/// A model's price in USD per 1M tokens. Cached prompt tokens cost `cachedInput` (input price
+/// when unset); prompt-cache writes cost `cacheWrite` (input price when unset).
+public struct Price: Sendable, Equatable, Codable {
+    public var model: String
+    public var provider: String?
+    public var input: Double
+    public var output: Double
+    public var cachedInput: Double?
+    public var cacheWrite: Double?
+    /// Where a shipped default came from (and when); "set by operator" once changed.
+    public var source: String?
+
+    public init(model: String, provider: String? = nil, input: Double, output: Double, cachedInput: Double? = nil,
+                cacheWrite: Double? = nil, source: String? = nil) {
+        self.model = model
+        self.provider = provider
+        self.input = input
+        self.output = output
+        self.cachedInput = cachedInput
+        self.cacheWrite = cacheWrite
+        self.source = source
+    }
+
+    /// USD for normalised usage: `prompt` includes `cached` and `cacheWrite`; `completion`
+    /// includes reasoning tokens (billed as output by every provider).
+    public func cost(prompt: Int, completion: Int, cached: Int = 0, cacheWrite: Int = 0) -> Double {
+        let cachedTokens = max(0, min(cached, prompt))
+        let writeTokens = max(0, min(cacheWrite, prompt - cachedTokens))
+        let plain = max(0, prompt - cachedTokens - writeTokens)
+        let promptCost: Double = Double(plain) * input
+        let cachedCost: Double = Double(cachedTokens) * (cachedInput ?? input)
+        let writeCost: Double = Double(writeTokens) * (self.cacheWrite ?? input)
+        let outputCost: Double = Double(max(0, completion)) * output
+        return (promptCost + cachedCost + writeCost + outputCost) / 1_000_000
+    }
+}
+
+/// The price list, with SPEC's naming rule: an exact model name wins, else the longest listed
+/// name that the model starts with followed by `-`, `@` or `:` (dated and suffixed variants).
+public struct PriceTable: Sendable {
+    public let prices: [Price]
+    private let byModel: [String: Price]
+
+    public init(_ prices: [Price]) {
+        self.prices = prices
+        var byModel: [String: Price] = [:]
+        for price in prices { byModel[price.model.lowercased()] = price }
+        self.byModel = byModel
+    }
+
+    public func price(for model: String) -> Price? {
+        let name = model.lowercased()
+        if let exact = byModel[name] { return exact }
+        var best: Price?
+        for price in prices {
+            let prefix = price.model.lowercased()
+            guard name.count > prefix.count, name.hasPrefix(prefix) else { continue }
+            let next = name[name.index(name.startIndex, offsetBy: prefix.count)]
+            guard next == "-" || next == "@" || next == ":" || next == "." else { continue }
+            if best == nil || prefix.count > best!.model.count { best = price }
+        }
+        return best
+    }
+}
+
+/// Spend arithmetic shared by the limiter and the audit writer.
+public enum SpendAmount {
+    /// USD as integer nano-dollars, so month-to-date sums are exact.
+    public static func nanos(_ usd: Double) -> Int64 { Int64((usd * 1e9).rounded()) }
+    public static func usd(_ nanos: Int64) -> Double { Double(nanos) / 1e9 }
+
+    /// "YYYY-MM" of `date` in UTC: the calendar month budgets and the free plan count in.
+    public static func month(of date: Date) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let parts = calendar.dateComponents([.year, .month], from: date)
+        let month = parts.month ?? 1
+        return "\(parts.year ?? 1970)-\(month < 10 ? "0" : "")\(month)"
+    }
+
+    /// Seconds from `date` to the start of the next UTC month (when monthly limits reset).
+    public static func secondsToNextMonth(from date: Date) -> Int {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let start = calendar.dateInterval(of: .month, for: date)?.end ?? date.addingTimeInterval(86_400)
+        return max(1, Int(start.timeIntervalSince(date).rounded(.up)))
+    }
+}
+
+/// A counter owner: `k:<key id>`, `p:<project id>` or `o:<org id>`.
+public struct LimitScope: Sendable, Hashable {
+    public enum Kind: String, Sendable { case key, project, org }
+    public let kind: Kind
+    public let id: String
+
+    public init(_ kind: Kind, _ id: String) {
+        self.kind = kind
+        self.id = id
+    }
+
+    public var storageKey: String {
+        switch kind {
+        case .key: return "k:" + id
+        case .project: return "p:" + id
+        case .org: return "o:" + id
+        }
+    }
+
+    public static func all(orgID: Int64?, projectID: Int64?, keyID: String?) -> [LimitScope] {
+        var scopes: [LimitScope] = []
+        if let keyID { scopes.append(LimitScope(.key, keyID)) }
+        if let projectID { scopes.append(LimitScope(.project, String(projectID))) }
+        if let orgID { scopes.append(LimitScope(.org, String(orgID))) }
+        return scopes
+    }
+}

@@ -1,0 +1,208 @@
+import ArgumentParser
+import Foundation
+import GatewayCore
+import GatewayStore
+
+/// Changes to limits: a number sets a limit, `none` removes it, an absent option keeps it.
+struct LimitChangeOptions: ParsableArguments {
+    @Option(help: "Requests per minute, or none.") var rpm: String?
+    @Option(help: "Tokens per minute, or none.") var tpm: String?
+    @Option(name: .customLong("monthly-budget"), help: "Monthly spend cap in USD, or none.") var monthlyBudget: String?
+
+    func applied(to current: Limits) throws -> Limits {
+        var limits = current
+        if let rpm { limits.requestsPerMinute = try Self.integer(rpm, option: "--rpm") }
+        if let tpm { limits.tokensPerMinute = try Self.integer(tpm, option: "--tpm") }
+        if let monthlyBudget {
+            if monthlyBudget == "none" {
+                limits.monthlyBudgetUSD = nil
+            } else {
+                guard let value = Double(monthlyBudget), value >= 0, value.isFinite else {
+                    throw ValidationError("--monthly-budget must be a number of USD or none.")
+                }
+                limits.monthlyBudgetUSD = value
+            }
+        }
+        return limits
+    }
+
+    private static func integer(_ text: String, option: String) throws -> Int? {
+        if text == "none" { return nil }
+        guard let value = Int(text), value >= 0 else { throw ValidationError("\(option) must be a whole number or none.") }
+        return value
+    }
+}
+
+extension OrgCommand {
+    struct SetLimits: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "set-limits", abstract: "Change an organisation's limits.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Organisation name.") var name: String
+        @OptionGroup var limits: LimitChangeOptions
+
+        func run() throws {
+            let store = try global.openStore()
+            guard let org = try store.org(named: name) else { throw CommandFailure("No org \(name).") }
+            let updated = try limits.applied(to: org.limits)
+            try store.updateLimits(orgName: name, limits: updated)
+            LimitOutput.print(what: "org \(name)", updated, json: global.json)
+        }
+    }
+}
+
+extension ProjectCommand {
+    struct SetLimits: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "set-limits", abstract: "Change a project's plan or limits.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "ORG/PROJECT") var slug: String
+        @Option(help: "Plan: free, pro or team.") var plan: String?
+        @OptionGroup var limits: LimitChangeOptions
+
+        func run() throws {
+            let store = try global.openStore()
+            let project = try requireProject(store, slug)
+            if let plan {
+                guard let value = Plan(rawValue: plan) else { throw ValidationError("--plan must be free, pro or team.") }
+                try store.updatePlan(projectID: project.id, plan: value)
+            }
+            let updated = try limits.applied(to: project.limits)
+            try store.updateLimits(projectID: project.id, limits: updated)
+            LimitOutput.print(what: "project \(slug)", updated, json: global.json)
+        }
+    }
+}
+
+extension KeyCommand {
+    struct SetLimits: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "set-limits", abstract: "Change a gateway key's limits.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Key id (gk_…).") var keyID: String
+        @OptionGroup var limits: LimitChangeOptions
+
+        func run() throws {
+            let store = try global.openStore()
+            guard let key = try store.key(id: keyID) else { throw CommandFailure("No key \(keyID).") }
+            let updated = try limits.applied(to: key.limits)
+            try store.updateLimits(keyID: keyID, limits: updated)
+            LimitOutput.print(what: "key \(keyID)", updated, json: global.json)
+        }
+    }
+}
+
+enum LimitOutput {
+    static func print(what: String, _ limits: Limits, json: Bool) {
+        if json {
+            Output.json(["updated": .string(what), "limits": Output.limitsJSON(limits)])
+        } else {
+            Swift.print("Limits of \(what): rpm \(Output.optional(limits.requestsPerMinute)), tpm \(Output.optional(limits.tokensPerMinute)), monthly budget \(limits.monthlyBudgetUSD.map { "$\($0)" } ?? "-").")
+        }
+    }
+}
+
+struct PriceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "price", abstract: "Show or change model prices (USD per 1M tokens).",
+                                                    subcommands: [List.self, Set.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List prices: shipped defaults and operator changes.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            let prices = try global.openStore().prices()
+            if global.json {
+                Output.json(.array(prices.map { price in
+                    ["model": .string(price.model), "provider": price.provider.map(JSON.string) ?? .null,
+                     "input": .double(price.input), "output": .double(price.output),
+                     "cached_input": price.cachedInput.map(JSON.double) ?? .null,
+                     "cache_write": price.cacheWrite.map(JSON.double) ?? .null, "source": price.source.map(JSON.string) ?? .null]
+                }))
+            } else {
+                Output.table(["MODEL", "PROVIDER", "INPUT", "OUTPUT", "CACHED INPUT", "CACHE WRITE", "SOURCE"], prices.map {
+                    [$0.model, $0.provider ?? "-", Self.money($0.input), Self.money($0.output), $0.cachedInput.map(Self.money) ?? "-",
+                     $0.cacheWrite.map(Self.money) ?? "-", $0.source ?? "-"]
+                })
+            }
+        }
+
+        static func money(_ value: Double) -> String { CostText.usd(value) }
+    }
+
+    struct Set: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set a model's price (it also prices the model's dated variants).")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Model name, e.g. gpt-4o or claude-sonnet-4.") var model: String
+        @Option(help: "USD per 1M input tokens.") var input: Double
+        @Option(help: "USD per 1M output tokens.") var output: Double
+        @Option(name: .customLong("cached-input"), help: "USD per 1M cached input tokens.") var cachedInput: Double?
+        @Option(name: .customLong("cache-write"), help: "USD per 1M prompt-cache write tokens (Anthropic).") var cacheWrite: Double?
+        @Option(help: "Provider the model belongs to (for display).") var provider: String?
+
+        func run() throws {
+            let store = try global.openStore()
+            let price = Price(model: model, provider: provider, input: input, output: output, cachedInput: cachedInput, cacheWrite: cacheWrite)
+            try store.setPrice(price)
+            if global.json {
+                Output.json(["model": .string(model), "input": .double(input), "output": .double(output),
+                             "cached_input": cachedInput.map(JSON.double) ?? .null])
+            } else {
+                print("Price of \(model): input $\(CostText.usd(input)), output $\(CostText.usd(output)) per 1M tokens"
+                      + (cachedInput.map { ", cached input $\(CostText.usd($0))" } ?? "") + ". Workers use it within 5 s.")
+            }
+        }
+    }
+}
+
+struct UsageCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "usage", abstract: "Requests, tokens, cost, cache hits and errors, grouped.")
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "Only this ORG/PROJECT.") var project: String?
+    @Option(help: "Group by model, project, user, key, provider or day.") var by: String = "model"
+    @Option(help: "From this date or time (UTC, inclusive), e.g. 2026-11-01.") var from: String?
+    @Option(help: "Up to this date (inclusive) or time (exclusive).") var to: String?
+
+    func run() throws {
+        guard let grouping = UsageGrouping(rawValue: by) else {
+            throw ValidationError("--by must be one of \(UsageGrouping.allCases.map(\.rawValue).joined(separator: ", ")).")
+        }
+        let store = try global.openStore()
+        let projectID = try project.map { try requireProject(store, $0).id }
+        var fromDate: Date?
+        var toDate: Date?
+        if let from {
+            guard let date = AuditExport.parseDate(from) else { throw ValidationError("--from: not a date: \(from)") }
+            fromDate = date
+        }
+        if let to {
+            guard let date = AuditExport.parseDate(to, endOfDay: true) else { throw ValidationError("--to: not a date: \(to)") }
+            toDate = date
+        }
+        let rows = try store.usage(groupBy: grouping, projectID: projectID, from: fromDate, to: toDate)
+        if global.json {
+            Output.json(.array(rows.map { row in
+                .object(JSONObject([
+                    (grouping.rawValue, .string(row.group)), ("requests", .int(Int64(row.requests))),
+                    ("prompt_tokens", .int(Int64(row.promptTokens))), ("completion_tokens", .int(Int64(row.completionTokens))),
+                    ("cached_tokens", .int(Int64(row.cachedTokens))), ("cost_usd", .double(row.costUSD)),
+                    ("unknown_cost_requests", .int(Int64(row.unknownCostRequests))),
+                    ("cache_hits", .int(Int64(row.cacheHits))), ("errors", .int(Int64(row.errors))),
+                ]))
+            }))
+        } else {
+            Output.table([grouping.rawValue.uppercased(), "REQUESTS", "PROMPT", "COMPLETION", "CACHED", "COST USD", "CACHE HITS", "ERRORS"], rows.map {
+                [$0.group, String($0.requests), String($0.promptTokens), String($0.completionTokens), String($0.cachedTokens),
+                 CostText.usd($0.costUSD) + ($0.unknownCostRequests > 0 ? " (+\($0.unknownCostRequests) unknown)" : ""),
+                 String($0.cacheHits), String($0.errors)]
+            })
+        }
+    }
+}
+
+enum CostText {
+    /// Plain decimals without float noise: 2.5, 0.075, 0.0000195.
+    static func usd(_ value: Double) -> String {
+        var text = String(format: "%.8f", value)
+        while text.hasSuffix("0") { text.removeLast() }
+        if text.hasSuffix(".") { text.removeLast() }
+        return text
+    }
+}
