@@ -88,7 +88,7 @@ enum Migrations {
                 value TEXT
             );
             """),
-        Migration(version: 2, name: "limits, spend and prices", sql: """
+        Migration(version: 2, name: "limits_and_prices", sql: """
             -- Sliding-window counters for RPM/TPM: one row per scope and second. A scope is
             -- 'k:<key id>', 'p:<project id>' or 'o:<org id>'.
             CREATE TABLE rate_buckets (

@@ -10,6 +10,8 @@ struct MultiProcessTests {
     static let childVariable = "DEPLOXA_STORE_TEST_CHILD"
     static let processes = 4
     static let iterations = 500
+    /// RPM of the shared counter the children hammer: half of all their attempts.
+    static let hammerLimit = processes * iterations / 2
 
     @Test func severalProcessesShareOneFile() throws {
         #if os(Linux)
@@ -35,17 +37,25 @@ struct MultiProcessTests {
         for process in children { process.waitUntilExit() }
 
         var applied: [String] = []
+        var admitted = 0
+        var refused = 0
         for (index, process) in children.enumerated() {
             let result = (try? String(contentsOfFile: folder.path("child-\(index).result"), encoding: .utf8)) ?? ""
             let log = (try? String(contentsOfFile: folder.path("child-\(index).log"), encoding: .utf8)) ?? ""
             #expect(process.terminationStatus == 0, "child \(index): \(log)")
             #expect(result.hasPrefix("ok"), "child \(index) left no result: \(log)")
             let fields = result.split(separator: "\n")
-            applied += fields.filter { $0.hasPrefix("applied=") }.map { String($0.dropFirst(8)) }.filter { !$0.isEmpty }
+            applied += fields.filter { $0.hasPrefix("applied=") }.flatMap { $0.dropFirst(8).split(separator: ",").map(String.init) }
+            admitted += fields.first { $0.hasPrefix("admitted=") }.flatMap { Int($0.dropFirst(9)) } ?? 0
+            refused += fields.first { $0.hasPrefix("refused=") }.flatMap { Int($0.dropFirst(8)) } ?? 0
             print("child \(index): \(fields.dropFirst().joined(separator: ", "))")
         }
         // Four processes migrated a fresh file at the same moment: each step applied exactly once.
-        #expect(applied == ["initial"])
+        #expect(applied == Migrations.all.map(\.name))
+        // One RPM counter hammered by four processes: exactly the limit got through, and no
+        // SQLITE_BUSY surfaced (a child would have failed).
+        #expect(admitted == Self.hammerLimit)
+        #expect(refused == Self.processes * Self.iterations - Self.hammerLimit)
         let store = try GatewayStore(path: path)
         #expect(try store.connection.queryFirst("SELECT n FROM counter WHERE id = 1") { $0.int(0) }
                 == Self.processes * Self.iterations)
@@ -77,9 +87,19 @@ struct MultiProcessTests {
             writer.enqueue(makeRecord("req_p\(index)_\(iteration)"))
         }
         writer.close()
+        var admitted = 0
+        var refused = 0
+        let plan = AdmissionPlan(scopes: [.init(scope: LimitScope(.key, "gk_hammer"), limits: Limits(requestsPerMinute: Self.hammerLimit))],
+                                 estimatedTokens: 0, now: Date(timeIntervalSince1970: startAt))
+        for _ in 0..<Self.iterations {
+            switch try store.admit(plan) {
+            case .admitted: admitted += 1
+            case .rejected: refused += 1
+            }
+        }
         waits.sort()
         let p99 = waits[waits.count * 99 / 100]
-        let result = "ok\napplied=\(applied.joined(separator: ","))\np99_ms=\(String(format: "%.3f", p99))\nmax_ms=\(String(format: "%.3f", waits.last!))\n"
+        let result = "ok\napplied=\(applied.joined(separator: ","))\np99_ms=\(String(format: "%.3f", p99))\nmax_ms=\(String(format: "%.3f", waits.last!))\nadmitted=\(admitted)\nrefused=\(refused)\n"
         try result.write(toFile: (path as NSString).deletingLastPathComponent + "/child-\(index).result", atomically: true, encoding: .utf8)
     }
 }

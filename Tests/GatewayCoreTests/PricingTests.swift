@@ -1,0 +1,57 @@
+import Foundation
+import GatewayCore
+import Testing
+
+@Suite("Pricing")
+struct PricingTests {
+    // Prices as shipped (USD per 1M tokens).
+    let gpt4o = Price(model: "gpt-4o", input: 2.50, output: 10.00, cachedInput: 1.25)
+    let sonnet = Price(model: "claude-sonnet-4", input: 3.00, output: 15.00, cachedInput: 0.30, cacheWrite: 3.75)
+    let flash = Price(model: "gemini-2.0-flash", input: 0.10, output: 0.40, cachedInput: 0.025)
+    let commandR = Price(model: "command-r", input: 0.15, output: 0.60)
+
+    @Test func openAICachedPromptTokensCostTheCachedPrice() {
+        // usage {prompt 1200 (cached 1000), completion 40}
+        let cost = gpt4o.cost(prompt: 1200, completion: 40, cached: 1000)
+        #expect(abs(cost - (200 * 2.50 + 1000 * 1.25 + 40 * 10.0) / 1e6) < 1e-12)
+    }
+
+    @Test func anthropicCacheReadsAndWritesArePricedApart() {
+        // input_tokens 100, cache_creation 2000, cache_read 3000, output 50 → prompt 5100.
+        let cost = sonnet.cost(prompt: 5100, completion: 50, cached: 3000, cacheWrite: 2000)
+        #expect(abs(cost - (100 * 3.0 + 3000 * 0.30 + 2000 * 3.75 + 50 * 15.0) / 1e6) < 1e-12)
+    }
+
+    @Test func geminiThinkingTokensAreBilledAsOutput() {
+        // candidates 30 + thoughts 70 = completion 100.
+        let cost = flash.cost(prompt: 10, completion: 100)
+        #expect(abs(cost - (10 * 0.10 + 100 * 0.40) / 1e6) < 1e-12)
+    }
+
+    @Test func withoutACachedPriceCachedTokensCostTheInputPrice() {
+        #expect(abs(commandR.cost(prompt: 100, completion: 10, cached: 50) - (100 * 0.15 + 10 * 0.60) / 1e6) < 1e-12)
+    }
+
+    @Test func inconsistentCountsNeverGoNegative() {
+        #expect(gpt4o.cost(prompt: 10, completion: -5, cached: 50) >= 0)
+    }
+
+    @Test func datedAndSuffixedModelsFindTheirPrice() {
+        let table = PriceTable([gpt4o, Price(model: "gpt-4o-mini", input: 0.15, output: 0.60), sonnet])
+        #expect(table.price(for: "gpt-4o")?.model == "gpt-4o")
+        #expect(table.price(for: "gpt-4o-2024-08-06")?.model == "gpt-4o")
+        #expect(table.price(for: "gpt-4o-mini-2024-07-18")?.model == "gpt-4o-mini")
+        #expect(table.price(for: "claude-sonnet-4-20250514")?.model == "claude-sonnet-4")
+        #expect(table.price(for: "CLAUDE-SONNET-4")?.model == "claude-sonnet-4")
+        #expect(table.price(for: "gpt-4oz") == nil)
+        #expect(table.price(for: "my-own-model") == nil)
+    }
+
+    @Test func monthsAreUTCCalendarMonths() {
+        let lastSecondOfNovember = Date(timeIntervalSince1970: 1_796_083_199)  // 2026-11-30T23:59:59Z
+        #expect(SpendAmount.month(of: lastSecondOfNovember) == "2026-11")
+        #expect(SpendAmount.month(of: lastSecondOfNovember.addingTimeInterval(1)) == "2026-12")
+        #expect(SpendAmount.secondsToNextMonth(from: lastSecondOfNovember) == 1)
+        #expect(SpendAmount.nanos(13.0) == 13_000_000_000)
+    }
+}
