@@ -15,7 +15,12 @@
 #   c. memory: STREAMS (1000) concurrent slow SSE streams held open; RSS of the workers (summed),
 #      the master, the simulator and nginx, idle and while the streams are open;
 #   b. the highest rate (STEP_RATES) at which the gateway's p99 overhead stays under
-#      MAX_P99_OVERHEAD_MS (5 ms) with no errors and no non-2xx answers.
+#      MAX_P99_OVERHEAD_MS (5 ms) with no errors and no non-2xx answers;
+#   l. limits: the same request at LIMITS_RATE (500) req/s with a key whose project and key carry
+#      RPM, TPM and a monthly budget (never reached) against a key without limits, alternating
+#      REPEATS times; cost = median(limited) − median(unlimited) at p50/p99, and worker CPU per
+#      request. Then the multi-process hammer: HAMMER_PROCESSES (4) processes × HAMMER_COUNT (5000)
+#      admissions on one RPM counter of limit HAMMER_LIMIT (10000): exact total, SQLITE_BUSY count.
 #
 # Prints a summary table and writes Benchmarks/results/latest.json (plus the gateway's and nginx's
 # logs of the run next to it).
@@ -26,7 +31,8 @@
 #   MAX_P99_OVERHEAD_MS [5]  CONNECTIONS [256]  LOADGEN_THREADS [1]
 #   STREAMS [1000]  STREAM_HOLD [20]  STREAM_SAMPLE_AT [10]  STREAM_WORDS [30]  STREAM_CHUNK_DELAY_MS [1000]
 #   STREAM_BASELINE_HOLD [5] (the same streams sent direct first, for a time-to-first-byte baseline)
-#   WORDS [8]  PARTS ["a c b"] (any of a, b, c; d rides on a)  SKIP_BUILD [0]
+#   WORDS [8]  PARTS ["a c b l"] (any of a, b, c, l; d rides on a)  SKIP_BUILD [0]
+#   LIMITS_RATE [500]  HAMMER_PROCESSES [4]  HAMMER_COUNT [5000]  HAMMER_LIMIT [10000]
 #   QUIET_LOAD [unset]: if set (e.g. 0.5), first wait up to QUIET_WAIT [300] s for the 1-minute
 #   load average to fall below it.
 #   IDLE_CPU_SECONDS [5] (idle CPU of each component, measured before the load)
@@ -59,7 +65,11 @@ STREAM_WORDS="${STREAM_WORDS:-30}"
 STREAM_BASELINE_HOLD="${STREAM_BASELINE_HOLD:-5}"
 STREAM_CHUNK_DELAY_MS="${STREAM_CHUNK_DELAY_MS:-1000}"
 WORDS="${WORDS:-8}"
-PARTS="${PARTS:-a c b}"
+PARTS="${PARTS:-a c b l}"
+LIMITS_RATE="${LIMITS_RATE:-500}"
+HAMMER_PROCESSES="${HAMMER_PROCESSES:-4}"
+HAMMER_COUNT="${HAMMER_COUNT:-5000}"
+HAMMER_LIMIT="${HAMMER_LIMIT:-10000}"
 SKIP_BUILD="${SKIP_BUILD:-0}"
 QUIET_WAIT="${QUIET_WAIT:-300}"
 RESULTS="${RESULTS:-$ROOT/Benchmarks/results/latest.json}"
@@ -260,6 +270,13 @@ log "creating the gateway state in $DEPLOXA_GATEWAY_DB"
 } >"$T/setup.log" 2>&1 || die "setup failed: $(tail -5 "$T/setup.log")"
 KEY="$("$GW" key create bench/load --json 2>>"$T/setup.log" | jq -r '.secret')"
 [ -n "$KEY" ] && [ "$KEY" != null ] || die "key create failed: $(tail -5 "$T/setup.log")"
+# Part l's key: every check runs (key and project RPM/TPM, budgets), none is ever reached.
+{
+    "$GW" project create bench/limited --rpm 100000000 --tpm 1000000000000 --monthly-budget 1000000000 &&
+    echo sim-key | "$GW" provider set bench/limited openai --base-url "http://127.0.0.1:$SIM_PORT/openai"
+} >>"$T/setup.log" 2>&1 || die "setup of bench/limited failed: $(tail -5 "$T/setup.log")"
+KEY_LIMITED="$("$GW" key create bench/limited --rpm 100000000 --tpm 1000000000000 --monthly-budget 1000000000 --json 2>>"$T/setup.log" | jq -r '.secret')"
+[ -n "$KEY_LIMITED" ] && [ "$KEY_LIMITED" != null ] || die "limited key create failed: $(tail -5 "$T/setup.log")"
 
 log "starting serve --workers $WORKERS on $SOCK"
 "$GW" serve --socket "$SOCK" --workers "$WORKERS" --pid-file "$T/serve.pid" --log-level warning \
@@ -328,7 +345,11 @@ DIRECT_AUTH="Authorization: Bearer sim-key"
 
 # Smoke test: both paths answer 200 with a chat completion.
 for path in gateway direct; do
-    if [ "$path" = gateway ]; then url="$GW_URL"; auth="$GW_AUTH"; else url="$DIRECT_URL"; auth="$DIRECT_AUTH"; fi
+    case "$path" in
+        gateway) url="$GW_URL"; auth="$GW_AUTH" ;;
+        limited) url="$GW_URL"; auth="Authorization: Bearer $KEY_LIMITED" ;;
+        *) url="$DIRECT_URL"; auth="$DIRECT_AUTH" ;;
+    esac
     code="$(curl -s -o "$T/smoke-$path.json" -D "$T/smoke-$path.headers" -w '%{http_code}' -H "$auth" \
         -H 'Content-Type: application/json' --data-binary @"$T/chat.json" "$url")"
     [ "$code" = 200 ] && jq -e '.choices[0].message.content' "$T/smoke-$path.json" >/dev/null 2>&1 ||
@@ -359,7 +380,11 @@ log "idle CPU: $IDLE_CPU_JSON"
 run_rate() {
     local name="$1" path="$2" rate="$3" dur="$4" url auth out before_ng before_w before_m before_s \
         after_ng after_w after_m after_s wpids npids total lg_user lg_sys
-    if [ "$path" = gateway ]; then url="$GW_URL"; auth="$GW_AUTH"; else url="$DIRECT_URL"; auth="$DIRECT_AUTH"; fi
+    case "$path" in
+        gateway) url="$GW_URL"; auth="$GW_AUTH" ;;
+        limited) url="$GW_URL"; auth="Authorization: Bearer $KEY_LIMITED" ;;
+        *) url="$DIRECT_URL"; auth="$DIRECT_AUTH" ;;
+    esac
     out="$T/runs/$name"
     wpids="$(worker_pids)"
     npids="$(nginx_pids)"
@@ -610,12 +635,64 @@ part_b() {
         "${files[@]}" >"$T/steps.json"
 }
 
+# ---------------------------------------------------------------------------------------------
+# l. What limits cost: limited vs unlimited key at LIMITS_RATE, then the multi-process hammer.
+
+part_l() {
+    log "part l: limits on vs off at $LIMITS_RATE req/s (${DURATION}s + ${WARMUP}s each, $REPEATS alternating pairs); load $(loadavg)"
+    run_rate warm-limited limited 200 3 >/dev/null 2>&1
+    local i off=() on=()
+    for ((i = 1; i <= REPEATS; i++)); do
+        run_rate "limits-off-$i" gateway "$LIMITS_RATE" "$DURATION"; sleep 1
+        run_rate "limits-on-$i" limited "$LIMITS_RATE" "$DURATION"; sleep 1
+        off+=("$T/runs/limits-off-$i.json"); on+=("$T/runs/limits-on-$i.json")
+    done
+    log "part l: hammer, $HAMMER_PROCESSES processes × $HAMMER_COUNT admissions on one counter (limit $HAMMER_LIMIT)"
+    local at p pids=()
+    at="$(date +%s)"
+    for ((p = 1; p <= HAMMER_PROCESSES; p++)); do
+        "$GW" bench-admit --count "$HAMMER_COUNT" --rpm "$HAMMER_LIMIT" --scope "gk_hammer_$at" --at "$at" \
+            >"$T/runs/hammer-$p.json" 2>"$T/runs/hammer-$p.err" &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p"; done
+    jq -n --argjson rate "$LIMITS_RATE" --argjson limit "$HAMMER_LIMIT" --argjson procs "$HAMMER_PROCESSES" \
+        --argjson count "$HAMMER_COUNT" \
+        --slurpfile off <(jq -s . "${off[@]}") --slurpfile on <(jq -s . "${on[@]}") \
+        --slurpfile hammer <(cat "$T"/runs/hammer-*.json | jq -s .) '
+        def median: map(select(. != null)) | sort
+            | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
+              else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+        def r3: if . == null then null else (. * 1000 | round) / 1000 end;
+        def summary(runs): {p50_ms: (runs | map(.p50_ms) | median | r3), p99_ms: (runs | map(.p99_ms) | median | r3),
+            p50_ms_each: (runs | map(.p50_ms)), p99_ms_each: (runs | map(.p99_ms)),
+            achieved_rate: (runs | map(.achieved_rate) | map(select(. != null)) | min),
+            errors: (runs | map(.errors // 0) | add), non_2xx: (runs | map(.non_2xx // 0) | add),
+            workers_us_per_req: (runs | map(.cpu.workers_us_per_req) | median)};
+        summary($off[0]) as $a | summary($on[0]) as $b
+        | {ran: true, rate: $rate, off: $a, on: $b,
+           cost_p50_ms: (($b.p50_ms - $a.p50_ms) | r3), cost_p99_ms: (($b.p99_ms - $a.p99_ms) | r3),
+           cost_workers_us_per_req: (($b.workers_us_per_req - $a.workers_us_per_req) * 10 | round / 10),
+           target_p50_ms: 0.3, met: (($b.p50_ms - $a.p50_ms) <= 0.3 and $b.errors == 0 and $b.non_2xx == 0),
+           hammer: {processes: $procs, admissions_each: $count, limit: $limit,
+                    admitted: ($hammer[0] | map(.admitted) | add), refused: ($hammer[0] | map(.refused) | add),
+                    busy_errors: ($hammer[0] | map(.busy_errors) | add),
+                    exact: (($hammer[0] | map(.admitted) | add) == ([$limit, $procs * $count] | min)),
+                    admissions_per_s: (($procs * $count) / ($hammer[0] | map(.seconds) | max) | round),
+                    p50_ms_each: ($hammer[0] | map(.p50_ms * 1000 | round / 1000)),
+                    p99_ms_each: ($hammer[0] | map(.p99_ms * 1000 | round / 1000)),
+                    max_ms: ($hammer[0] | map(.max_ms) | max | r3)}}' >"$T/limits.json"
+    log "part l: $(jq -c '{cost_p50_ms, cost_p99_ms, cost_workers_us_per_req, hammer: (.hammer | {admitted, busy_errors, exact, admissions_per_s})}' "$T/limits.json")"
+}
+
+echo '{"ran":false}' >"$T/limits.json"
 for part in $PARTS; do
     case "$part" in
         a) part_a ;;
         b) part_b ;;
         c) part_c ;;
-        *) log "unknown part '$part' (a, b or c)" ;;
+        l) part_l ;;
+        *) log "unknown part '$part' (a, b, c or l)" ;;
     esac
 done
 
@@ -652,7 +729,7 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -srm)" --a
     --arg wstart "$WORKERS_AT_START" --arg wend "$WORKERS_AT_END" \
     --argjson idle_cpu "$IDLE_CPU_JSON" --argjson serve_lines "$serve_lines" --argjson serve_err "$serve_err_lines" --argjson nginx_err "$nginx_err_lines" \
     --slurpfile overhead "$T/overhead.json" --slurpfile steps "$T/steps.json" \
-    --slurpfile memory "$T/memory.json" --slurpfile cpuper "$T/cpu.json" '
+    --slurpfile memory "$T/memory.json" --slurpfile cpuper "$T/cpu.json" --slurpfile limits "$T/limits.json" '
     {date: $date,
      machine: {kernel: $host, cpu: $cpu, cores: $cores, mem_total_mb: ($mem / 1024 | round),
                swift: $swift, nginx: $nginx, sqlite: $sqlite},
@@ -675,6 +752,7 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -srm)" --a
                          met: ($memory[0].rss_mb.workers_streams_open < 400
                                and $memory[0].loadgen.established == $memory[0].streams)}
                       else null end)},
+     limits: $limits[0],
      overhead: $overhead[0], cpu_per_request: $cpuper[0], idle_cpu: $idle_cpu, memory: $memory[0], max_rate: $steps[0],
      gateway_health: {worker_pids_start: $wstart, worker_pids_end: $wend,
                       serve_log_lines: $serve_lines, serve_log_error_like_lines: $serve_err,
@@ -729,9 +807,17 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -srm)" --a
             while IFS=$'\t' read -r a b c d e f g; do printf '%-9s %9s %9s %9s %9s %10s %7s\n' "$a" "$b" "$c" "$d" "$e" "$f" "$g"; done
         echo
     fi
+    if [ "$(jq '.limits.ran' "$RESULTS")" = true ]; then
+        echo "l. limits on vs off at $LIMITS_RATE req/s (medians of $REPEATS alternating runs, ms) and the multi-process hammer"
+        jq -r '.limits | "   off: p50 \(.off.p50_ms) p99 \(.off.p99_ms) (workers \(.off.workers_us_per_req) µs CPU/req)   on: p50 \(.on.p50_ms) p99 \(.on.p99_ms) (workers \(.on.workers_us_per_req) µs CPU/req), errors \(.on.errors) non-2xx \(.on.non_2xx)",
+            "   cost of limits: p50 \(.cost_p50_ms) ms, p99 \(.cost_p99_ms) ms, \(.cost_workers_us_per_req) µs worker CPU per request",
+            "   hammer: \(.hammer.processes) × \(.hammer.admissions_each) admissions, limit \(.hammer.limit): admitted \(.hammer.admitted), refused \(.hammer.refused), SQLITE_BUSY \(.hammer.busy_errors), exact \(.hammer.exact); \(.hammer.admissions_per_s) admissions/s, p50 \(.hammer.p50_ms_each) ms, p99 \(.hammer.p99_ms_each) ms"' "$RESULTS"
+        echo
+    fi
     echo "targets:"
     jq -r '.targets | "   overhead at 500 req/s (p50 ≤ 1 ms, p99 ≤ 3 ms): \(if .overhead_500 == null then "not run" else "p50 \(.overhead_500.p50_ms) ms, p99 \(.overhead_500.p99_ms) ms → \(if .overhead_500.met then "MET" else "NOT MET" end)" end)",
         "   1,000 streams under 400 MB worker RSS: \(if .streams_1000 == null then "not run" else "\(.streams_1000.workers_rss_mb) MB, \(.streams_1000.established) established → \(if .streams_1000.met then "MET" else "NOT MET" end)" end)"' "$RESULTS"
+    jq -r '.limits | "   limits cost ≤ 0.3 ms p50 at \(.rate // "-") req/s: \(if .ran then "\(.cost_p50_ms) ms → \(if .met then "MET" else "NOT MET" end)" else "not run" end)"' "$RESULTS"
     echo "gateway: workers [$WORKERS_AT_START] at start, [$WORKERS_AT_END] at end; serve log $serve_lines lines ($serve_err_lines error-like); nginx error log $nginx_err_lines error lines"
     echo "results: $RESULTS"
 }

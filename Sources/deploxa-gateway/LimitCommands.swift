@@ -206,3 +206,44 @@ enum CostText {
         return text
     }
 }
+
+/// Benchmark helper (hidden): one process of the multi-process limit hammer. Runs COUNT
+/// admissions against one shared RPM counter and prints what it saw as one JSON line.
+struct AdmitLoopCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bench-admit", abstract: "Internal: limit hammer for the benchmarks.",
+                                                    shouldDisplay: false)
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "Admissions to attempt.") var count = 5000
+    @Option(help: "The shared counter's requests-per-minute limit.") var rpm = 10_000
+    @Option(help: "Counter id (all processes of one run use the same).") var scope = "gk_hammer"
+    @Option(help: "Unix time used as 'now' by every admission (one window for the whole run).") var at: Double = Date().timeIntervalSince1970
+    @Option(name: .customLong("busy-timeout"), help: "Milliseconds to wait for the write lock.") var busyTimeout = 2000
+
+    func run() throws {
+        let store = try GatewayStore(path: global.databasePath, busyTimeoutMilliseconds: busyTimeout)
+        let plan = AdmissionPlan(scopes: [.init(scope: LimitScope(.key, scope), limits: Limits(requestsPerMinute: rpm))],
+                                 estimatedTokens: 0, now: Date(timeIntervalSince1970: at))
+        var admitted = 0, refused = 0, busy = 0
+        var latencies: [Double] = []
+        latencies.reserveCapacity(count)
+        let started = Date()
+        for _ in 0..<count {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            do {
+                switch try store.admit(plan) {
+                case .admitted: admitted += 1
+                case .rejected: refused += 1
+                }
+            } catch let error as StoreError where error.kind == .busy {
+                busy += 1
+            }
+            latencies.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+        }
+        let elapsed = Date().timeIntervalSince(started)
+        latencies.sort()
+        func percentile(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+        Output.json(["admitted": .int(Int64(admitted)), "refused": .int(Int64(refused)), "busy_errors": .int(Int64(busy)),
+                     "seconds": .double(elapsed), "p50_ms": .double(percentile(0.5)), "p99_ms": .double(percentile(0.99)),
+                     "max_ms": .double(latencies.last ?? 0)])
+    }
+}
