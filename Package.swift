@@ -73,6 +73,11 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Benchmarks/deploxa-loadgen"),
 
+        // Translation cost per provider (in-process; the simulator supplies real wire formats).
+        .executableTarget(name: "deploxa-translation-bench", dependencies: [
+            "GatewayCore", "GatewayProviders", "GatewayTesting", "GatewayUpstream",
+        ], path: "Benchmarks/deploxa-translation-bench"),
+
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"]),
         .testTarget(name: "GatewayProvidersTests", dependencies: ["GatewayProviders", "GatewayCore"], exclude: ["Fixtures"]),
         .testTarget(name: "GatewayStoreTests", dependencies: ["GatewayStore", "GatewayCore"]),
