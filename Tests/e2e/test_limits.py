@@ -264,3 +264,16 @@ def test_usage_groups_by_user_and_day(stack):
     assert [d["day"] for d in by_day] == [today]
     table = stack.cli("usage", "--by", "provider").stdout
     assert "openai" in table and "REQUESTS" in table
+
+
+def test_org_limit_set_on_create_and_changed_later(limits_stack):
+    st = limits_stack
+    st.cli("org", "create", "globex", "--rpm", "3")
+    st.create_project("globex/app")
+    key = st.create_key("globex", "globex/app")
+    statuses = [_post(st, key["secret"], _chat()).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429], statuses
+    refused = _post(st, key["secret"], _chat())
+    assert "org globex" in refused.json()["error"]["message"]
+    st.cli("org", "set-limits", "globex", "--rpm", "none")
+    assert _post(st, key["secret"], _chat()).status_code == 200
