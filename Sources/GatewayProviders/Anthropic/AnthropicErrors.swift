@@ -1,0 +1,67 @@
+import GatewayCore
+
+/// Anthropic error bodies, `{"type":"error","error":{"type","message"},"request_id"}`
+/// (providers.md §3.5), → the client's error (§7.8): 4xx keep their status and Anthropic's
+/// message, 5xx and 529 `overloaded_error` become 502 `upstream_error`. `code` keeps
+/// Anthropic's own error type.
+enum AnthropicErrorDecoder {
+    static func decode(status: Int, headers: [(name: String, value: String)], body: [UInt8], secrets: [String]) -> GatewayError {
+        var message = "anthropic returned HTTP \(status)."
+        var anthropicType: String?
+        if let json = try? JSON.parse(body) {
+            let error = json["error"] ?? json
+            if let text = error["message"]?.stringValue, !text.isEmpty {
+                message = "anthropic: \(text)"
+            } else if let text = error.stringValue, !text.isEmpty {
+                message = "anthropic: \(text)"
+            }
+            anthropicType = error["type"]?.stringValue
+        }
+        message = SecretRedactor.redact(message, secrets: secrets)
+        let retryAfter = retryAfterMilliseconds(headers) ?? retryAfterSeconds(headers)
+        if status >= 500 {
+            return .provider(status: status, message: message, type: nil, code: anthropicType ?? defaultType(status),
+                             retryAfter: retryAfter)
+        }
+        return .provider(status: status, message: message, type: openAIType(status), code: anthropicType ?? defaultType(status),
+                         retryAfter: retryAfter)
+    }
+
+    /// OpenAI's error `type` for an Anthropic status (§7.8).
+    static func openAIType(_ status: Int) -> String {
+        switch status {
+        case 401: return "authentication_error"
+        case 402: return "insufficient_quota"
+        case 403: return "permission_error"
+        case 404: return "not_found_error"
+        case 408: return "timeout"
+        case 409: return "conflict"
+        case 429: return "rate_limit_error"
+        default: return "invalid_request_error"
+        }
+    }
+
+    /// Anthropic's error type for a status, when the body did not say (§3.5).
+    static func defaultType(_ status: Int) -> String {
+        switch status {
+        case 401: return "authentication_error"
+        case 402: return "billing_error"
+        case 403: return "permission_error"
+        case 404: return "not_found_error"
+        case 413: return "request_too_large"
+        case 429: return "rate_limit_error"
+        case 504: return "timeout_error"
+        case 529: return "overloaded_error"
+        case 500...: return "api_error"
+        default: return "invalid_request_error"
+        }
+    }
+
+    /// `retry-after-ms`, which Anthropic's SDK prefers over `retry-after`, in whole seconds (rounded up).
+    static func retryAfterMilliseconds(_ headers: [(name: String, value: String)]) -> Int? {
+        guard let value = headers.first(where: { $0.name.lowercased() == "retry-after-ms" })?.value,
+              let milliseconds = Double(value.trimmingWhitespace()), milliseconds.isFinite, milliseconds >= 0,
+              milliseconds < 1e12 else { return nil }
+        return Int((milliseconds / 1000).rounded(.up))
+    }
+}
