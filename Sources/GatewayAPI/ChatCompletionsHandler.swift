@@ -17,9 +17,9 @@ struct ChatCompletionsHandler: RouteHandler {
         context.audit.user = chat.user
         context.audit.stream = chat.stream
 
-        let target = try ProviderTarget.resolve(header: request.headers["x-ai-provider"], model: chat.model, key: key, application: application)
-        let provider = target.provider
+        let provider = try ProviderSelection.provider(header: request.headers["x-ai-provider"], model: chat.model)
         context.audit.provider = provider.rawValue
+        let target = try ProviderTarget.resolve(provider, key: key, application: application)
         let upstreamRequest = try target.adapter.makeChatRequest(chat, settings: target.settings)
 
         let meter = RequestMeter(application: application, key: key, context: context)
@@ -154,8 +154,7 @@ struct ProviderTarget {
     let settings: ProviderSettings
     let adapter: any ProviderAdapter
 
-    static func resolve(header: String?, model: String, key: AuthenticatedKey, application: GatewayApplication) throws -> ProviderTarget {
-        let provider = try ProviderSelection.provider(header: header, model: model)
+    static func resolve(_ provider: Provider, key: AuthenticatedKey, application: GatewayApplication) throws -> ProviderTarget {
         guard let settings = try application.store.providerSettings(projectID: key.project.id, provider: provider) else {
             throw GatewayError.invalidRequest("Provider '\(provider.rawValue)' is not configured for project \(key.project.slug).",
                                               param: "X-AI-Provider", code: "provider_not_configured")

@@ -13,9 +13,9 @@ struct EmbeddingsHandler: RouteHandler {
         let embeddings = try EmbeddingsRequest.parse(request.body)
         context.audit.modelRequested = embeddings.model
         context.audit.user = embeddings.user
-        let target = try ProviderTarget.resolve(header: request.headers["x-ai-provider"], model: embeddings.model, key: key,
-                                                application: application)
-        context.audit.provider = target.provider.rawValue
+        let provider = try ProviderSelection.provider(header: request.headers["x-ai-provider"], model: embeddings.model)
+        context.audit.provider = provider.rawValue
+        let target = try ProviderTarget.resolve(provider, key: key, application: application)
         let upstreamRequest = try target.adapter.makeEmbeddingsRequest(embeddings, settings: target.settings)
 
         let meter = RequestMeter(application: application, key: key, context: context)
