@@ -67,6 +67,7 @@ public enum ProviderRegistry {
         switch provider {
         case .openai: return OpenAIAdapter()
         case .anthropic: return AnthropicAdapter()
+        case .cohere: return CohereAdapter()
         default: return nil
         }
     }
