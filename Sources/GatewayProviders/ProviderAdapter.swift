@@ -68,6 +68,7 @@ public enum ProviderRegistry {
         case .openai: return OpenAIAdapter()
         case .anthropic: return AnthropicAdapter()
         case .cohere: return CohereAdapter()
+        case .google: return GoogleAdapter()
         default: return nil
         }
     }
