@@ -66,6 +66,7 @@ public enum ProviderRegistry {
     public static func adapter(for provider: Provider) -> (any ProviderAdapter)? {
         switch provider {
         case .openai: return OpenAIAdapter()
+        case .mistral: return MistralAdapter()
         default: return nil
         }
     }

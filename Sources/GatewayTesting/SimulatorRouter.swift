@@ -8,7 +8,7 @@ struct SimulatorRouter: Sendable {
     static let maxBodyBytes = 16 * 1024 * 1024
 
     let stats: SimulatorStats
-    let providers: [any SimulatedProvider] = [OpenAISimulation()]
+    let providers: [any SimulatedProvider] = [OpenAISimulation(), MistralSimulation()]
 
     /// Whether `path` belongs to a provider (and so is counted), rather than to `/_sim`.
     static func isProviderPath(_ path: String) -> Bool {
