@@ -69,6 +69,7 @@ public enum ProviderRegistry {
         case .anthropic: return AnthropicAdapter()
         case .cohere: return CohereAdapter()
         case .google: return GoogleAdapter()
+        case .mistral: return MistralAdapter()
         default: return nil
         }
     }

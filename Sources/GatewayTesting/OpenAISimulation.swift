@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOHTTP1
 
@@ -71,40 +72,58 @@ struct OpenAISimulation: SimulatedProvider {
         let count = limit.flatMap { (0..<requested).contains($0) ? $0 : nil } ?? requested
         let truncated = count < requested
         let words = SimulatedReply.words(count: count, unicode: script.unicode)
+        let identity = OpenAIWireFormat.Identity(
+            id: "chatcmpl-sim-\(context.stats.nextCompletionNumber())", created: context.now, model: model)
+        // `tool=NAME`: one call of NAME, unless the conversation already answered a call.
+        let toolCall = Self.scriptedToolCall(script, messages: messages, id: "call_sim\(identity.id.split(separator: "-").last ?? "0")")
         let usage = OpenAIWireFormat.Usage(
             promptTokens: texts.reduce(0) { total, parts in
                 total + SimulatedReply.tokensPerMessage + parts.reduce(0) { $0 + SimulatedReply.wordCount($1) }
             },
-            completionTokens: words.count
+            completionTokens: toolCall == nil ? words.count : OpenAIWireFormat.toolCallCompletionTokens
         )
-        let identity = OpenAIWireFormat.Identity(
-            id: "chatcmpl-sim-\(context.stats.nextCompletionNumber())", created: context.now, model: model)
-        let finishReason = truncated ? "length" : "stop"
+        let finishReason = toolCall != nil ? "tool_calls" : truncated ? "length" : "stop"
 
         let stream = SimulatorJSON.bool(body["stream"]) ?? false
         var response: SimulatedResponse
         if stream {
             let streamOptions = body["stream_options"] as? [String: Any]
             let includeUsage = SimulatorJSON.bool(streamOptions?["include_usage"]) ?? false
-            response = .eventStream(Self.streamEvents(
-                identity, words: words, finishReason: finishReason, usage: usage, includeUsage: includeUsage, malformed: script.malformed))
+            if let toolCall {
+                response = .eventStream(Self.toolCallStreamEvents(identity, call: toolCall, usage: usage, includeUsage: includeUsage))
+            } else {
+                response = .eventStream(Self.streamEvents(
+                    identity, words: words, finishReason: finishReason, usage: usage, includeUsage: includeUsage,
+                    malformed: script.malformed, errorAfter: script.streamErrorAfter))
+            }
             // Role chunk + K word chunks, then the connection drops.
             if let k = script.disconnectAfter { response.interruption = .afterEvents(1 + min(k, words.count)) }
         } else if script.malformed {
             response = SimulatedResponse(
                 status: .ok, contentType: "application/json", body: .full(Array(#"{"id":"chatcmpl-sim","choices":[{"message":"#.utf8)))
         } else {
-            response = .json(.ok, OpenAIWireFormat.completion(
-                identity, content: words.joined(separator: " "), finishReason: finishReason, usage: usage))
+            if let toolCall {
+                response = .json(.ok, OpenAIWireFormat.toolCallCompletion(identity, call: toolCall, usage: usage))
+            } else {
+                response = .json(.ok, OpenAIWireFormat.completion(
+                    identity, content: words.joined(separator: " "), finishReason: finishReason, usage: usage))
+            }
             if script.disconnectAfter != nil { response.interruption = .afterHalfBody }
         }
         response.headers.add(name: "x-request-id", value: "req_sim_\(identity.id.split(separator: "-").last ?? "0")")
         return script.decorate(response)
     }
 
+    /// The tool call a `tool=NAME` directive asks for, or nil when there is none or the last
+    /// message is already a tool result (the round trip then ends with text).
+    static func scriptedToolCall(_ script: SimulatorScript, messages: [[String: Any]], id: String) -> OpenAIWireFormat.ToolCall? {
+        guard let name = script.tool, messages.last?["role"] as? String != "tool" else { return nil }
+        return OpenAIWireFormat.ToolCall(id: id, name: name, arguments: OpenAIWireFormat.toolCallArguments)
+    }
+
     static func streamEvents(
         _ identity: OpenAIWireFormat.Identity, words: [String], finishReason: String,
-        usage: OpenAIWireFormat.Usage, includeUsage: Bool, malformed: Bool
+        usage: OpenAIWireFormat.Usage, includeUsage: Bool, malformed: Bool, errorAfter: Int? = nil
     ) -> [[UInt8]] {
         func chunk(_ delta: [String: Any], _ finish: String? = nil) -> [UInt8] {
             OpenAIWireFormat.event(OpenAIWireFormat.chunk(identity, delta: delta, finishReason: finish, includeUsage: includeUsage))
@@ -115,8 +134,37 @@ struct OpenAISimulation: SimulatedProvider {
             events.append(OpenAIWireFormat.done)
             return events
         }
-        events += SimulatedReply.streamPieces(words).map { chunk(["content": $0]) }
+        let pieces = SimulatedReply.streamPieces(words)
+        if let errorAfter {
+            // K word chunks, then OpenAI's mid-stream error payload; the stream then ends without [DONE].
+            events += pieces.prefix(errorAfter).map { chunk(["content": $0]) }
+            events.append(OpenAIWireFormat.event(OpenAIWireFormat.error(
+                message: OpenAIWireFormat.simulatedStreamErrorMessage, type: "server_error", code: nil)))
+            return events
+        }
+        events += pieces.map { chunk(["content": $0]) }
         events.append(chunk([:], finishReason))
+        if includeUsage { events.append(OpenAIWireFormat.event(OpenAIWireFormat.usageChunk(identity, usage: usage))) }
+        events.append(OpenAIWireFormat.done)
+        return events
+    }
+
+    /// A streamed tool call as OpenAI sends it: id, type and name with empty arguments first,
+    /// then the arguments in fragments, then `finish_reason: tool_calls`.
+    static func toolCallStreamEvents(
+        _ identity: OpenAIWireFormat.Identity, call: OpenAIWireFormat.ToolCall, usage: OpenAIWireFormat.Usage, includeUsage: Bool
+    ) -> [[UInt8]] {
+        func chunk(_ delta: [String: Any], _ finish: String? = nil) -> [UInt8] {
+            OpenAIWireFormat.event(OpenAIWireFormat.chunk(identity, delta: delta, finishReason: finish, includeUsage: includeUsage))
+        }
+        var events = [chunk(["role": "assistant", "content": NSNull()])]
+        events.append(chunk(["tool_calls": [[
+            "index": 0, "id": call.id, "type": "function", "function": ["name": call.name, "arguments": ""],
+        ] as [String: Any]]]))
+        for fragment in OpenAIWireFormat.argumentFragments(call.arguments) {
+            events.append(chunk(["tool_calls": [["index": 0, "function": ["arguments": fragment]] as [String: Any]]]))
+        }
+        events.append(chunk([:], "tool_calls"))
         if includeUsage { events.append(OpenAIWireFormat.event(OpenAIWireFormat.usageChunk(identity, usage: usage))) }
         events.append(OpenAIWireFormat.done)
         return events

@@ -43,6 +43,45 @@ enum OpenAIWireFormat {
         ]
     }
 
+    /// One tool call of a scripted `tool=NAME` reply.
+    struct ToolCall {
+        var id: String
+        var name: String
+        var arguments: String
+    }
+
+    /// The arguments of every scripted tool call.
+    static let toolCallArguments = #"{"city":"Paris"}"#
+    /// `completion_tokens` of a reply that is one scripted tool call.
+    static let toolCallCompletionTokens = 5
+
+    /// The message of a `stream_error_after=K` mid-stream error.
+    static let simulatedStreamErrorMessage = "The server had an error while processing your request. (simulated mid-stream error)"
+
+    /// `{"city":"Paris"}` → `{"city":` + `"Paris"}`: the pieces a streamed call's arguments arrive in.
+    static func argumentFragments(_ arguments: String) -> [String] {
+        guard let colon = arguments.firstIndex(of: ":") else { return [arguments] }
+        let cut = arguments.index(after: colon)
+        return [String(arguments[..<cut]), String(arguments[cut...])].filter { !$0.isEmpty }
+    }
+
+    /// A completion whose only output is one tool call: `content: null`, `finish_reason: tool_calls`.
+    static func toolCallCompletion(_ identity: Identity, call: ToolCall, usage: Usage) -> [String: Any] {
+        var completion = completion(identity, content: "", finishReason: "tool_calls", usage: usage)
+        completion["choices"] = [[
+            "index": 0,
+            "message": [
+                "role": "assistant", "content": NSNull(), "refusal": NSNull(),
+                "tool_calls": [[
+                    "id": call.id, "type": "function", "function": ["name": call.name, "arguments": call.arguments],
+                ] as [String: Any]],
+            ] as [String: Any],
+            "logprobs": NSNull(),
+            "finish_reason": "tool_calls",
+        ] as [String: Any]]
+        return completion
+    }
+
     /// A `chat.completion.chunk` with one choice. With `includeUsage`, carries `"usage": null`
     /// as OpenAI does on every chunk but the final usage chunk.
     static func chunk(_ identity: Identity, delta: [String: Any], finishReason: String?, includeUsage: Bool) -> [String: Any] {

@@ -8,7 +8,9 @@ struct SimulatorRouter: Sendable {
     static let maxBodyBytes = 16 * 1024 * 1024
 
     let stats: SimulatorStats
-    let providers: [any SimulatedProvider] = [OpenAISimulation(), AnthropicSimulation(), CohereSimulation(), GoogleSimulation()]
+    let providers: [any SimulatedProvider] = [
+        OpenAISimulation(), AnthropicSimulation(), GoogleSimulation(), MistralSimulation(), CohereSimulation(),
+    ]
 
     /// Whether `path` belongs to a provider (and so is counted), rather than to `/_sim`.
     static func isProviderPath(_ path: String) -> Bool {

@@ -1,0 +1,159 @@
+import GatewayCore
+
+/// Mistral La Plateforme (providers.md §5): OpenAI-shaped, with quirks. Requests are rebuilt
+/// from the typed conversation (9-character tool-call ids, `random_seed`, `any`, `prefix`,
+/// sanitised tool schemas, no unknown keys); answers are read with the OpenAI-compatible
+/// decoders and re-emitted through the shared OpenAI builders (`model_length` → `length`,
+/// tool-call-only turns → `content: null`, usage only when the client asked).
+public struct MistralAdapter: ProviderAdapter {
+    public init() {}
+
+    public var provider: Provider { .mistral }
+    public var knownModels: [String] {
+        ["mistral-large-latest", "mistral-medium-latest", "mistral-small-latest", "codestral-latest", "open-mistral-nemo",
+         "pixtral-large-latest", "magistral-medium-latest"]
+    }
+
+    public func makeChatRequest(_ request: ChatRequest, settings: ProviderSettings) throws(GatewayError) -> UpstreamRequest {
+        let body = try MistralRequest.body(request)
+        return UpstreamRequest(
+            url: UpstreamRequest.join(base: settings.effectiveBaseURL, path: "/v1/chat/completions"),
+            headers: Self.headers(settings, accept: request.stream ? "text/event-stream" : "application/json"),
+            body: JSON.object(body).serialized())
+    }
+
+    static func headers(_ settings: ProviderSettings, accept: String) -> [(name: String, value: String)] {
+        [
+            (name: "Authorization", value: "Bearer \(settings.apiKey.value)"),
+            (name: "Content-Type", value: "application/json"),
+            (name: "Accept", value: accept),
+        ]
+    }
+
+    public func decodeChatResponse(_ body: [UInt8], for request: ChatRequest) throws(GatewayError) -> ChatResult {
+        let object = try ProviderBody.object(body, provider: .mistral)
+        if object["object"]?.stringValue == "error" {
+            throw .upstreamError("mistral: \(OpenAICompatible.describe(object["message"] ?? .null))")
+        }
+        let id = object["id"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? request.responseID
+        let decoded = try OpenAICompatible.choices(object, fallbackID: id, provider: .mistral)
+        var choices: [CompletionChoice] = []
+        for choice in decoded {
+            let text = choice.text ?? ""
+            // Mistral answers a tool-call-only turn with content "" (§8.7): clients expect null.
+            let content: String? = choice.text == nil || (text.isEmpty && !choice.toolCalls.isEmpty) ? nil : text
+            let reason = try Self.finishReason(choice.finishReason, produced: !text.isEmpty || !choice.toolCalls.isEmpty)
+            choices.append(CompletionChoice(index: choice.index, content: content, toolCalls: choice.toolCalls, finishReason: reason))
+        }
+        if choices.isEmpty {
+            choices = [CompletionChoice(content: nil, finishReason: .stop)]
+        }
+        let usage = OpenAIUsage.decode(object["usage"])
+        let model = object["model"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+        let created = object["created"]?.intValue.map { Int($0) } ?? request.created
+        return ChatResult(
+            body: ChatCompletionBody.make(id: id, created: created, model: model ?? request.model, choices: choices, usage: usage),
+            usage: usage, modelServed: model ?? request.model)
+    }
+
+    /// §5.3/§7.5: `model_length` → `length`; `error` → `stop` when something was produced, else a 502.
+    static func finishReason(_ reason: String?, produced: Bool) throws(GatewayError) -> FinishReason {
+        switch reason {
+        case "length", "model_length": return .length
+        case "tool_calls": return .toolCalls
+        case "content_filter": return .contentFilter
+        case "error":
+            if !produced { throw .upstreamError("mistral: the model stopped with finish_reason \"error\" before producing output.") }
+            return .stop
+        default: return .stop
+        }
+    }
+
+    public func makeStreamTranslator(for request: ChatRequest) -> any StreamTranslator {
+        MistralStreamTranslator(request: request)
+    }
+
+    public func decodeError(status: Int, headers: [(name: String, value: String)], body: [UInt8], settings: ProviderSettings) -> GatewayError {
+        MistralErrorDecoder.decode(status: status, headers: headers, body: body, secrets: [settings.apiKey.value])
+    }
+
+    // MARK: Embeddings
+
+    /// `{model, input, output_dimension?, encoding_format?}` (§5.7); `user` is dropped,
+    /// `dimensions` becomes `output_dimension`, token-id input is a 400.
+    public func makeEmbeddingsRequest(_ request: EmbeddingsRequest, settings: ProviderSettings) throws(GatewayError) -> UpstreamRequest {
+        let texts = try request.requireTexts(provider: .mistral)
+        var body = JSONObject([("model", .string(request.model))])
+        if case .string(let single)? = request.body["input"] {
+            body["input"] = .string(single)
+        } else {
+            body["input"] = .array(texts.map { .string($0) })
+        }
+        if let dimensions = request.dimensions { body["output_dimension"] = .int(Int64(dimensions)) }
+        if request.body["encoding_format"] != nil { body["encoding_format"] = .string(request.encodingFormat) }
+        return UpstreamRequest(
+            url: UpstreamRequest.join(base: settings.effectiveBaseURL, path: "/v1/embeddings"),
+            headers: Self.headers(settings, accept: "application/json"),
+            body: JSON.object(body).serialized())
+    }
+
+    /// Mistral's list is OpenAI's plus an `id`: rebuilt as OpenAI's list shape.
+    public func decodeEmbeddingsResponse(_ body: [UInt8], for request: EmbeddingsRequest) throws(GatewayError) -> EmbeddingsResult {
+        let object = try ProviderBody.object(body, provider: .mistral)
+        guard case .array(let items)? = object["data"] else {
+            throw .upstreamError("mistral returned an embeddings response without 'data'.")
+        }
+        var data: [JSON] = []
+        for (position, item) in items.enumerated() {
+            guard case .object(let entry) = item, let embedding = entry["embedding"], embedding.arrayValue != nil || embedding.stringValue != nil else {
+                throw .upstreamError("mistral returned an embedding without a vector.")
+            }
+            let index = entry["index"]?.intValue ?? Int64(position)
+            data.append(.object(JSONObject([("object", "embedding"), ("index", .int(index)), ("embedding", embedding)])))
+        }
+        let model = object["model"]?.stringValue ?? request.model
+        let promptTokens = object["usage"]?["prompt_tokens"]?.intValue
+        var result = JSONObject([("object", "list"), ("data", .array(data)), ("model", .string(model))])
+        result["usage"] = promptTokens.map { .object(JSONObject([("prompt_tokens", .int($0)), ("total_tokens", .int($0))])) } ?? .null
+        return EmbeddingsResult(body: JSON.object(result).serialized(),
+                                usage: promptTokens.map { TokenUsage(promptTokens: Int($0), completionTokens: 0) },
+                                modelServed: model)
+    }
+}
+
+/// Mistral's error bodies (§5.5): `{"object":"error","message","type","param","code"}` (message
+/// may be an object of 422 validation details), FastAPI `{"detail": …}`, or `{"message": …}`.
+enum MistralErrorDecoder {
+    static func decode(status: Int, headers: [(name: String, value: String)], body: [UInt8], secrets: [String]) -> GatewayError {
+        var message = "mistral returned HTTP \(status)."
+        var type: String?
+        var code: String?
+        var param: String?
+        if let json = try? JSON.parse(body) {
+            let error = json["error"].flatMap { $0.objectValue != nil ? $0 : nil } ?? json
+            let text: JSON? = error["message"] ?? error["detail"] ?? (error.stringValue != nil ? error : nil)
+            if let text {
+                let described = OpenAICompatible.describe(text)
+                if !described.isEmpty { message = "mistral: \(described)" }
+            }
+            type = error["type"]?.stringValue
+            code = error["code"]?.stringValue ?? error["code"]?.intValue.map { String($0) }
+            param = error["param"]?.stringValue
+            // 422 validation details name the offending field in `loc`.
+            let details = (error["message"]?["detail"] ?? error["detail"])?.arrayValue
+            if param == nil, let location = details?.first?["loc"]?.arrayValue {
+                param = OpenAICompatible.parameter(fromLocation: location)
+            }
+            if type == nil, details != nil { type = "invalid_request_error" }
+        } else if let text = String(validating: body, as: UTF8.self)?.trimmingWhitespace(), !text.isEmpty, text.count < 500 {
+            message = "mistral: \(text)"
+        }
+        // An exhausted monthly limit is a quota, not a burst limit: not worth retrying (§7.8).
+        if status == 429, message.lowercased().contains("month") || (type ?? "").contains("quota") {
+            type = "insufficient_quota"
+            code = code ?? "insufficient_quota"
+        }
+        return .provider(status: status, message: SecretRedactor.redact(message, secrets: secrets), type: type, code: code,
+                         param: param, retryAfter: retryAfterSeconds(headers))
+    }
+}

@@ -1,0 +1,106 @@
+import GatewayCore
+
+/// Mistral's data-only SSE (§5.4) → OpenAI chunks, re-emitted through `ChunkWriter`: Mistral's
+/// id/created/model from its first chunk on every chunk, role first, tool calls (whole in one
+/// delta at Mistral; later fragments are passed on as argument deltas), `model_length` →
+/// `length`, and the usage Mistral puts on its final chunk sent as the standard usage chunk
+/// only when the client asked. `[DONE]` ends the stream; a stream without it is an error.
+struct MistralStreamTranslator: StreamTranslator {
+    private let fallbackID: String
+    private let fallbackCreated: Int
+    private let requestModel: String
+    private let clientWantsUsage: Bool
+    private var writer: ChunkWriter?
+    private var startedCalls: Set<Int> = []
+    private var producedText = false
+    private var complete = false
+    private(set) var usage: TokenUsage?
+    private(set) var modelServed: String?
+
+    init(request: ChatRequest) {
+        fallbackID = request.responseID
+        fallbackCreated = request.created
+        requestModel = request.model
+        clientWantsUsage = request.clientWantsUsage
+    }
+
+    mutating func translate(_ event: SSEEvent) throws(GatewayError) -> [StreamOutput] {
+        if complete { return [] }
+        let data = event.data.trimmingWhitespace()
+        if data == "[DONE]" { return try done() }
+        if data.isEmpty { return [] }
+        let chunk = try ProviderBody.event(data, provider: .mistral)
+        if let error = Self.streamError(chunk) { throw error }
+
+        var output: [StreamOutput] = []
+        if writer == nil {
+            let model = chunk["model"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+            modelServed = model ?? requestModel
+            writer = ChunkWriter(
+                id: chunk["id"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? fallbackID,
+                created: chunk["created"]?.intValue.map { Int($0) } ?? fallbackCreated,
+                model: model ?? requestModel, clientWantsUsage: clientWantsUsage)
+            output += writer?.role() ?? []
+        }
+        if let decoded = OpenAIUsage.decode(chunk["usage"]) { usage = decoded }
+        guard var writer else { return output }
+        defer { self.writer = writer }
+
+        for choice in try OpenAICompatible.deltaChoices(chunk, provider: .mistral) where choice.index == 0 {
+            if let text = choice.text, !text.isEmpty {
+                producedText = true
+                output += writer.content(text)
+            }
+            for call in choice.toolCalls {
+                if startedCalls.insert(call.index).inserted {
+                    let id = call.id ?? "call_\(writer.id)_\(call.index)"
+                    output += writer.toolCallStart(index: call.index, id: id, name: call.name ?? "", arguments: call.arguments ?? "")
+                } else if let fragment = call.arguments {
+                    output += writer.toolCallArguments(index: call.index, fragment: fragment)
+                }
+            }
+            if let reason = choice.finishReason {
+                var finish = try MistralAdapter.finishReason(reason, produced: producedText || !startedCalls.isEmpty)
+                if finish == .stop && !startedCalls.isEmpty { finish = .toolCalls }  // §8.17
+                output += writer.finish(finish)
+            }
+        }
+        return output
+    }
+
+    private mutating func done() throws(GatewayError) -> [StreamOutput] {
+        complete = true
+        var writer = self.writer ?? ChunkWriter(id: fallbackID, created: fallbackCreated, model: requestModel, clientWantsUsage: clientWantsUsage)
+        if modelServed == nil { modelServed = requestModel }
+        var output = writer.role()
+        if !writer.sentFinish {
+            output += writer.finish(startedCalls.isEmpty ? .stop : .toolCalls)
+        }
+        output += writer.usage(usage)
+        self.writer = writer
+        return output + [.done]
+    }
+
+    mutating func finish() throws(GatewayError) -> [StreamOutput] {
+        if !complete {
+            throw .upstreamError("mistral ended the stream before [DONE].")
+        }
+        return []
+    }
+
+    /// A mid-stream error: Mistral's `{"object":"error","message",…}` or an OpenAI-style
+    /// `{"error":{…}}` (the format is not documented, §9.15, so both are read).
+    static func streamError(_ chunk: JSONObject) -> GatewayError? {
+        let error: JSON
+        if chunk["object"]?.stringValue == "error" {
+            error = .object(chunk)
+        } else if let nested = chunk["error"], nested != .null {
+            error = nested
+        } else {
+            return nil
+        }
+        let message = OpenAICompatible.describe(error["message"] ?? error)
+        return ProviderBody.streamError(provider: .mistral, message: message.isEmpty ? "stream error" : message,
+                                        type: error["type"]?.stringValue)
+    }
+}
