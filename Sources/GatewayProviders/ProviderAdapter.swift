@@ -70,7 +70,6 @@ public enum ProviderRegistry {
         case .cohere: return CohereAdapter()
         case .google: return GoogleAdapter()
         case .mistral: return MistralAdapter()
-        default: return nil
         }
     }
 }

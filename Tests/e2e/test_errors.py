@@ -127,11 +127,17 @@ def test_model_without_inferable_provider_400(stack, http):
 
 @pytest.mark.parametrize("how", ["header", "model"])
 def test_provider_not_configured_400(stack, http, simulator, how):
+    # A project that configured only openai.
+    if not stack.cli("project", "list", "--json").stdout.count('"acme/openai-only"'):
+        stack.cli("project", "create", "acme/openai-only")
+        stack.cli("provider", "set", "acme/openai-only", "openai", "--base-url", simulator.openai_base_url, input="sk-x\n")
+        test_provider_not_configured_400.key = stack.create_key("openai-only", "acme/openai-only")["secret"]
+    auth = {"Authorization": f"Bearer {test_provider_not_configured_400.key}"}
     simulator.reset()
     if how == "header":
-        response = post_chat(stack, http, chat_body(), headers={"X-AI-Provider": "anthropic"})
+        response = post_chat(stack, http, chat_body(), headers={**auth, "X-AI-Provider": "anthropic"})
     else:
-        response = post_chat(stack, http, chat_body(model="claude-sonnet-4"))
+        response = post_chat(stack, http, chat_body(model="claude-sonnet-4"), headers=auth)
     error = assert_openai_error(stack, response, 400, type="invalid_request_error")
     assert "anthropic" in error["message"]
     assert simulator.stats()["requests"] == 0, "nothing may reach a provider"

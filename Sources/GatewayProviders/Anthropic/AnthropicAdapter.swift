@@ -16,7 +16,7 @@ public struct AnthropicAdapter: ProviderAdapter {
 
     public var provider: Provider { .anthropic }
     public var knownModels: [String] {
-        ["claude-opus-4-1", "claude-sonnet-4-5", "claude-haiku-4-5", "claude-3-7-sonnet-latest", "claude-3-5-haiku-latest"]
+        ["claude-opus-4", "claude-sonnet-4", "claude-haiku-4", "claude-opus-4-1", "claude-sonnet-4-5", "claude-haiku-4-5", "claude-3-7-sonnet-latest", "claude-3-5-haiku-latest"]
     }
 
     public func makeChatRequest(_ request: ChatRequest, settings: ProviderSettings) throws(GatewayError) -> UpstreamRequest {

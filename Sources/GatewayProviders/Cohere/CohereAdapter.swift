@@ -7,7 +7,7 @@ public struct CohereAdapter: ProviderAdapter {
     public init() {}
 
     public var provider: Provider { .cohere }
-    public var knownModels: [String] { ["command-a-03-2025", "command-r-plus", "command-r", "command-r7b-12-2024"] }
+    public var knownModels: [String] { ["command-r-plus", "command-r", "command-a-03-2025", "command-r7b-12-2024"] }
 
     /// Cohere accepts at most this many stop sequences.
     static let maxStopSequences = 5

@@ -7,7 +7,7 @@ public struct GoogleAdapter: ProviderAdapter {
     public init() {}
 
     public var provider: Provider { .google }
-    public var knownModels: [String] { ["gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.0-flash"] }
+    public var knownModels: [String] { ["gemini-2.0-flash", "gemini-1.5-pro", "gemini-1.5-flash", "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"] }
 
     public func makeChatRequest(_ request: ChatRequest, settings: ProviderSettings) throws(GatewayError) -> UpstreamRequest {
         let body = try GoogleRequestBuilder.body(for: request)

@@ -10,7 +10,7 @@ public struct MistralAdapter: ProviderAdapter {
 
     public var provider: Provider { .mistral }
     public var knownModels: [String] {
-        ["mistral-large-latest", "mistral-medium-latest", "mistral-small-latest", "codestral-latest", "open-mistral-nemo",
+        ["mistral-large", "mistral-medium", "codestral", "mistral-large-latest", "mistral-medium-latest", "mistral-small-latest", "codestral-latest", "open-mistral-nemo",
          "pixtral-large-latest", "magistral-medium-latest"]
     }
 
