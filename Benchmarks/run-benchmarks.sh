@@ -20,7 +20,12 @@
 #      RPM, TPM and a monthly budget (never reached) against a key without limits, alternating
 #      REPEATS times; cost = median(limited) − median(unlimited) at p50/p99, and worker CPU per
 #      request. Then the multi-process hammer: HAMMER_PROCESSES (4) processes × HAMMER_COUNT (5000)
-#      admissions on one RPM counter of limit HAMMER_LIMIT (10000): exact total, SQLITE_BUSY count.
+#      admissions on one RPM counter of limit HAMMER_LIMIT (10000): exact total, SQLITE_BUSY count;
+#   p. per provider (PROVIDER_LIST) at PROVIDER_RATE (500) req/s: the OpenAI request through the
+#      gateway with X-AI-Provider (translated both ways) against that provider's own request sent
+#      through nginx straight to the simulator ("native"), alternating REPEATS times;
+#   t. translation cost per provider in-process (deploxa-translation-bench: request, response,
+#      500-chunk stream, each against a JSON parse+serialise baseline of the same bytes).
 #
 # Prints a summary table and writes Benchmarks/results/latest.json (plus the gateway's and nginx's
 # logs of the run next to it).
@@ -31,8 +36,9 @@
 #   MAX_P99_OVERHEAD_MS [5]  CONNECTIONS [256]  LOADGEN_THREADS [1]
 #   STREAMS [1000]  STREAM_HOLD [20]  STREAM_SAMPLE_AT [10]  STREAM_WORDS [30]  STREAM_CHUNK_DELAY_MS [1000]
 #   STREAM_BASELINE_HOLD [5] (the same streams sent direct first, for a time-to-first-byte baseline)
-#   WORDS [8]  PARTS ["a c b l"] (any of a, b, c, l; d rides on a)  SKIP_BUILD [0]
+#   WORDS [8]  PARTS ["a c b l p t"] (any of a, b, c, l, p, t; d rides on a)  SKIP_BUILD [0]
 #   LIMITS_RATE [500]  HAMMER_PROCESSES [4]  HAMMER_COUNT [5000]  HAMMER_LIMIT [10000]
+#   PROVIDER_LIST ["openai anthropic google mistral cohere"]  PROVIDER_RATE [500]
 #   QUIET_LOAD [unset]: if set (e.g. 0.5), first wait up to QUIET_WAIT [300] s for the 1-minute
 #   load average to fall below it.
 #   IDLE_CPU_SECONDS [5] (idle CPU of each component, measured before the load)
@@ -45,6 +51,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SCRATCH="$ROOT/.build-bench"
 GW="$SCRATCH/release/deploxa-gateway"
 LG="$SCRATCH/release/deploxa-loadgen"
+TB="$SCRATCH/release/deploxa-translation-bench"
 
 WORKERS="${WORKERS:-2}"
 DURATION="${DURATION:-15}"
@@ -65,8 +72,10 @@ STREAM_WORDS="${STREAM_WORDS:-30}"
 STREAM_BASELINE_HOLD="${STREAM_BASELINE_HOLD:-5}"
 STREAM_CHUNK_DELAY_MS="${STREAM_CHUNK_DELAY_MS:-1000}"
 WORDS="${WORDS:-8}"
-PARTS="${PARTS:-a c b l}"
+PARTS="${PARTS:-a c b l p t}"
 LIMITS_RATE="${LIMITS_RATE:-500}"
+PROVIDER_LIST="${PROVIDER_LIST:-openai anthropic google mistral cohere}"
+PROVIDER_RATE="${PROVIDER_RATE:-500}"
 HAMMER_PROCESSES="${HAMMER_PROCESSES:-4}"
 HAMMER_COUNT="${HAMMER_COUNT:-5000}"
 HAMMER_LIMIT="${HAMMER_LIMIT:-10000}"
@@ -236,7 +245,7 @@ if [ "$SKIP_BUILD" != 1 ]; then
     done
     [ "$built" = 1 ] || die "release build failed"
 fi
-[ -x "$GW" ] && [ -x "$LG" ] || die "binaries missing in $SCRATCH/release (run without SKIP_BUILD=1)"
+[ -x "$GW" ] && [ -x "$LG" ] && [ -x "$TB" ] || die "binaries missing in $SCRATCH/release (run without SKIP_BUILD=1)"
 BINARY_BUILT="$(date -u -r "$GW" +%Y-%m-%dT%H:%M:%SZ)"
 
 # ---------------------------------------------------------------------------------------------
@@ -266,7 +275,9 @@ log "creating the gateway state in $DEPLOXA_GATEWAY_DB"
     "$GW" migrate &&
     "$GW" org create bench &&
     "$GW" project create bench/load &&
-    echo sim-key | "$GW" provider set bench/load openai --base-url "http://127.0.0.1:$SIM_PORT/openai"
+    for p in openai anthropic google mistral cohere; do
+        echo sim-key | "$GW" provider set bench/load "$p" --base-url "http://127.0.0.1:$SIM_PORT/$p" || exit 1
+    done
 } >"$T/setup.log" 2>&1 || die "setup failed: $(tail -5 "$T/setup.log")"
 KEY="$("$GW" key create bench/load --json 2>>"$T/setup.log" | jq -r '.secret')"
 [ -n "$KEY" ] && [ "$KEY" != null ] || die "key create failed: $(tail -5 "$T/setup.log")"
@@ -307,6 +318,13 @@ awk -v simport="$SIM_PORT" '
         next
     }
     /^[[:space:]]*location[[:space:]]+\/v1\/[[:space:]]*\{/ && !added {
+        print "        location /native/ {"
+        print "            proxy_pass http://deploxa_bench_sim/;"
+        print "            proxy_http_version 1.1;"
+        print "            proxy_set_header Connection \"\";"
+        print "            proxy_buffering off;"
+        print "        }"
+        print ""
         print "        location /direct/ {"
         print "            proxy_pass http://deploxa_bench_sim/openai/;"
         print "            proxy_http_version 1.1;"
@@ -343,19 +361,41 @@ DIRECT_URL="$BASE/direct/v1/chat/completions"
 GW_AUTH="Authorization: Bearer $KEY"
 DIRECT_AUTH="Authorization: Bearer sim-key"
 
-# Smoke test: both paths answer 200 with a chat completion.
-for path in gateway direct; do
+# Per provider (part p): the OpenAI-format client body, and the provider-native request the
+# gateway would send for it (body, path, headers), written by the translation benchmark.
+"$TB" --dump-requests "$T/native" --words "$WORDS" || die "could not write the provider-native requests"
+
+# target_for PATH sets TARGET_URL, TARGET_BODY and TARGET_HEADERS (curl/loadgen -H arguments):
+#   gateway | limited | direct: the OpenAI request through the gateway (unlimited / limited key)
+#   or through nginx straight to the simulator; gw:P — the same for provider P through the
+#   gateway; native:P — P's own request through nginx straight to the simulator.
+target_for() {
+    local path="$1" line
+    TARGET_HEADERS=()
     case "$path" in
-        gateway) url="$GW_URL"; auth="$GW_AUTH" ;;
-        limited) url="$GW_URL"; auth="Authorization: Bearer $KEY_LIMITED" ;;
-        *) url="$DIRECT_URL"; auth="$DIRECT_AUTH" ;;
+        gateway) TARGET_URL="$GW_URL"; TARGET_BODY="$T/chat.json"; TARGET_HEADERS=(-H "$GW_AUTH") ;;
+        limited) TARGET_URL="$GW_URL"; TARGET_BODY="$T/chat.json"; TARGET_HEADERS=(-H "Authorization: Bearer $KEY_LIMITED") ;;
+        direct) TARGET_URL="$DIRECT_URL"; TARGET_BODY="$T/chat.json"; TARGET_HEADERS=(-H "$DIRECT_AUTH") ;;
+        gw:*) TARGET_URL="$GW_URL"; TARGET_BODY="$T/native/${path#gw:}.client.json"
+              TARGET_HEADERS=(-H "$GW_AUTH" -H "X-AI-Provider: ${path#gw:}") ;;
+        native:*) TARGET_URL="$BASE/native$(cat "$T/native/${path#native:}.path")"; TARGET_BODY="$T/native/${path#native:}.body"
+                  while IFS= read -r line || [ -n "$line" ]; do [ -n "$line" ] && TARGET_HEADERS+=(-H "$line"); done <"$T/native/${path#native:}.headers" ;;
+        *) die "unknown path $path" ;;
     esac
-    code="$(curl -s -o "$T/smoke-$path.json" -D "$T/smoke-$path.headers" -w '%{http_code}' -H "$auth" \
-        -H 'Content-Type: application/json' --data-binary @"$T/chat.json" "$url")"
-    [ "$code" = 200 ] && jq -e '.choices[0].message.content' "$T/smoke-$path.json" >/dev/null 2>&1 ||
+}
+
+# Smoke test: both paths answer 200 with a chat completion.
+for path in gateway direct limited $(for p in $PROVIDER_LIST; do echo "gw:$p native:$p"; done); do
+    target_for "$path"
+    code="$(curl -s -o "$T/smoke-${path/:/-}.json" -D "$T/smoke-${path/:/-}.headers" -w '%{http_code}' "${TARGET_HEADERS[@]}" \
+        -H 'Content-Type: application/json' --data-binary @"$TARGET_BODY" "$TARGET_URL")"
+    path="${path/:/-}"
+    check='.choices[0].message.content'
+    [[ "$path" == native-* ]] && check='.'  # the provider's own answer shape
+    [ "$code" = 200 ] && jq -e "$check" "$T/smoke-$path.json" >/dev/null 2>&1 ||
         die "smoke test $path: HTTP $code: $(head -c 400 "$T/smoke-$path.json")"
 done
-log "smoke test ok (gateway and direct answer 200)"
+log "smoke test ok (gateway, direct, limited and every provider's gateway and native paths answer 200)"
 
 WORKERS_AT_START="$(worker_pids)"
 IDLE_FRESH_WORKERS_KB="$(status_kb VmRSS $WORKERS_AT_START)"
@@ -378,13 +418,9 @@ log "idle CPU: $IDLE_CPU_JSON"
 # holds the generator's JSON report plus "cpu" (µs per request per component) and "loadavg".
 
 run_rate() {
-    local name="$1" path="$2" rate="$3" dur="$4" url auth out before_ng before_w before_m before_s \
+    local name="$1" path="$2" rate="$3" dur="$4" out before_ng before_w before_m before_s \
         after_ng after_w after_m after_s wpids npids total lg_user lg_sys
-    case "$path" in
-        gateway) url="$GW_URL"; auth="$GW_AUTH" ;;
-        limited) url="$GW_URL"; auth="Authorization: Bearer $KEY_LIMITED" ;;
-        *) url="$DIRECT_URL"; auth="$DIRECT_AUTH" ;;
-    esac
+    target_for "$path"
     out="$T/runs/$name"
     wpids="$(worker_pids)"
     npids="$(nginx_pids)"
@@ -392,9 +428,9 @@ run_rate() {
     before_m="$(cpu_ticks "$SERVE_PID")"; before_s="$(cpu_ticks "$SIM_PID")"
     thread_ticks $wpids >"$out.threads-before"
     /usr/bin/time -f '%U %S' -o "$out.time" timeout --kill-after=5 $((dur + WARMUP + 40)) \
-        "$LG" rate --url "$url" --rate "$rate" --duration "$dur" --warmup "$WARMUP" \
+        "$LG" rate --url "$TARGET_URL" --rate "$rate" --duration "$dur" --warmup "$WARMUP" \
         --connections "$CONNECTIONS" --threads "$LOADGEN_THREADS" --timeout 10 \
-        --body-file "$T/chat.json" -H "$auth" --json >"$out.lg" 2>"$out.err"
+        --body-file "$TARGET_BODY" "${TARGET_HEADERS[@]}" -H "Content-Type: application/json" --json >"$out.lg" 2>"$out.err"
     local rc=$?
     after_ng="$(cpu_ticks $npids)"; after_w="$(cpu_ticks $wpids)"
     after_m="$(cpu_ticks "$SERVE_PID")"; after_s="$(cpu_ticks "$SIM_PID")"
@@ -425,7 +461,7 @@ run_rate() {
         --argjson lgu "$lg_user" --argjson lgs "$lg_sys" --slurpfile threads "$out.threads.json" '
         def us(t): (t / $tck * 1e6 / $total * 10 | round) / 10;
         . + {name: $name, path: $path, loadavg_after: $load,
-             worker_threads_us_per_req: (if $path == "gateway" then $threads[0] else null end),
+             worker_threads_us_per_req: (if ($path | test("^(gateway|limited|gw:)")) then $threads[0] else null end),
              worker_pids_before: $workers_before, worker_pids_after: $workers_after,
              cpu: {requests_sent_incl_warmup: $total,
                    nginx_us_per_req: us($ng), workers_us_per_req: us($w), master_us_per_req: us($m),
@@ -441,11 +477,11 @@ run_rate() {
 # max, lowest achieved rate, summed errors and status counts, mean CPU per request.
 # Overhead = median(gateway) − median(direct), at p50 and at p99.
 pair() {
-    local name="$1" rate="$2" dur="$3" reps="${4:-1}" i dfiles=() gfiles=()
+    local name="$1" rate="$2" dur="$3" reps="${4:-1}" base_path="${5:-direct}" gw_path="${6:-gateway}" i dfiles=() gfiles=()
     for ((i = 1; i <= reps; i++)); do
-        run_rate "$name-direct-$i" direct "$rate" "$dur"
+        run_rate "$name-direct-$i" "$base_path" "$rate" "$dur"
         sleep 1
-        run_rate "$name-gateway-$i" gateway "$rate" "$dur"
+        run_rate "$name-gateway-$i" "$gw_path" "$rate" "$dur"
         sleep 1
         dfiles+=("$T/runs/$name-direct-$i.json")
         gfiles+=("$T/runs/$name-gateway-$i.json")
@@ -685,14 +721,41 @@ part_l() {
     log "part l: $(jq -c '{cost_p50_ms, cost_p99_ms, cost_workers_us_per_req, hammer: (.hammer | {admitted, busy_errors, exact, admissions_per_s})}' "$T/limits.json")"
 }
 
+# ---------------------------------------------------------------------------------------------
+# p. Overhead per provider: translated gateway path vs the provider's native request, direct.
+
+part_p() {
+    log "part p: per-provider overhead at $PROVIDER_RATE req/s for $PROVIDER_LIST; load $(loadavg)"
+    local p files=()
+    for p in $PROVIDER_LIST; do
+        run_rate "warm-$p" "gw:$p" 200 2 >/dev/null 2>&1
+        pair "prov-$p" "$PROVIDER_RATE" "$DURATION" "$REPEATS" "native:$p" "gw:$p"
+        jq --arg p "$p" '. + {provider: $p}' "$T/runs/prov-$p.pair.json" >"$T/runs/prov-$p.tagged.json"
+        files+=("$T/runs/prov-$p.tagged.json")
+    done
+    jq -s '.' "${files[@]}" >"$T/providers.json"
+}
+
+# ---------------------------------------------------------------------------------------------
+# t. Translation cost in-process.
+
+part_t() {
+    log "part t: translation cost per provider (in-process)"
+    "$TB" --json >"$T/translation.json" 2>"$T/translation.err" || { log "translation bench failed: $(tail -3 "$T/translation.err")"; echo null >"$T/translation.json"; }
+}
+
 echo '{"ran":false}' >"$T/limits.json"
+echo '[]' >"$T/providers.json"
+echo 'null' >"$T/translation.json"
 for part in $PARTS; do
     case "$part" in
         a) part_a ;;
         b) part_b ;;
         c) part_c ;;
         l) part_l ;;
-        *) log "unknown part '$part' (a, b, c or l)" ;;
+        p) part_p ;;
+        t) part_t ;;
+        *) log "unknown part '$part' (a, b, c, l, p or t)" ;;
     esac
 done
 
@@ -729,7 +792,8 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -srm)" --a
     --arg wstart "$WORKERS_AT_START" --arg wend "$WORKERS_AT_END" \
     --argjson idle_cpu "$IDLE_CPU_JSON" --argjson serve_lines "$serve_lines" --argjson serve_err "$serve_err_lines" --argjson nginx_err "$nginx_err_lines" \
     --slurpfile overhead "$T/overhead.json" --slurpfile steps "$T/steps.json" \
-    --slurpfile memory "$T/memory.json" --slurpfile cpuper "$T/cpu.json" --slurpfile limits "$T/limits.json" '
+    --slurpfile memory "$T/memory.json" --slurpfile cpuper "$T/cpu.json" --slurpfile limits "$T/limits.json" \
+    --slurpfile providers "$T/providers.json" --slurpfile translation "$T/translation.json" '
     {date: $date,
      machine: {kernel: $host, cpu: $cpu, cores: $cores, mem_total_mb: ($mem / 1024 | round),
                swift: $swift, nginx: $nginx, sqlite: $sqlite},
@@ -753,6 +817,9 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -srm)" --a
                                and $memory[0].loadgen.established == $memory[0].streams)}
                       else null end)},
      limits: $limits[0],
+     providers: ($providers[0] | map({provider, rate, native: .direct, gateway, overhead_p50_ms, overhead_p99_ms,
+                                      met: (.overhead_p50_ms <= 1 and .overhead_p99_ms <= 3 and .gateway.errors == 0 and .gateway.non_2xx == 0)})),
+     translation: $translation[0],
      overhead: $overhead[0], cpu_per_request: $cpuper[0], idle_cpu: $idle_cpu, memory: $memory[0], max_rate: $steps[0],
      gateway_health: {worker_pids_start: $wstart, worker_pids_end: $wend,
                       serve_log_lines: $serve_lines, serve_log_error_like_lines: $serve_err,
@@ -805,6 +872,23 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -srm)" --a
         jq -r '.max_rate.steps[] | [.rate, .direct.p99_ms, .gateway.p50_ms, .gateway.p99_ms, .overhead_p99_ms,
             .gateway.achieved_rate, ((.gateway.errors // 0) + (.gateway.non_2xx // 0))] | map(tostring) | @tsv' "$RESULTS" |
             while IFS=$'\t' read -r a b c d e f g; do printf '%-9s %9s %9s %9s %9s %10s %7s\n' "$a" "$b" "$c" "$d" "$e" "$f" "$g"; done
+        echo
+    fi
+    if [ "$(jq '.providers | length' "$RESULTS")" -gt 0 ]; then
+        echo "p. overhead per provider at $PROVIDER_RATE req/s (gateway with X-AI-Provider vs the provider's native request straight to the simulator; medians of $REPEATS, ms)"
+        printf '%-10s %9s %9s %9s %9s %9s %9s %7s %6s\n' provider nat_p50 nat_p99 gw_p50 gw_p99 ovh_p50 ovh_p99 gw_err met
+        jq -r '.providers[] | [.provider, .native.p50_ms, .native.p99_ms, .gateway.p50_ms, .gateway.p99_ms, .overhead_p50_ms,
+            .overhead_p99_ms, ((.gateway.errors // 0) + (.gateway.non_2xx // 0)), .met] | map(tostring) | @tsv' "$RESULTS" |
+            while IFS=$'\t' read -r a b c d e f g h i; do printf '%-10s %9s %9s %9s %9s %9s %9s %7s %6s\n' "$a" "$b" "$c" "$d" "$e" "$f" "$g" "$h" "$i"; done
+        echo
+    fi
+    if [ "$(jq '.translation != null' "$RESULTS")" = true ]; then
+        echo "t. translation cost per request, in-process (µs; × = against JSON parse+serialise of the same bytes)"
+        printf '%-10s %16s %18s %22s %10s\n' provider request response stream_500_chunks ns/chunk
+        jq -r '.translation[] | [.provider, "\(.request_us) (×\((.request_us / .request_baseline_us * 10 | round) / 10))",
+            "\(.response_us) (×\((.response_us / .response_baseline_us * 10 | round) / 10))",
+            "\(.stream_us) (×\((.stream_us / .stream_baseline_us * 10 | round) / 10))", .stream_ns_per_chunk] | map(tostring) | @tsv' "$RESULTS" |
+            while IFS=$'\t' read -r a b c d e; do printf '%-10s %16s %18s %22s %10s\n' "$a" "$b" "$c" "$d" "$e"; done
         echo
     fi
     if [ "$(jq '.limits.ran' "$RESULTS")" = true ]; then

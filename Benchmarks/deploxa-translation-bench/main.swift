@@ -27,12 +27,14 @@ struct TranslationBench {
         let words = option("--words", 50)
         let streamWords = option("--stream-words", 500)
         let json = arguments.contains("--json")
+        if let index = arguments.firstIndex(of: "--dump-requests"), index + 1 < arguments.count {
+            try dumpRequests(into: arguments[index + 1], words: option("--words", 8))
+            return
+        }
 
         let simulator = ProviderSimulator(configuration: SimulatorConfiguration(host: "127.0.0.1", port: 0))
         let port = try await simulator.start()
         let client = UpstreamClient(timeouts: UpstreamTimeouts(connect: 5, firstByte: 30, idle: 30))
-        let models: [Provider: String] = [.openai: "gpt-4o", .anthropic: "claude-sonnet-4", .google: "gemini-2.0-flash",
-                                          .mistral: "mistral-large", .cohere: "command-r"]
         var results: [JSON] = []
         for provider in Provider.allCases {
             guard let adapter = ProviderRegistry.adapter(for: provider), let model = models[provider] else { continue }
@@ -108,6 +110,30 @@ struct TranslationBench {
                          (result["provider"]?.stringValue ?? "?") as NSString, value("request_us"), ratio("request_us", "request_baseline_us") as NSString,
                          value("response_us"), ratio("response_us", "response_baseline_us") as NSString,
                          value("stream_us"), ratio("stream_us", "stream_baseline_us") as NSString, value("stream_ns_per_chunk")))
+        }
+    }
+
+    static let models: [Provider: String] = [.openai: "gpt-4o", .anthropic: "claude-sonnet-4", .google: "gemini-2.0-flash",
+                                             .mistral: "mistral-large", .cohere: "command-r"]
+
+    /// For the overhead benchmark's "native" baseline: per provider, the client's OpenAI body
+    /// (`<p>.client.json`) and what the gateway sends for it — `<p>.body`, `<p>.path` (below
+    /// the simulator's root) and `<p>.headers` (one `Name: value` per line, key "sim-key").
+    static func dumpRequests(into folder: String, words: Int) throws {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        for provider in Provider.allCases {
+            guard let adapter = ProviderRegistry.adapter(for: provider), let model = models[provider] else { continue }
+            let client = "{\"model\":\"\(model)\",\"messages\":[{\"role\":\"user\",\"content\":\"Say something [sim words=\(words)]\"}]}"
+            let settings = ProviderSettings(projectID: 1, provider: provider, apiKey: Secret("sim-key"),
+                                            baseURL: "http://simulator/\(provider.rawValue)", updatedAt: Date())
+            let request = try adapter.makeChatRequest(try ChatRequest.parse(Array(client.utf8)), settings: settings)
+            let path = String(request.url.dropFirst("http://simulator".count))
+            let headers = request.headers.filter { $0.name.lowercased() != "content-type" && $0.name.lowercased() != "accept" }
+                .map { "\($0.name): \($0.value)" }.joined(separator: "\n")
+            try client.write(toFile: "\(folder)/\(provider.rawValue).client.json", atomically: true, encoding: .utf8)
+            try Data(request.body).write(to: URL(fileURLWithPath: "\(folder)/\(provider.rawValue).body"))
+            try path.write(toFile: "\(folder)/\(provider.rawValue).path", atomically: true, encoding: .utf8)
+            try headers.write(toFile: "\(folder)/\(provider.rawValue).headers", atomically: true, encoding: .utf8)
         }
     }
 
