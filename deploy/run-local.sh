@@ -60,15 +60,24 @@ if ! "$BIN" project list --json | grep -q '"demo/app"'; then
     "$BIN" project create demo/app >/dev/null
 fi
 
-# 4. Provider.
-if [ -n "${OPENAI_API_KEY:-}" ]; then
-    "$BIN" provider set demo/app openai --api-key-env OPENAI_API_KEY
-    echo "Provider openai: the real API, with the key from \$OPENAI_API_KEY."
-else
+# 4. Providers: the real API when its key is in the environment, else the built-in simulator.
+simulated=()
+for entry in openai:OPENAI_API_KEY anthropic:ANTHROPIC_API_KEY google:GEMINI_API_KEY mistral:MISTRAL_API_KEY cohere:COHERE_API_KEY; do
+    provider="${entry%%:*}" variable="${entry#*:}"
+    if [ -n "${!variable:-}" ]; then
+        "$BIN" provider set demo/app "$provider" --api-key-env "$variable" >/dev/null
+        echo "Provider $provider: the real API, with the key from \$$variable."
+    else
+        simulated+=("$provider")
+    fi
+done
+if [ "${#simulated[@]}" -gt 0 ]; then
     nohup "$BIN" simulate --listen "127.0.0.1:$SIM_PORT" >"$RUN/logs/simulator.log" 2>&1 &
     echo $! >"$RUN/simulator.pid"
-    echo "simulator-key" | "$BIN" provider set demo/app openai --base-url "http://127.0.0.1:$SIM_PORT/openai" >/dev/null
-    echo "OPENAI_API_KEY is not set: provider openai points at the built-in provider simulator on 127.0.0.1:$SIM_PORT."
+    for provider in "${simulated[@]}"; do
+        echo "simulator-key" | "$BIN" provider set demo/app "$provider" --base-url "http://127.0.0.1:$SIM_PORT/$provider" >/dev/null
+    done
+    echo "Providers ${simulated[*]}: no API key in the environment, so they point at the built-in provider simulator on 127.0.0.1:$SIM_PORT."
 fi
 
 # 5. Workers and nginx.
@@ -104,6 +113,9 @@ Try:
 
 Stream:
   curl -N http://127.0.0.1:$PORT/v1/chat/completions -H "Authorization: Bearer $KEY" -d '{"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "Hello!"}]}'
+
+Another provider, same request (translated to Anthropic's Messages API and back):
+  curl http://127.0.0.1:$PORT/v1/chat/completions -H "Authorization: Bearer $KEY" -d '{"model": "claude-sonnet-4", "messages": [{"role": "user", "content": "Hello!"}]}'
 
 Audit log:  DEPLOXA_GATEWAY_DB=$RUN/gateway.db $BIN audit export
 Stop:       deploy/run-local.sh stop

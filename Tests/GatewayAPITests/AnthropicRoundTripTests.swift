@@ -12,62 +12,9 @@ import Testing
 /// the adapter's translation must be accepted by the simulator (which refuses what the real API
 /// refuses) and its answers must read as OpenAI answers.
 @Suite("Anthropic round trip", .serialized)
-final class AnthropicRoundTripTests {
-    let directory: URL
-    let store: GatewayStore
-    let auditWriter: AuditWriter
-    let upstream: UpstreamClient
-    let simulator: ProviderSimulator
-    let application: GatewayApplication
-    let secret: String
-    let port: Int
-
+final class AnthropicRoundTripTests: TestPipeline {
     init() async throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("deploxa-anthropic-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let path = directory.appendingPathComponent("gw.db").path
-        store = try GatewayStore(path: path)
-        try store.migrate()
-        simulator = ProviderSimulator(configuration: SimulatorConfiguration(host: "127.0.0.1", port: 0))
-        port = try await simulator.start()
-        _ = try store.createOrg(name: "acme", limits: .none)
-        let project = try store.createProject(orgName: "acme", name: "web", plan: .pro, limits: .none)
-        try store.setProvider(projectID: project.id, provider: .anthropic, apiKey: Secret("sk-ant-sim-provider-key"),
-                              baseURL: "http://127.0.0.1:\(port)/anthropic")
-        secret = try store.createKey(projectID: project.id, name: "t", limits: .none).secret
-        auditWriter = AuditWriter(store: try GatewayStore(path: path))
-        upstream = UpstreamClient(timeouts: UpstreamTimeouts(connect: 2, firstByte: 2, idle: 2))
-        application = GatewayApplication(configuration: GatewayConfiguration(maxBodyBytes: 65536), store: store,
-                                          auditWriter: auditWriter, upstream: upstream, logger: Logger(label: "test"))
-    }
-
-    deinit {
-        auditWriter.close()
-        upstream.shutdownBlocking()
-        try? FileManager.default.removeItem(at: directory)
-    }
-
-    func chat(_ body: String) async -> RecordingWriter {
-        var headers = HTTPHeaders()
-        headers.add(name: "authorization", value: "Bearer \(secret)")
-        let writer = RecordingWriter()
-        await application.respond(to: HTTPRequest(method: "POST", path: "/v1/chat/completions", headers: headers, body: Array(body.utf8)),
-                                  writer: writer)
-        return writer
-    }
-
-    func auditRow(for writer: RecordingWriter) throws -> AuditRecord {
-        auditWriter.flush()
-        let id = try #require(writer.headers["X-Request-Id"])
-        return try #require(try store.auditRows(AuditQuery()).first { $0.record.requestID == id }).record
-    }
-
-    /// The `data:` payloads of an SSE body, `[DONE]` excluded.
-    func chunks(_ writer: RecordingWriter) -> [JSON] {
-        writer.text.components(separatedBy: "\n\n").compactMap { event in
-            guard event.hasPrefix("data: "), event != "data: [DONE]" else { return nil }
-            return try? JSON.parse(String(event.dropFirst(6)))
-        }
+        try await super.init(providers: [(.anthropic, "sk-ant-sim-provider-key")])
     }
 
     @Test func nonStreamedAnswer() async throws {
@@ -97,7 +44,7 @@ final class AnthropicRoundTripTests {
         let writer = await chat(#"{"model":"claude-sonnet-4-5","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi [sim words=3 unicode=1]"}]}"#)
         #expect(writer.status == 200)
         #expect(writer.text.hasSuffix("data: [DONE]\n\n"))
-        let chunks = chunks(writer)
+        let chunks = streamEvents(writer)
         #expect(chunks.first?["choices"]?[0]?["delta"]?["role"] == "assistant")
         #expect(Set(chunks.compactMap { $0["id"]?.stringValue }).count == 1)
         let text = chunks.compactMap { $0["choices"]?[0]?["delta"]?["content"]?.stringValue }.joined()
@@ -133,12 +80,12 @@ final class AnthropicRoundTripTests {
 
     @Test func streamedToolCall() async throws {
         let writer = await chat(#"{"model":"claude-sonnet-4-5","stream":true,"tools":[{"type":"function","function":{"name":"get_weather"}}],"messages":[{"role":"user","content":"Weather? [sim tool=get_weather]"}]}"#)
-        let calls = chunks(writer).compactMap { $0["choices"]?[0]?["delta"]?["tool_calls"]?[0] }
+        let calls = streamEvents(writer).compactMap { $0["choices"]?[0]?["delta"]?["tool_calls"]?[0] }
         #expect(calls.first?["function"]?["name"] == "get_weather")
         #expect(calls.allSatisfy { $0["index"] == 0 })
         let arguments = calls.compactMap { $0["function"]?["arguments"]?.stringValue }.joined()
         #expect(try JSON.parse(arguments) == ["city": "Paris"])
-        #expect(chunks(writer).contains { $0["choices"]?[0]?["finish_reason"] == "tool_calls" })
+        #expect(streamEvents(writer).contains { $0["choices"]?[0]?["finish_reason"] == "tool_calls" })
     }
 
     @Test func jsonModeAnswersWithContent() async throws {
@@ -168,7 +115,7 @@ final class AnthropicRoundTripTests {
     @Test func midStreamErrorEndsWithAnErrorEvent() async throws {
         let writer = await chat(#"{"model":"claude-sonnet-4-5","stream":true,"messages":[{"role":"user","content":"[sim words=6 stream_error_after=2]"}]}"#)
         #expect(writer.status == 200)
-        let chunks = chunks(writer)
+        let chunks = streamEvents(writer)
         #expect(chunks.compactMap { $0["choices"]?[0]?["delta"]?["content"]?.stringValue }.joined() == "The quick ")
         #expect(chunks.last?["error"]?["code"] == "overloaded_error")
         #expect(writer.text.hasSuffix("data: [DONE]\n\n"))
@@ -184,7 +131,7 @@ final class AnthropicRoundTripTests {
 
     func direct(_ body: String, headers: [(name: String, value: String)]) async throws -> (Int, JSON?) {
         let response = try await upstream.send(UpstreamRequest(
-            url: "http://127.0.0.1:\(port)/anthropic/v1/messages", headers: headers, body: Array(body.utf8)))
+            url: "http://127.0.0.1:\(simulatorPort)/anthropic/v1/messages", headers: headers, body: Array(body.utf8)))
         let bytes = try await response.body.collect(limit: 1 << 20)
         return (response.status, try? JSON.parse(bytes))
     }

@@ -12,63 +12,9 @@ import Testing
 /// OpenAI-shaped requests through the whole pipeline, translated by `CohereAdapter`, answered by
 /// the simulated Cohere API on loopback, translated back: what the e2e suite checks through nginx.
 @Suite("Cohere round trip", .serialized)
-final class CohereRoundTripTests {
-    let directory: URL
-    let store: GatewayStore
-    let auditWriter: AuditWriter
-    let upstream: UpstreamClient
-    let simulator: ProviderSimulator
-    let application: GatewayApplication
-    let secret: String
-    let simulatorPort: Int
-
+final class CohereRoundTripTests: TestPipeline {
     init() async throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("deploxa-cohere-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let path = directory.appendingPathComponent("gw.db").path
-        store = try GatewayStore(path: path)
-        try store.migrate()
-        simulator = ProviderSimulator(configuration: SimulatorConfiguration(host: "127.0.0.1", port: 0))
-        simulatorPort = try await simulator.start()
-        _ = try store.createOrg(name: "acme", limits: .none)
-        let project = try store.createProject(orgName: "acme", name: "web", plan: .pro, limits: .none)
-        try store.setProvider(projectID: project.id, provider: .cohere, apiKey: Secret("co-sim-provider-key"),
-                              baseURL: "http://127.0.0.1:\(simulatorPort)/cohere")
-        secret = try store.createKey(projectID: project.id, name: "t", limits: .none).secret
-        auditWriter = AuditWriter(store: try GatewayStore(path: path))
-        upstream = UpstreamClient(timeouts: UpstreamTimeouts(connect: 2, firstByte: 2, idle: 2))
-        application = GatewayApplication(configuration: GatewayConfiguration(maxBodyBytes: 65536), store: store,
-                                          auditWriter: auditWriter, upstream: upstream, logger: Logger(label: "test"))
-    }
-
-    deinit {
-        auditWriter.close()
-        upstream.shutdownBlocking()
-        try? FileManager.default.removeItem(at: directory)
-    }
-
-    func chat(_ body: String) async -> RecordingWriter {
-        var headers = HTTPHeaders()
-        headers.add(name: "authorization", value: "Bearer \(secret)")
-        headers.add(name: "x-ai-provider", value: "cohere")
-        let request = HTTPRequest(method: "POST", path: "/v1/chat/completions", headers: headers, body: Array(body.utf8))
-        let writer = RecordingWriter()
-        await application.respond(to: request, writer: writer)
-        return writer
-    }
-
-    func auditRow(for writer: RecordingWriter) throws -> AuditRecord {
-        auditWriter.flush()
-        let id = try #require(writer.headers["X-Request-Id"])
-        return try #require(try store.auditRows(AuditQuery()).first { $0.record.requestID == id }).record
-    }
-
-    /// The JSON payloads of a client stream, `[DONE]` excluded.
-    func chunks(_ writer: RecordingWriter) -> [JSON] {
-        writer.text.components(separatedBy: "\n\n").compactMap { event in
-            guard event.hasPrefix("data: "), event != "data: [DONE]" else { return nil }
-            return try? JSON.parse(String(event.dropFirst(6)))
-        }
+        try await super.init(providers: [(.cohere, "co-sim-provider-key")], defaultHeaders: [("x-ai-provider", "cohere")])
     }
 
     @Test func plainAnswerWithSystemPromptAndUsage() async throws {
@@ -100,7 +46,7 @@ final class CohereRoundTripTests {
         #expect(writer.status == 200)
         #expect(writer.text.hasSuffix("data: [DONE]\n\n"))
         #expect(writer.text.components(separatedBy: "data: [DONE]").count == 2)
-        let chunks = chunks(writer)
+        let chunks = streamEvents(writer)
         let ids = Set(chunks.compactMap { $0["id"]?.stringValue })
         #expect(ids.count == 1)
         #expect(chunks.first?["choices"]?[0]?["delta"]?["role"] == "assistant")
@@ -135,7 +81,7 @@ final class CohereRoundTripTests {
 
     @Test func streamedToolCallArrivesInFragments() async throws {
         let writer = await chat(#"{"model":"command-r","stream":true,"tools":[{"type":"function","function":{"name":"lookup"}}],"tool_choice":{"type":"function","function":{"name":"lookup"}},"messages":[{"role":"user","content":"[sim tool=lookup]"}]}"#)
-        let chunks = chunks(writer)
+        let chunks = streamEvents(writer)
         let deltas = chunks.compactMap { $0["choices"]?[0]?["delta"]?["tool_calls"]?[0] }
         #expect(deltas.first?["function"]?["name"] == "lookup")
         #expect(deltas.first?["id"]?.stringValue?.hasPrefix("lookup_") == true)
@@ -161,7 +107,7 @@ final class CohereRoundTripTests {
         #expect(broken.status == 200)
         #expect(broken.text.contains(#"data: {"error""#))
         #expect(broken.text.hasSuffix("data: [DONE]\n\n"))
-        #expect(chunks(broken).compactMap { $0["choices"]?[0]?["delta"]?["content"]?.stringValue }.joined() == "The quick ")
+        #expect(streamEvents(broken).compactMap { $0["choices"]?[0]?["delta"]?["content"]?.stringValue }.joined() == "The quick ")
         let malformed = await chat(#"{"model":"command-r","messages":[{"role":"user","content":"[sim malformed=1]"}]}"#)
         #expect(malformed.status == 502)
     }

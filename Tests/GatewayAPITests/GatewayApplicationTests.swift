@@ -42,64 +42,16 @@ final class RecordingWriter: ResponseWriter, @unchecked Sendable {
     var text: String { String(decoding: body, as: UTF8.self) }
 }
 
-/// The pipeline end to end in one process: a real SQLite file, the real upstream client and the
-/// provider simulator on loopback; only nginx and libfcgi are left out (the e2e suite has them).
+/// The pipeline end to end in one process with the OpenAI simulation (see `TestPipeline`).
 @Suite("Gateway pipeline", .serialized)
-final class GatewayApplicationTests {
-    let directory: URL
-    let store: GatewayStore
-    let auditWriter: AuditWriter
-    let upstream: UpstreamClient
-    let simulator: ProviderSimulator
-    let application: GatewayApplication
-    let secret: String
-    let revokedSecret: String
-    let simulatorPort: Int
+final class GatewayApplicationTests: TestPipeline {
+    private(set) var revokedSecret = ""
 
     init() async throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("deploxa-api-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let path = directory.appendingPathComponent("gw.db").path
-        store = try GatewayStore(path: path)
-        try store.migrate()
-        simulator = ProviderSimulator(configuration: SimulatorConfiguration(host: "127.0.0.1", port: 0))
-        simulatorPort = try await simulator.start()
-        _ = try store.createOrg(name: "acme", limits: .none)
-        let project = try store.createProject(orgName: "acme", name: "web", plan: .pro, limits: .none)
-        try store.setProvider(projectID: project.id, provider: .openai, apiKey: Secret("sk-sim-provider-key"),
-                              baseURL: "http://127.0.0.1:\(simulatorPort)/openai")
-        secret = try store.createKey(projectID: project.id, name: "t", limits: .none).secret
-        let revoked = try store.createKey(projectID: project.id, name: "r", limits: .none)
+        try await super.init(providers: [(.openai, "sk-sim-provider-key")], maxBodyBytes: 4096, firstByteTimeout: 1)
+        let revoked = try store.createKey(projectID: projectID, name: "r", limits: .none)
         _ = try store.revokeKey(id: revoked.key.id)
         revokedSecret = revoked.secret
-        auditWriter = AuditWriter(store: try GatewayStore(path: path))
-        upstream = UpstreamClient(timeouts: UpstreamTimeouts(connect: 2, firstByte: 1, idle: 2))
-        application = GatewayApplication(configuration: GatewayConfiguration(maxBodyBytes: 4096), store: store,
-                                          auditWriter: auditWriter, upstream: upstream, logger: Logger(label: "test"))
-    }
-
-    deinit {
-        auditWriter.close()
-        upstream.shutdownBlocking()
-        try? FileManager.default.removeItem(at: directory)
-    }
-
-    func chat(_ body: String, key: String? = nil, headers extra: [(String, String)] = [], writer: RecordingWriter = RecordingWriter(),
-              tooLarge: Bool = false) async -> RecordingWriter {
-        var headers = HTTPHeaders()
-        headers.add(name: "authorization", value: "Bearer \(key ?? secret)")
-        for (name, value) in extra { headers.add(name: name, value: value) }
-        let request = HTTPRequest(method: "POST", path: "/v1/chat/completions", headers: headers, body: Array(body.utf8), bodyTooLarge: tooLarge)
-        await application.respond(to: request, writer: writer)
-        return writer
-    }
-
-    func auditRow(for writer: RecordingWriter) throws -> AuditRecord {
-        auditWriter.flush()
-        let id = try #require(writer.headers["X-Request-Id"])
-        let rows = try store.auditRows(AuditQuery()).filter { $0.record.requestID == id }
-        #expect(rows.count == 1)
-        return try #require(rows.first).record
     }
 
     @Test func nonStreamedAnswerIsPassedThroughAndAudited() async throws {

@@ -13,64 +13,9 @@ import Testing
 /// the Google adapter's translation must be understood by the Google simulation, and its
 /// answers must come back as OpenAI objects.
 @Suite("Google round trip", .serialized)
-final class GoogleRoundTripTests {
-    let directory: URL
-    let store: GatewayStore
-    let auditWriter: AuditWriter
-    let upstream: UpstreamClient
-    let simulator: ProviderSimulator
-    let application: GatewayApplication
-    let secret: String
-    let simulatorPort: Int
-    let projectID: Int64
-
+final class GoogleRoundTripTests: TestPipeline {
     init() async throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("deploxa-google-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let path = directory.appendingPathComponent("gw.db").path
-        store = try GatewayStore(path: path)
-        try store.migrate()
-        simulator = ProviderSimulator(configuration: SimulatorConfiguration(host: "127.0.0.1", port: 0))
-        simulatorPort = try await simulator.start()
-        _ = try store.createOrg(name: "acme", limits: .none)
-        let project = try store.createProject(orgName: "acme", name: "web", plan: .pro, limits: .none)
-        projectID = project.id
-        try store.setProvider(projectID: project.id, provider: .google, apiKey: Secret("AIza-sim-google-key"),
-                              baseURL: "http://127.0.0.1:\(simulatorPort)/google")
-        secret = try store.createKey(projectID: project.id, name: "t", limits: .none).secret
-        auditWriter = AuditWriter(store: try GatewayStore(path: path))
-        upstream = UpstreamClient(timeouts: UpstreamTimeouts(connect: 2, firstByte: 2, idle: 2))
-        application = GatewayApplication(configuration: GatewayConfiguration(maxBodyBytes: 65536), store: store,
-                                          auditWriter: auditWriter, upstream: upstream, logger: Logger(label: "test"))
-    }
-
-    deinit {
-        auditWriter.close()
-        upstream.shutdownBlocking()
-        try? FileManager.default.removeItem(at: directory)
-    }
-
-    func chat(_ body: String) async -> RecordingWriter {
-        var headers = HTTPHeaders()
-        headers.add(name: "authorization", value: "Bearer \(secret)")
-        let writer = RecordingWriter()
-        await application.respond(to: HTTPRequest(method: "POST", path: "/v1/chat/completions", headers: headers, body: Array(body.utf8)),
-                                  writer: writer)
-        return writer
-    }
-
-    func auditRow(for writer: RecordingWriter) throws -> AuditRecord {
-        auditWriter.flush()
-        let id = try #require(writer.headers["X-Request-Id"])
-        return try #require(try store.auditRows(AuditQuery()).first { $0.record.requestID == id }).record
-    }
-
-    /// The `data:` payloads of an OpenAI stream, `[DONE]` excluded.
-    func events(_ writer: RecordingWriter) -> [JSON] {
-        writer.text.components(separatedBy: "\n\n").compactMap { block -> JSON? in
-            guard block.hasPrefix("data: "), block != "data: [DONE]" else { return nil }
-            return try? JSON.parse(String(block.dropFirst(6)))
-        }
+        try await super.init(providers: [(.google, "AIza-sim-google-key")])
     }
 
     @Test func nonStreamedAnswer() async throws {
@@ -102,7 +47,7 @@ final class GoogleRoundTripTests {
         let writer = await chat(#"{"model":"gemini-2.5-flash","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi [sim words=3 unicode=1]"}]}"#)
         #expect(writer.status == 200)
         #expect(writer.text.hasSuffix("data: [DONE]\n\n"))
-        let chunks = events(writer)
+        let chunks = streamEvents(writer)
         #expect(chunks.first?["choices"]?[0]?["delta"]?["role"] == "assistant")
         let text = chunks.compactMap { $0["choices"]?[0]?["delta"]?["content"]?.stringValue }.joined()
         #expect(text == "héllo 日本語 🌍")
@@ -141,7 +86,7 @@ final class GoogleRoundTripTests {
 
     @Test func streamedToolCall() async throws {
         let writer = await chat(#"{"model":"gemini-2.5-flash","stream":true,"tools":[{"type":"function","function":{"name":"get_weather"}}],"messages":[{"role":"user","content":"[sim tool=get_weather]"}]}"#)
-        let chunks = events(writer)
+        let chunks = streamEvents(writer)
         let calls = chunks.compactMap { $0["choices"]?[0]?["delta"]?["tool_calls"]?[0] }
         let call = try #require(calls.first)
         #expect(call["index"] == 0)

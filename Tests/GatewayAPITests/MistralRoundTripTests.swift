@@ -13,66 +13,9 @@ import Testing
 /// as strict as Mistral about ids, roles and unknown fields), and the OpenAI simulation's
 /// `tool=` / `stream_error_after=` directives.
 @Suite("Mistral round trip", .serialized)
-final class MistralRoundTripTests {
-    let directory: URL
-    let store: GatewayStore
-    let auditWriter: AuditWriter
-    let upstream: UpstreamClient
-    let simulator: ProviderSimulator
-    let application: GatewayApplication
-    let secret: String
-    let simulatorPort: Int
-    let projectID: Int64
-
+final class MistralRoundTripTests: TestPipeline {
     init() async throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("deploxa-mistral-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let path = directory.appendingPathComponent("gw.db").path
-        store = try GatewayStore(path: path)
-        try store.migrate()
-        simulator = ProviderSimulator(configuration: SimulatorConfiguration(host: "127.0.0.1", port: 0))
-        simulatorPort = try await simulator.start()
-        _ = try store.createOrg(name: "acme", limits: .none)
-        let project = try store.createProject(orgName: "acme", name: "web", plan: .pro, limits: .none)
-        projectID = project.id
-        try store.setProvider(projectID: project.id, provider: .mistral, apiKey: Secret("sk-sim-mistral-key"),
-                              baseURL: "http://127.0.0.1:\(simulatorPort)/mistral")
-        try store.setProvider(projectID: project.id, provider: .openai, apiKey: Secret("sk-sim-openai-key"),
-                              baseURL: "http://127.0.0.1:\(simulatorPort)/openai")
-        secret = try store.createKey(projectID: project.id, name: "t", limits: .none).secret
-        auditWriter = AuditWriter(store: try GatewayStore(path: path))
-        upstream = UpstreamClient(timeouts: UpstreamTimeouts(connect: 2, firstByte: 2, idle: 2))
-        application = GatewayApplication(configuration: GatewayConfiguration(maxBodyBytes: 65536), store: store,
-                                          auditWriter: auditWriter, upstream: upstream, logger: Logger(label: "test"))
-    }
-
-    deinit {
-        auditWriter.close()
-        upstream.shutdownBlocking()
-        try? FileManager.default.removeItem(at: directory)
-    }
-
-    func chat(_ body: String) async -> RecordingWriter {
-        var headers = HTTPHeaders()
-        headers.add(name: "authorization", value: "Bearer \(secret)")
-        let writer = RecordingWriter()
-        await application.respond(to: HTTPRequest(method: "POST", path: "/v1/chat/completions", headers: headers, body: Array(body.utf8)),
-                                  writer: writer)
-        return writer
-    }
-
-    func auditRow(for writer: RecordingWriter) throws -> AuditRecord {
-        auditWriter.flush()
-        let id = try #require(writer.headers["X-Request-Id"])
-        return try #require(try store.auditRows(AuditQuery()).first { $0.record.requestID == id }).record
-    }
-
-    /// The `data:` payloads of an SSE body, `[DONE]` excluded.
-    func events(_ text: String) -> [JSON] {
-        text.components(separatedBy: "\n\n").compactMap { block in
-            guard block.hasPrefix("data: "), block != "data: [DONE]" else { return nil }
-            return try? JSON.parse(Array(block.dropFirst(6).utf8))
-        }
+        try await super.init(providers: [(.mistral, "sk-sim-mistral-key"), (.openai, "sk-sim-openai-key")])
     }
 
     @Test func nonStreamedAnswerIsTranslatedAndAudited() async throws {
@@ -102,7 +45,7 @@ final class MistralRoundTripTests {
         #expect(plain.status == 200)
         #expect(plain.text.hasSuffix("data: [DONE]\n\n"))
         #expect(!plain.text.contains("prompt_tokens"))
-        let chunks = events(plain.text)
+        let chunks = streamEvents(plain)
         #expect(chunks.first?["choices"]?[0]?["delta"]?["role"] == "assistant")
         #expect(Set(chunks.compactMap { $0["id"]?.stringValue }).count == 1)
         let text = chunks.compactMap { $0["choices"]?[0]?["delta"]?["content"]?.stringValue }.joined()
@@ -113,7 +56,7 @@ final class MistralRoundTripTests {
         #expect(row.completionTokens == 3)
 
         let asked = await chat(#"{"model":"mistral-small-latest","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi [sim words=2]"}]}"#)
-        let last = try #require(events(asked.text).last)
+        let last = try #require(streamEvents(asked).last)
         #expect(last["choices"] == [])
         #expect(last["usage"]?["prompt_tokens"] == 7)
         #expect(last["usage"]?["completion_tokens"] == 2)
@@ -147,7 +90,7 @@ final class MistralRoundTripTests {
 
     @Test func streamedToolCall() async throws {
         let writer = await chat(#"{"model":"mistral-large-latest","stream":true,"tools":[{"type":"function","function":{"name":"get_weather"}}],"messages":[{"role":"user","content":"[sim tool=get_weather]"}]}"#)
-        let chunks = events(writer.text)
+        let chunks = streamEvents(writer)
         let start = try #require(chunks.first { $0["choices"]?[0]?["delta"]?["tool_calls"] != nil })
         let call = try #require(start["choices"]?[0]?["delta"]?["tool_calls"]?[0])
         #expect(call["index"] == 0)
@@ -177,7 +120,7 @@ final class MistralRoundTripTests {
         #expect(validation.status == 422)
         let broken = await chat(#"{"model":"mistral-small-latest","stream":true,"messages":[{"role":"user","content":"[sim words=6 stream_error_after=2]"}]}"#)
         #expect(broken.status == 200)
-        let chunks = events(broken.text)
+        let chunks = streamEvents(broken)
         #expect(chunks.compactMap { $0["choices"]?[0]?["delta"]?["content"]?.stringValue }.joined() == "The quick ")
         #expect(chunks.last?["error"]?["message"]?.stringValue?.hasPrefix("mistral:") == true)
         #expect(broken.text.hasSuffix("data: [DONE]\n\n"))
@@ -234,7 +177,7 @@ final class MistralRoundTripTests {
         #expect(writer.json?["choices"]?[0]?["message"]?["tool_calls"]?[0]?["function"]?["arguments"] == #"{"city":"Paris"}"#)
 
         let stream = await chat(#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"[sim tool=get_weather]"}]}"#)
-        let deltas = events(stream.text).compactMap { $0["choices"]?[0]?["delta"]?["tool_calls"]?[0] }
+        let deltas = streamEvents(stream).compactMap { $0["choices"]?[0]?["delta"]?["tool_calls"]?[0] }
         #expect(deltas.first?["id"] != nil)
         #expect(deltas.first?["function"]?["name"] == "get_weather")
         #expect(deltas.compactMap { $0["function"]?["arguments"]?.stringValue }.joined() == #"{"city":"Paris"}"#)
@@ -248,7 +191,7 @@ final class MistralRoundTripTests {
     @Test func openAISimulationStreamErrorDirective() async throws {
         let writer = await chat(#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"[sim words=5 stream_error_after=3]"}]}"#)
         #expect(writer.status == 200)
-        let chunks = events(writer.text)
+        let chunks = streamEvents(writer)
         #expect(chunks.compactMap { $0["choices"]?[0]?["delta"]?["content"]?.stringValue }.joined() == "The quick brown ")
         #expect(chunks.last?["error"] != nil)
         #expect(writer.text.hasSuffix("data: [DONE]\n\n"))

@@ -203,3 +203,25 @@ def test_provider_inferred_from_the_model_name(client):
         raw = client.chat.completions.with_raw_response.create(model=model, messages=[{"role": "user", "content": "hi"}])
         assert raw.headers["x-ai-provider"] == provider
         assert raw.parse().choices[0].message.content == expected_reply(8)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_malformed_provider_output_is_a_502_and_an_audit_row(provider, stack):
+    with stack.http() as http:
+        headers = {**stack.auth(), "X-AI-Provider": provider}
+        broken = http.post("/v1/chat/completions", headers=headers,
+                           json={"model": MODELS[provider], "messages": [{"role": "user", "content": "[sim malformed=1]"}]})
+        assert broken.status_code == 502, broken.text
+        error = broken.json()["error"]
+        assert error["type"] == "upstream_error" and provider in error["message"]
+        row = stack.wait_for_audit(broken.headers["x-request-id"])
+        assert row["status"] == 502 and row["provider"] == provider
+        stream = http.post("/v1/chat/completions", headers=headers,
+                           json={"model": MODELS[provider], "stream": True,
+                                 "messages": [{"role": "user", "content": "[sim malformed=1]"}]})
+        payloads = parse_sse(stream.content)
+        assert payloads[-1] == "[DONE]" and "error" in json.loads(payloads[-2])
+        assert stack.wait_for_audit(stream.headers["x-request-id"])["error_code"]
+        # The worker that met the bad output still serves.
+        assert http.post("/v1/chat/completions", headers=headers,
+                         json={"model": MODELS[provider], "messages": [{"role": "user", "content": "hi"}]}).status_code == 200
