@@ -28,67 +28,26 @@ struct ChatCompletionsHandler: RouteHandler {
         var providerAnswered = false
         defer { meter.finish(providerAnswered: providerAnswered) }
 
-        let sentAt = DispatchTime.now().uptimeNanoseconds
-        func attempt(status: Int, error: GatewayError?) {
-            context.audit.attempts.append(AuditAttempt(
-                provider: provider.rawValue, model: chat.model, status: status,
-                latencyMs: Double(DispatchTime.now().uptimeNanoseconds - sentAt) / 1e6, errorCode: error?.auditCode))
-        }
-
-        let response: UpstreamResponse
-        do {
-            response = try await application.upstream.send(upstreamRequest)
-        } catch {
-            let gatewayError = error.gatewayError(provider: provider.rawValue)
-            attempt(status: gatewayError.status, error: gatewayError)
-            throw gatewayError
-        }
-        context.audit.upstreamLatencyMs = Double(DispatchTime.now().uptimeNanoseconds - sentAt) / 1e6
-
-        guard (200..<300).contains(response.status) else {
-            let body = (try? await response.body.collect(limit: 1 << 20)) ?? []
-            let error = target.adapter.decodeError(status: response.status, headers: response.headers, body: body, settings: target.settings)
-            attempt(status: response.status, error: error)
-            throw error
-        }
+        let call = ProviderCall(application: application, target: target, model: chat.model, context: context)
+        let response = try await call.send(upstreamRequest)
         providerAnswered = true
 
         if chat.stream {
             do {
                 let streamError = try await relayStream(response, adapter: target.adapter, chat: chat, provider: provider,
                                                         meter: meter, context: context, writer: writer)
-                attempt(status: response.status, error: streamError)
+                call.record(status: response.status, error: streamError)
             } catch let disconnected as ClientDisconnected {
                 // The provider did answer; the row lists that call before saying the client left.
-                attempt(status: response.status, error: nil)
+                call.record(status: response.status, error: nil)
                 throw disconnected
             }
         } else {
-            let body: [UInt8]
-            let limit = application.configuration.maxUpstreamBodyBytes
-            do {
-                body = try await application.upstream.readBody(response) { try await $0.collect(limit: limit) }
-            } catch let failure as UpstreamFailure {
-                let error = failure.gatewayError(provider: provider.rawValue)
-                attempt(status: error.status, error: error)
-                throw error
-            }
-            let result: ChatResult
-            do {
-                result = try target.adapter.decodeChatResponse(body, for: chat)
-            } catch {
-                attempt(status: response.status, error: error)
-                throw error
-            }
-            attempt(status: response.status, error: nil)
+            let body = try await call.body(of: response)
+            let result = try call.decode(status: response.status) { () throws(GatewayError) in try target.adapter.decodeChatResponse(body, for: chat) }
             // Settled before the answer leaves, so the client's next request sees this one's tokens and spend.
             let cost = meter.record(result.usage, modelServed: result.modelServed)
-            var headers = baseHeaders(context)
-            headers.add(name: "X-AI-Provider", value: provider.rawValue)
-            if let cost { headers.add(name: "X-Gateway-Cost-USD", value: CostFormat.usd(cost)) }
-            context.audit.status = 200
-            try await writer.writeHead(status: 200, headers: headers)
-            try await writer.writeBody(result.body, flush: false)
+            try await writeAnswer(result.body, provider: provider, cost: cost, context: context, writer: writer)
         }
     }
 
@@ -148,23 +107,14 @@ private final class RelayState: @unchecked Sendable {
     init(_ relay: StreamRelay) { self.relay = relay }
 }
 
-/// The provider a request goes to, with the project's settings for it and the adapter.
-struct ProviderTarget {
-    let provider: Provider
-    let settings: ProviderSettings
-    let adapter: any ProviderAdapter
-
-    static func resolve(_ provider: Provider, key: AuthenticatedKey, application: GatewayApplication) throws -> ProviderTarget {
-        guard let settings = try application.store.providerSettings(projectID: key.project.id, provider: provider) else {
-            throw GatewayError.invalidRequest("Provider '\(provider.rawValue)' is not configured for project \(key.project.slug).",
-                                              param: "X-AI-Provider", code: "provider_not_configured")
-        }
-        guard let adapter = ProviderRegistry.adapter(for: provider) else {
-            throw GatewayError.invalidRequest("Provider '\(provider.rawValue)' is not available in this gateway build.",
-                                              param: "X-AI-Provider", code: "unsupported_provider")
-        }
-        return ProviderTarget(provider: provider, settings: settings, adapter: adapter)
-    }
+/// A non-streamed answer: 200 with `X-AI-Provider` and, when the price is known, `X-Gateway-Cost-USD`.
+func writeAnswer(_ body: [UInt8], provider: Provider, cost: Double?, context: RequestContext, writer: any ResponseWriter) async throws {
+    var headers = baseHeaders(context)
+    headers.add(name: "X-AI-Provider", value: provider.rawValue)
+    if let cost { headers.add(name: "X-Gateway-Cost-USD", value: CostFormat.usd(cost)) }
+    context.audit.status = 200
+    try await writer.writeHead(status: 200, headers: headers)
+    try await writer.writeBody(body, flush: false)
 }
 
 /// `X-Gateway-Cost-USD` values: plain decimal, enough digits for sub-cent requests.

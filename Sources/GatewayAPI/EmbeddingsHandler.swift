@@ -1,4 +1,3 @@
-import Dispatch
 import GatewayCore
 import GatewayHTTP
 import GatewayProviders
@@ -23,50 +22,14 @@ struct EmbeddingsHandler: RouteHandler {
         var providerAnswered = false
         defer { meter.finish(providerAnswered: providerAnswered) }
 
-        let sentAt = DispatchTime.now().uptimeNanoseconds
-        func attempt(status: Int, error: GatewayError?) {
-            context.audit.attempts.append(AuditAttempt(
-                provider: target.provider.rawValue, model: embeddings.model, status: status,
-                latencyMs: Double(DispatchTime.now().uptimeNanoseconds - sentAt) / 1e6, errorCode: error?.auditCode))
-        }
-        let response: UpstreamResponse
-        do {
-            response = try await application.upstream.send(upstreamRequest)
-        } catch {
-            let gatewayError = error.gatewayError(provider: target.provider.rawValue)
-            attempt(status: gatewayError.status, error: gatewayError)
-            throw gatewayError
-        }
-        context.audit.upstreamLatencyMs = Double(DispatchTime.now().uptimeNanoseconds - sentAt) / 1e6
-        let limit = application.configuration.maxUpstreamBodyBytes
-        let body: [UInt8]
-        do {
-            body = try await application.upstream.readBody(response) { try await $0.collect(limit: limit) }
-        } catch let failure as UpstreamFailure {
-            let error = failure.gatewayError(provider: target.provider.rawValue)
-            attempt(status: error.status, error: error)
-            throw error
-        }
-        guard (200..<300).contains(response.status) else {
-            let error = target.adapter.decodeError(status: response.status, headers: response.headers, body: body, settings: target.settings)
-            attempt(status: response.status, error: error)
-            throw error
-        }
+        let call = ProviderCall(application: application, target: target, model: embeddings.model, context: context)
+        let response = try await call.send(upstreamRequest)
         providerAnswered = true
-        let result: EmbeddingsResult
-        do {
-            result = try target.adapter.decodeEmbeddingsResponse(body, for: embeddings)
-        } catch {
-            attempt(status: response.status, error: error)
-            throw error
+        let body = try await call.body(of: response)
+        let result = try call.decode(status: response.status) { () throws(GatewayError) in
+            try target.adapter.decodeEmbeddingsResponse(body, for: embeddings)
         }
-        attempt(status: response.status, error: nil)
         let cost = meter.record(result.usage, modelServed: result.modelServed)
-        var headers = baseHeaders(context)
-        headers.add(name: "X-AI-Provider", value: target.provider.rawValue)
-        if let cost { headers.add(name: "X-Gateway-Cost-USD", value: CostFormat.usd(cost)) }
-        context.audit.status = 200
-        try await writer.writeHead(status: 200, headers: headers)
-        try await writer.writeBody(result.body, flush: false)
+        try await writeAnswer(result.body, provider: provider, cost: cost, context: context, writer: writer)
     }
 }

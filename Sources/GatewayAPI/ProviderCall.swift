@@ -1,0 +1,89 @@
+import Dispatch
+import GatewayCore
+import GatewayProviders
+import GatewayStore
+import GatewayUpstream
+
+/// The provider a request goes to, with the project's settings for it and the adapter.
+struct ProviderTarget {
+    let provider: Provider
+    let settings: ProviderSettings
+    let adapter: any ProviderAdapter
+
+    static func resolve(_ provider: Provider, key: AuthenticatedKey, application: GatewayApplication) throws -> ProviderTarget {
+        guard let settings = try application.store.providerSettings(projectID: key.project.id, provider: provider) else {
+            throw GatewayError.invalidRequest("Provider '\(provider.rawValue)' is not configured for project \(key.project.slug).",
+                                              param: "X-AI-Provider", code: "provider_not_configured")
+        }
+        guard let adapter = ProviderRegistry.adapter(for: provider) else {
+            throw GatewayError.invalidRequest("Provider '\(provider.rawValue)' is not available in this gateway build.",
+                                              param: "X-AI-Provider", code: "unsupported_provider")
+        }
+        return ProviderTarget(provider: provider, settings: settings, adapter: adapter)
+    }
+}
+
+/// One call to a provider on behalf of a request: sends, maps transport failures and the
+/// provider's error answers to `GatewayError`s, and lists the attempt in the audit row
+/// (provider, model, status, latency) exactly once.
+struct ProviderCall {
+    let application: GatewayApplication
+    let target: ProviderTarget
+    let model: String
+    let context: RequestContext
+    let sentAt = DispatchTime.now().uptimeNanoseconds
+
+    /// The response head, or a thrown `GatewayError`: a transport failure (502/504) or the
+    /// provider's own error answer, decoded by the adapter.
+    func send(_ request: UpstreamRequest) async throws -> UpstreamResponse {
+        let response: UpstreamResponse
+        do {
+            response = try await application.upstream.send(request)
+        } catch {
+            throw recordFailure(error.gatewayError(provider: target.provider.rawValue))
+        }
+        context.audit.upstreamLatencyMs = elapsedMs
+        guard (200..<300).contains(response.status) else {
+            let body = (try? await application.upstream.readBody(response) { try await $0.collect(limit: 1 << 20) }) ?? []
+            let error = target.adapter.decodeError(status: response.status, headers: response.headers, body: body,
+                                                   settings: target.settings)
+            record(status: response.status, error: error)
+            throw error
+        }
+        return response
+    }
+
+    /// A successful response's whole body (non-streamed answers).
+    func body(of response: UpstreamResponse) async throws -> [UInt8] {
+        let limit = application.configuration.maxUpstreamBodyBytes
+        do {
+            return try await application.upstream.readBody(response) { try await $0.collect(limit: limit) }
+        } catch let failure as UpstreamFailure {
+            throw recordFailure(failure.gatewayError(provider: target.provider.rawValue))
+        }
+    }
+
+    /// Decodes an answer with `decode`; a malformed one is recorded as a failed attempt.
+    func decode<T>(status: Int, _ decode: () throws(GatewayError) -> T) throws -> T {
+        do {
+            let value = try decode()
+            record(status: status, error: nil)
+            return value
+        } catch {
+            record(status: status, error: error)
+            throw error
+        }
+    }
+
+    func record(status: Int, error: GatewayError?) {
+        context.audit.attempts.append(AuditAttempt(
+            provider: target.provider.rawValue, model: model, status: status, latencyMs: elapsedMs, errorCode: error?.auditCode))
+    }
+
+    private func recordFailure(_ error: GatewayError) -> GatewayError {
+        record(status: error.status, error: error)
+        return error
+    }
+
+    private var elapsedMs: Double { Double(DispatchTime.now().uptimeNanoseconds - sentAt) / 1e6 }
+}
