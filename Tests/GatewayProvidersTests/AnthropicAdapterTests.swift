@@ -5,28 +5,10 @@ import Testing
 
 /// Anthropic's tricky cases beyond the shared fixture table (providers.md §3, §8).
 @Suite("Anthropic adapter")
-struct AnthropicAdapterTests {
+struct AnthropicAdapterTests: AdapterSuite {
     let adapter = AnthropicAdapter()
     let settings = ProviderSettings(projectID: 1, provider: .anthropic, apiKey: Secret("sk-ant-secret-key-123456"),
                                     baseURL: "http://127.0.0.1:9000/anthropic", updatedAt: Date(timeIntervalSince1970: 0))
-
-    func chat(_ json: String) throws -> ChatRequest {
-        var request = try ChatRequest.parse(Array(json.utf8))
-        request.responseID = "chatcmpl-test"
-        request.created = 1767225600
-        return request
-    }
-
-    func upstreamBody(_ json: String) throws -> JSON {
-        try JSON.parse(adapter.makeChatRequest(chat(json), settings: settings).body)
-    }
-
-    func requestError(_ json: String) throws -> GatewayError? {
-        let request = try chat(json)
-        let result = Result { () throws(GatewayError) -> UpstreamRequest in try adapter.makeChatRequest(request, settings: settings) }
-        guard case .failure(let error) = result else { return nil }
-        return error
-    }
 
     func responseError(_ body: [UInt8], request: String = #"{"model":"claude-x","messages":[{"role":"user","content":"x"}]}"#) throws -> GatewayError? {
         let chat = try chat(request)
@@ -195,7 +177,6 @@ struct AnthropicAdapterTests {
         event: message_stop
         data: {"type":"message_stop"}
 
-
         """
         let (output, relay) = try stream(#"{"model":"claude-x","stream":true,"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}"#, sse)
         #expect(output.contains(#""delta":{"content":"{\"a\": "}"#))
@@ -214,7 +195,6 @@ struct AnthropicAdapterTests {
         event: content_block_delta
         data: {"type":"content_block_delta","index":"zero","delta":{"type":"text_delta","text":"x"}}
 
-
         """
         let (output, relay) = try stream(#"{"model":"claude-x","stream":true,"messages":[{"role":"user","content":"x"}]}"#, sse)
         #expect(relay.error?.status == 502)
@@ -232,7 +212,6 @@ struct AnthropicAdapterTests {
 
         event: content_block_delta
         data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"late"}}
-
 
         """
         let (output, _) = try stream(#"{"model":"claude-x","stream":true,"messages":[{"role":"user","content":"x"}]}"#, sse)

@@ -5,17 +5,10 @@ import Testing
 
 /// Cohere's tricky cases beyond the fixture table (providers.md §6, §8).
 @Suite("Cohere adapter")
-struct CohereAdapterTests {
+struct CohereAdapterTests: AdapterSuite {
     let adapter = CohereAdapter()
     let settings = ProviderSettings(projectID: 1, provider: .cohere, apiKey: Secret("test-key-cohere-abcd1234"),
                                     baseURL: "http://127.0.0.1:9000/cohere/", updatedAt: Date(timeIntervalSince1970: 0))
-
-    func chat(_ json: String) throws -> ChatRequest {
-        var request = try ChatRequest.parse(Array(json.utf8))
-        request.responseID = "chatcmpl-test"
-        request.created = 1_767_225_600
-        return request
-    }
 
     /// The error a throwing call produced, nil if it succeeded.
     func failure<T>(_ work: () throws(GatewayError) -> T) -> GatewayError? {
@@ -23,10 +16,6 @@ struct CohereAdapterTests {
         case .success: return nil
         case .failure(let error): return error
         }
-    }
-
-    func upstreamBody(_ json: String) throws -> JSON {
-        try JSON.parse(adapter.makeChatRequest(chat(json), settings: settings).body)
     }
 
     // MARK: Requests

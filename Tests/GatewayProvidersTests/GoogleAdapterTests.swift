@@ -5,27 +5,9 @@ import Testing
 
 /// Gemini's tricky cases beyond the fixture table (providers.md §4, §8).
 @Suite("Google adapter")
-struct GoogleAdapterTests {
+struct GoogleAdapterTests: AdapterSuite {
     let adapter = GoogleAdapter()
     let settings = Fixture.settings(.google)
-
-    func chat(_ body: String) throws -> ChatRequest {
-        var chat = try ChatRequest.parse(Array(body.utf8))
-        chat.responseID = "chatcmpl-fixture"
-        chat.created = 1767225600
-        return chat
-    }
-
-    func upstreamBody(_ body: String) throws -> JSON {
-        try JSON.parse(adapter.makeChatRequest(chat(body), settings: settings).body)
-    }
-
-    func requestError(_ body: String) throws -> GatewayError? {
-        let request = try chat(body)
-        let result = Result { () throws(GatewayError) -> UpstreamRequest in try adapter.makeChatRequest(request, settings: settings) }
-        guard case .failure(let error) = result else { return nil }
-        return error
-    }
 
     func decodeError(_ body: String, request: String = #"{"model":"gemini-2.5-flash","messages":[{"role":"user","content":"x"}]}"#) throws -> GatewayError? {
         let chat = try chat(request)

@@ -5,28 +5,10 @@ import Testing
 
 /// Mistral's tricky cases beyond the fixture table (providers.md §5, §8).
 @Suite("Mistral adapter")
-struct MistralAdapterTests {
+struct MistralAdapterTests: AdapterSuite {
     let adapter = MistralAdapter()
     let settings = ProviderSettings(projectID: 1, provider: .mistral, apiKey: Secret("test-key-mistral-abcd1234"),
                                     baseURL: "http://127.0.0.1:9000/mistral", updatedAt: Date(timeIntervalSince1970: 0))
-
-    func chat(_ json: String) throws -> ChatRequest {
-        var request = try ChatRequest.parse(Array(json.utf8))
-        request.responseID = "chatcmpl-test"
-        request.created = 1767225600
-        return request
-    }
-
-    func upstreamBody(_ json: String) throws -> JSON {
-        try JSON.parse(adapter.makeChatRequest(chat(json), settings: settings).body)
-    }
-
-    func failure(_ json: String) throws -> GatewayError? {
-        let request = try chat(json)
-        let result = Result { () throws(GatewayError) -> UpstreamRequest in try adapter.makeChatRequest(request, settings: settings) }
-        guard case .failure(let error) = result else { return nil }
-        return error
-    }
 
     func decode(_ json: String, request: String = #"{"model":"mistral-small-latest","messages":[{"role":"user","content":"x"}]}"#) throws -> Result<ChatResult, GatewayError> {
         let request = try chat(request)
@@ -108,22 +90,22 @@ struct MistralAdapterTests {
     @Test(arguments: ["logit_bias", "logprobs", "top_logprobs", "web_search_options"])
     func unsupportedParametersAre400NamingThem(_ name: String) throws {
         let value = name == "logprobs" ? "true" : name == "top_logprobs" ? "2" : #"{"1":2}"#
-        let error = try #require(try failure(#"{"model":"m","messages":[{"role":"user","content":"x"}],"\#(name)":\#(value)}"#))
+        let error = try #require(try requestError(#"{"model":"m","messages":[{"role":"user","content":"x"}],"\#(name)":\#(value)}"#))
         #expect(error.status == 400)
         #expect(error.param == name)
     }
 
     @Test func harmlessValuesOfUnsupportedParametersPass() throws {
-        #expect(try failure(#"{"model":"m","messages":[{"role":"user","content":"x"}],"logprobs":false,"modalities":["text"]}"#) == nil)
+        #expect(try requestError(#"{"model":"m","messages":[{"role":"user","content":"x"}],"logprobs":false,"modalities":["text"]}"#) == nil)
     }
 
     @Test func streamedNGreaterThanOneIs400ButNonStreamedIsForwarded() throws {
-        #expect(try failure(#"{"model":"m","stream":true,"n":2,"messages":[{"role":"user","content":"x"}]}"#)?.param == "n")
+        #expect(try requestError(#"{"model":"m","stream":true,"n":2,"messages":[{"role":"user","content":"x"}]}"#)?.param == "n")
         #expect(try upstreamBody(#"{"model":"m","n":2,"messages":[{"role":"user","content":"x"}]}"#)["n"] == 2)
     }
 
     @Test func onlySystemMessagesIs400() throws {
-        #expect(try failure(#"{"model":"m","messages":[{"role":"system","content":"x"}]}"#)?.param == "messages")
+        #expect(try requestError(#"{"model":"m","messages":[{"role":"system","content":"x"}]}"#)?.param == "messages")
     }
 
     @Test func thinkingChunksAndObjectArgumentsAreNormalised() throws {
