@@ -32,11 +32,16 @@ extension GatewayStore {
             }
             // Month-to-date spend for requests the limiter did not settle itself (no budget or
             // token limit applied), so a cap set mid-month starts from the true spend.
+            // Summed per scope and month first: one upsert per scope a batch touches, not three per row.
+            var spend: [SpendKey: Int64] = [:]
             for record in records where !record.spendSettled {
                 guard let cost = record.costUSD, cost > 0 else { continue }
-                try addSpend(nanos: SpendAmount.nanos(cost), scopes: LimitScope.all(orgID: record.orgID, projectID: record.projectID, keyID: record.keyID),
-                             month: SpendAmount.month(of: record.time))
+                let month = SpendAmount.month(of: record.time)
+                for scope in LimitScope.all(orgID: record.orgID, projectID: record.projectID, keyID: record.keyID) {
+                    spend[SpendKey(scope: scope, month: month), default: 0] += SpendAmount.nanos(cost)
+                }
             }
+            for (key, nanos) in spend { try addSpend(nanos: nanos, scopes: [key.scope], month: key.month) }
         }
     }
 
@@ -110,4 +115,10 @@ extension GatewayStore {
             cacheHit: row.bool(21), stream: row.bool(22), attempts: attempts)
         return AuditRow(sequence: row.int64(0), record: record, projectSlug: row.optionalString(24))
     }
+}
+
+/// A month-to-date total's identity, for summing a batch's spend.
+private struct SpendKey: Hashable {
+    let scope: LimitScope
+    let month: String
 }
