@@ -6,7 +6,7 @@ public enum AuditExport {
     public static let columns = [
         "seq", "request_id", "time", "org_id", "project_id", "project", "key_id", "user", "provider",
         "model_requested", "model_served", "method", "route", "status", "error_code",
-        "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd", "latency_ms",
+        "prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "cache_write_tokens", "cost_usd", "latency_ms",
         "upstream_latency_ms", "ttft_ms", "cache_hit", "stream", "attempts",
     ]
 
@@ -38,6 +38,8 @@ public enum AuditExport {
             ("prompt_tokens", int(r.promptTokens)),
             ("completion_tokens", int(r.completionTokens)),
             ("cached_tokens", int(r.cachedTokens)),
+            ("reasoning_tokens", int(r.reasoningTokens)),
+            ("cache_write_tokens", int(r.cacheWriteTokens)),
             ("cost_usd", r.costUSD.map(JSON.double) ?? .null),
             ("latency_ms", double(r.latencyMs)),
             ("upstream_latency_ms", double(r.upstreamLatencyMs)),

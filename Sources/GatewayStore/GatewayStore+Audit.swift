@@ -90,7 +90,7 @@ extension GatewayStore {
                a.provider, a.model_requested, a.model_served, a.status, a.error_code,
                a.prompt_tokens, a.completion_tokens, a.cached_tokens, a.cost_usd, a.latency_ms,
                a.upstream_latency_ms, a.ttft_ms, a.cache_hit, a.stream, a.attempts_json,
-               o.name || '/' || p.name
+               o.name || '/' || p.name, a.reasoning_tokens, a.cache_write_tokens
         FROM audit_log a
         LEFT JOIN projects p ON p.id = a.project_id
         LEFT JOIN orgs o ON o.id = p.org_id
@@ -113,7 +113,10 @@ extension GatewayStore {
             costUSD: row.optionalDouble(17), latencyMs: row.optionalDouble(18) ?? 0,
             upstreamLatencyMs: row.optionalDouble(19), timeToFirstTokenMs: row.optionalDouble(20),
             cacheHit: row.bool(21), stream: row.bool(22), attempts: attempts)
-        return AuditRow(sequence: row.int64(0), record: record, projectSlug: row.optionalString(24))
+        var full = record
+        full.reasoningTokens = row.optionalInt(25)
+        full.cacheWriteTokens = row.optionalInt(26)
+        return AuditRow(sequence: row.int64(0), record: full, projectSlug: row.optionalString(24))
     }
 }
 

@@ -16,12 +16,14 @@ struct AuditTests {
             AuditAttempt(provider: "openai", model: "gpt-4o", status: 503, latencyMs: 3.5, errorCode: "upstream_error"),
             AuditAttempt(provider: "anthropic", model: "claude-sonnet-4", status: 200, latencyMs: 40.25),
         ]
-        let full = AuditRecord(
+        var full = AuditRecord(
             requestID: "req_full", time: StoreTime.date(1_750_000_000_123), method: "POST", route: "/v1/chat/completions",
             orgID: project.orgID, projectID: project.id, keyID: "gk_0123456789ab", user: "alice", provider: "anthropic",
             modelRequested: "gpt-4o", modelServed: "claude-sonnet-4", status: 200, errorCode: nil,
             promptTokens: 11, completionTokens: 22, cachedTokens: 3, costUSD: 0.0042, latencyMs: 45.5,
             upstreamLatencyMs: 40.25, timeToFirstTokenMs: 12.75, cacheHit: true, stream: true, attempts: attempts)
+        full.reasoningTokens = 7
+        full.cacheWriteTokens = 2
         let sparse = AuditRecord(requestID: "req_sparse", time: base, method: "GET", route: "/v1/models", status: 401,
                                  errorCode: "invalid_api_key", latencyMs: 0.5)
         try store.insertAudit([full, sparse])
