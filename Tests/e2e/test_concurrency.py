@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import httpx
+import pytest
 
 from gwstack import expected_reply, parse_sse, stream_content
 
@@ -19,9 +20,10 @@ async def _run_all(stack, bodies: list[dict], timeout: float = 60) -> list:
         return await asyncio.gather(*(one(body) for body in bodies), return_exceptions=True)
 
 
-def test_200_concurrent_streams(stack):
+@pytest.mark.parametrize("model", ["gpt-4o", "claude-sonnet-4", "gemini-2.0-flash", "mistral-large", "command-r"])
+def test_200_concurrent_streams(stack, model):
     count = 200
-    bodies = [{"model": "gpt-4o", "stream": True,
+    bodies = [{"model": model, "stream": True,
                "messages": [{"role": "user", "content": f"stream number {i} [sim chunk_delay_ms=100 words=8]"}]}
               for i in range(count)]
     start = time.monotonic()
