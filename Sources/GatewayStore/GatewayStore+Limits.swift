@@ -171,9 +171,10 @@ extension GatewayStore {
                         """, [.text(key), .text(month)])
                 }
             }
-            // Buckets older than an hour can never count again; trim them now and then.
-            if second % 64 == 0 || Int.random(in: 0..<256) == 0 {
-                try connection.execute("DELETE FROM rate_buckets WHERE second < ?", [.integer(second - max(3600, window * 2))])
+            // Buckets out of every window can never count again; about one admission in 256
+            // trims them (an indexed range delete, so the table stays the size of one window).
+            if Int.random(in: 0..<256) == 0 {
+                try connection.execute("DELETE FROM rate_buckets WHERE second <= ?", [.integer(windowStart)])
             }
             let settlesSpend = plan.scopes.contains { $0.limits.monthlyBudgetUSD != nil }
             return .admitted(Admission(second: second, reservedTokens: estimate, tokenScopes: tokenScopes, status: status,

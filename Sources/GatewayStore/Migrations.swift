@@ -98,6 +98,7 @@ enum Migrations {
                 tokens INTEGER NOT NULL DEFAULT 0,
                 PRIMARY KEY (scope, second)
             ) WITHOUT ROWID;
+            CREATE INDEX rate_buckets_second ON rate_buckets (second);
 
             -- Month-to-date totals per scope (UTC months, 'YYYY-MM'): requests (free plan) and
             -- spend in nano-USD (integers add up exactly).
