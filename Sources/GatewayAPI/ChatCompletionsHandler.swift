@@ -17,14 +17,12 @@ struct ChatCompletionsHandler: RouteHandler {
         context.audit.user = chat.user
         context.audit.stream = chat.stream
 
-        let provider = try ProviderSelection.provider(header: request.headers["x-ai-provider"], model: chat.model)
-        context.audit.provider = provider.rawValue
-        let target = try ProviderTarget.resolve(provider, key: key, application: application)
+        let target = try ProviderTarget.resolve(request, model: chat.model, key: key, application: application, context: context)
+        let provider = target.provider
         let upstreamRequest = try target.adapter.makeChatRequest(chat, settings: target.settings)
 
         let meter = RequestMeter(application: application, key: key, context: context)
-        let maxTokens = (chat.body["max_completion_tokens"]?.intValue ?? chat.body["max_tokens"]?.intValue).map { Int($0) }
-        try meter.admit(estimatedTokens: RequestLimiter.estimateTokens(bodyBytes: request.body.count, maxTokens: maxTokens))
+        try meter.admit(estimatedTokens: RequestLimiter.estimateTokens(bodyBytes: request.body.count, maxTokens: chat.maxTokens))
         var providerAnswered = false
         defer { meter.finish(providerAnswered: providerAnswered) }
 
@@ -111,20 +109,10 @@ private final class RelayState: @unchecked Sendable {
 func writeAnswer(_ body: [UInt8], provider: Provider, cost: Double?, context: RequestContext, writer: any ResponseWriter) async throws {
     var headers = baseHeaders(context)
     headers.add(name: "X-AI-Provider", value: provider.rawValue)
-    if let cost { headers.add(name: "X-Gateway-Cost-USD", value: CostFormat.usd(cost)) }
+    if let cost { headers.add(name: "X-Gateway-Cost-USD", value: SpendAmount.text(cost, fractionDigits: 10, keepPoint: true)) }
     context.audit.status = 200
     try await writer.writeHead(status: 200, headers: headers)
     try await writer.writeBody(body, flush: false)
-}
-
-/// `X-Gateway-Cost-USD` values: plain decimal, enough digits for sub-cent requests.
-enum CostFormat {
-    static func usd(_ value: Double) -> String {
-        var text = String(format: "%.10f", value)
-        while text.hasSuffix("0") { text.removeLast() }
-        if text.hasSuffix(".") { text += "0" }
-        return text
-    }
 }
 
 /// SPEC: the `X-AI-Provider` header, else inferred from the model name, else 400.

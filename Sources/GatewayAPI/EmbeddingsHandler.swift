@@ -12,9 +12,7 @@ struct EmbeddingsHandler: RouteHandler {
         let embeddings = try EmbeddingsRequest.parse(request.body)
         context.audit.modelRequested = embeddings.model
         context.audit.user = embeddings.user
-        let provider = try ProviderSelection.provider(header: request.headers["x-ai-provider"], model: embeddings.model)
-        context.audit.provider = provider.rawValue
-        let target = try ProviderTarget.resolve(provider, key: key, application: application)
+        let target = try ProviderTarget.resolve(request, model: embeddings.model, key: key, application: application, context: context)
         let upstreamRequest = try target.adapter.makeEmbeddingsRequest(embeddings, settings: target.settings)
 
         let meter = RequestMeter(application: application, key: key, context: context)
@@ -30,6 +28,6 @@ struct EmbeddingsHandler: RouteHandler {
             try target.adapter.decodeEmbeddingsResponse(body, for: embeddings)
         }
         let cost = meter.record(result.usage, modelServed: result.modelServed)
-        try await writeAnswer(result.body, provider: provider, cost: cost, context: context, writer: writer)
+        try await writeAnswer(result.body, provider: target.provider, cost: cost, context: context, writer: writer)
     }
 }

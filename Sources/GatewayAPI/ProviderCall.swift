@@ -1,5 +1,6 @@
 import Dispatch
 import GatewayCore
+import GatewayHTTP
 import GatewayProviders
 import GatewayStore
 import GatewayUpstream
@@ -10,7 +11,12 @@ struct ProviderTarget {
     let settings: ProviderSettings
     let adapter: any ProviderAdapter
 
-    static func resolve(_ provider: Provider, key: AuthenticatedKey, application: GatewayApplication) throws -> ProviderTarget {
+    /// SPEC's choice (`X-AI-Provider`, else the model name), recorded in the audit row before
+    /// the project's settings for it are looked up, so a refused request still names it.
+    static func resolve(_ request: HTTPRequest, model: String, key: AuthenticatedKey, application: GatewayApplication,
+                        context: RequestContext) throws -> ProviderTarget {
+        let provider = try ProviderSelection.provider(header: request.headers["x-ai-provider"], model: model)
+        context.audit.provider = provider.rawValue
         guard let settings = try application.store.providerSettings(projectID: key.project.id, provider: provider) else {
             throw GatewayError.invalidRequest("Provider '\(provider.rawValue)' is not configured for project \(key.project.slug).",
                                               param: "X-AI-Provider", code: "provider_not_configured")

@@ -71,6 +71,17 @@ public enum SpendAmount {
     public static func nanos(_ usd: Double) -> Int64 { Int64((usd * 1e9).rounded()) }
     public static func usd(_ nanos: Int64) -> Double { Double(nanos) / 1e9 }
 
+    /// USD as a plain decimal without float noise or trailing zeros (`2.5`, `0.0000195`), to
+    /// `fractionDigits` places; `keepPoint` writes whole amounts as `1.0` instead of `1`.
+    public static func text(_ usd: Double, fractionDigits: Int, keepPoint: Bool = false) -> String {
+        var text = String(format: "%.\(fractionDigits)f", usd)
+        while text.hasSuffix("0") { text.removeLast() }
+        if text.hasSuffix(".") {
+            if keepPoint { text += "0" } else { text.removeLast() }
+        }
+        return text
+    }
+
     /// "YYYY-MM" of `date` in UTC: the calendar month budgets and the free plan count in.
     public static func month(of date: Date) -> String {
         var calendar = Calendar(identifier: .gregorian)

@@ -11,6 +11,8 @@ public struct ChatRequest: Sendable {
     public var clientWantsUsage: Bool
     /// The body's `user` field, recorded in the audit row.
     public var user: String?
+    /// `max_completion_tokens`, else `max_tokens` (validated positive).
+    public var maxTokens: Int?
     /// The `id` the translated answer carries when the provider gives none (`chatcmpl-…`); the
     /// pipeline derives it from the request id so one request has one id everywhere.
     public var responseID: String = "chatcmpl-gateway"
@@ -87,11 +89,13 @@ public struct ChatRequest: Sendable {
                 wantsUsage = flag
             }
         }
+        var limits: [String: Int] = [:]
         for name in ["max_tokens", "max_completion_tokens"] {
             if let value = body[name], value != .null {
                 guard let count = value.intValue, count >= 1 else {
                     throw .invalidRequest("'\(name)' must be a positive integer.", param: name, code: "invalid_value")
                 }
+                limits[name] = Int(count)
             }
         }
         var user: String?
@@ -101,7 +105,8 @@ public struct ChatRequest: Sendable {
             }
             user = name
         }
-        return ChatRequest(body: body, model: model, stream: stream, clientWantsUsage: wantsUsage, user: user)
+        return ChatRequest(body: body, model: model, stream: stream, clientWantsUsage: wantsUsage, user: user,
+                           maxTokens: limits["max_completion_tokens"] ?? limits["max_tokens"])
     }
 }
 

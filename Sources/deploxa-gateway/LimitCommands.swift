@@ -9,7 +9,18 @@ struct LimitChangeOptions: ParsableArguments {
     @Option(help: "Tokens per minute, or none.") var tpm: String?
     @Option(name: .customLong("monthly-budget"), help: "Monthly spend cap in USD, or none.") var monthlyBudget: String?
 
-    func applied(to current: Limits) throws -> Limits {
+    /// Saves `current` with the changes applied, and reports the result for `what` ("org acme").
+    func apply(to current: Limits, of what: String, json: Bool, save: (Limits) throws -> Void) throws {
+        let updated = try applied(to: current)
+        try save(updated)
+        if json {
+            Output.json(["updated": .string(what), "limits": Output.limitsJSON(updated)])
+        } else {
+            print("Limits of \(what): rpm \(Output.optional(updated.requestsPerMinute)), tpm \(Output.optional(updated.tokensPerMinute)), monthly budget \(updated.monthlyBudgetUSD.map { "$\($0)" } ?? "-").")
+        }
+    }
+
+    private func applied(to current: Limits) throws -> Limits {
         var limits = current
         if let rpm { limits.requestsPerMinute = try Self.integer(rpm, option: "--rpm") }
         if let tpm { limits.tokensPerMinute = try Self.integer(tpm, option: "--tpm") }
@@ -43,9 +54,7 @@ extension OrgCommand {
         func run() throws {
             let store = try global.openStore()
             guard let org = try store.org(named: name) else { throw CommandFailure("No org \(name).") }
-            let updated = try limits.applied(to: org.limits)
-            try store.updateLimits(orgName: name, limits: updated)
-            LimitOutput.print(what: "org \(name)", updated, json: global.json)
+            try limits.apply(to: org.limits, of: "org \(name)", json: global.json) { try store.updateLimits(orgName: name, limits: $0) }
         }
     }
 }
@@ -65,9 +74,9 @@ extension ProjectCommand {
                 guard let value = Plan(rawValue: plan) else { throw ValidationError("--plan must be free, pro or team.") }
                 try store.updatePlan(projectID: project.id, plan: value)
             }
-            let updated = try limits.applied(to: project.limits)
-            try store.updateLimits(projectID: project.id, limits: updated)
-            LimitOutput.print(what: "project \(slug)", updated, json: global.json)
+            try limits.apply(to: project.limits, of: "project \(slug)", json: global.json) {
+                try store.updateLimits(projectID: project.id, limits: $0)
+            }
         }
     }
 }
@@ -82,19 +91,7 @@ extension KeyCommand {
         func run() throws {
             let store = try global.openStore()
             guard let key = try store.key(id: keyID) else { throw CommandFailure("No key \(keyID).") }
-            let updated = try limits.applied(to: key.limits)
-            try store.updateLimits(keyID: keyID, limits: updated)
-            LimitOutput.print(what: "key \(keyID)", updated, json: global.json)
-        }
-    }
-}
-
-enum LimitOutput {
-    static func print(what: String, _ limits: Limits, json: Bool) {
-        if json {
-            Output.json(["updated": .string(what), "limits": Output.limitsJSON(limits)])
-        } else {
-            Swift.print("Limits of \(what): rpm \(Output.optional(limits.requestsPerMinute)), tpm \(Output.optional(limits.tokensPerMinute)), monthly budget \(limits.monthlyBudgetUSD.map { "$\($0)" } ?? "-").")
+            try limits.apply(to: key.limits, of: "key \(keyID)", json: global.json) { try store.updateLimits(keyID: keyID, limits: $0) }
         }
     }
 }
@@ -124,7 +121,7 @@ struct PriceCommand: ParsableCommand {
             }
         }
 
-        static func money(_ value: Double) -> String { CostText.usd(value) }
+        static func money(_ value: Double) -> String { SpendAmount.text(value, fractionDigits: 8) }
     }
 
     struct Set: ParsableCommand {
@@ -145,8 +142,8 @@ struct PriceCommand: ParsableCommand {
                 Output.json(["model": .string(model), "input": .double(input), "output": .double(output),
                              "cached_input": cachedInput.map(JSON.double) ?? .null])
             } else {
-                print("Price of \(model): input $\(CostText.usd(input)), output $\(CostText.usd(output)) per 1M tokens"
-                      + (cachedInput.map { ", cached input $\(CostText.usd($0))" } ?? "") + ". Workers use it within 5 s.")
+                print("Price of \(model): input $\(SpendAmount.text(input, fractionDigits: 8)), output $\(SpendAmount.text(output, fractionDigits: 8)) per 1M tokens"
+                      + (cachedInput.map { ", cached input $\(SpendAmount.text($0, fractionDigits: 8))" } ?? "") + ". Workers use it within 5 s.")
             }
         }
     }
@@ -190,20 +187,10 @@ struct UsageCommand: ParsableCommand {
         } else {
             Output.table([grouping.rawValue.uppercased(), "REQUESTS", "PROMPT", "COMPLETION", "CACHED", "COST USD", "CACHE HITS", "ERRORS"], rows.map {
                 [$0.group, String($0.requests), String($0.promptTokens), String($0.completionTokens), String($0.cachedTokens),
-                 CostText.usd($0.costUSD) + ($0.unknownCostRequests > 0 ? " (+\($0.unknownCostRequests) unknown)" : ""),
+                 SpendAmount.text($0.costUSD, fractionDigits: 8) + ($0.unknownCostRequests > 0 ? " (+\($0.unknownCostRequests) unknown)" : ""),
                  String($0.cacheHits), String($0.errors)]
             })
         }
-    }
-}
-
-enum CostText {
-    /// Plain decimals without float noise: 2.5, 0.075, 0.0000195.
-    static func usd(_ value: Double) -> String {
-        var text = String(format: "%.8f", value)
-        while text.hasSuffix("0") { text.removeLast() }
-        if text.hasSuffix(".") { text.removeLast() }
-        return text
     }
 }
 

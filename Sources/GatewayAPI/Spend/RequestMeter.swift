@@ -11,6 +11,9 @@ final class RequestMeter: @unchecked Sendable {
     private let context: RequestContext
     private var admission: Admission?
     private var settled = false
+    /// The answer's usage is metered once, by the first `record`.
+    private var isRecorded = false
+    private var recordedCost: Double?
 
     init(application: GatewayApplication, key: AuthenticatedKey, context: RequestContext) {
         self.application = application
@@ -24,9 +27,11 @@ final class RequestMeter: @unchecked Sendable {
     }
 
     /// The provider's usage for this request: recorded in the audit row with its cost, and
-    /// reconciled with the limits. Returns the cost (nil = unknown).
+    /// reconciled with the limits, once (later calls return the first one's cost). Returns the
+    /// cost (nil = unknown).
     @discardableResult
     func record(_ usage: TokenUsage?, modelServed: String?) -> Double? {
+        if isRecorded { return recordedCost }
         context.audit.modelServed = modelServed ?? context.audit.modelServed
         var cost: Double?
         if let usage {
@@ -39,6 +44,8 @@ final class RequestMeter: @unchecked Sendable {
             context.audit.costUSD = cost
         }
         settle(actualTokens: usage?.totalTokens, cost: cost)
+        isRecorded = true
+        recordedCost = cost
         return cost
     }
 

@@ -301,7 +301,7 @@ extension ChatRequest {
 
     private func parameters() throws(GatewayError) -> ChatParameters {
         var parameters = ChatParameters()
-        parameters.maxTokens = (body["max_completion_tokens"]?.intValue ?? body["max_tokens"]?.intValue).map { Int($0) }
+        parameters.maxTokens = maxTokens
         parameters.temperature = try number("temperature", in: 0...2)
         parameters.topP = try number("top_p", in: 0...1)
         parameters.presencePenalty = try number("presence_penalty", in: -2...2)
