@@ -11,10 +11,13 @@ public struct GatewayConfiguration: Sendable {
     public var maxBodyBytes: Int = 10 * 1024 * 1024
     /// Largest provider answer read into memory (non-streamed).
     public var maxUpstreamBodyBytes: Int = 64 * 1024 * 1024
+    /// The RPM/TPM sliding window (SPEC: 60 s; tests shorten it with the `limits.window_seconds` setting).
+    public var limitWindowSeconds: Int = 60
 
-    public init(maxBodyBytes: Int = 10 * 1024 * 1024, maxUpstreamBodyBytes: Int = 64 * 1024 * 1024) {
+    public init(maxBodyBytes: Int = 10 * 1024 * 1024, maxUpstreamBodyBytes: Int = 64 * 1024 * 1024, limitWindowSeconds: Int = 60) {
         self.maxBodyBytes = maxBodyBytes
         self.maxUpstreamBodyBytes = maxUpstreamBodyBytes
+        self.limitWindowSeconds = max(1, limitWindowSeconds)
     }
 }
 
@@ -38,8 +41,7 @@ public final class GatewayApplication: Responder {
         self.upstream = upstream
         self.logger = logger
         self.authenticator = Authenticator(store: store)
-        let window = (try? store.setting("limits.window_seconds")).flatMap { Int($0) }
-        self.limiter = RequestLimiter(store: store, windowSeconds: window.map { max(1, $0) } ?? 60)
+        self.limiter = RequestLimiter(store: store, windowSeconds: configuration.limitWindowSeconds)
         self.priceBook = PriceBook(store: store)
     }
 

@@ -114,7 +114,6 @@ extension JSON {
         return nil
     }
 
-    public var isNull: Bool { self == .null }
 
     /// A short name of the value's type, for error messages ("expected a string, got an array").
     public var typeName: String {

@@ -82,20 +82,23 @@ public enum SpendAmount {
         return text
     }
 
-    /// "YYYY-MM" of `date` in UTC: the calendar month budgets and the free plan count in.
-    public static func month(of date: Date) -> String {
+    /// Gregorian in UTC, built once (months are checked on every limited request).
+    private static let utcCalendar: Calendar = {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
-        let parts = calendar.dateComponents([.year, .month], from: date)
+        return calendar
+    }()
+
+    /// "YYYY-MM" of `date` in UTC: the calendar month budgets and the free plan count in.
+    public static func month(of date: Date) -> String {
+        let parts = utcCalendar.dateComponents([.year, .month], from: date)
         let month = parts.month ?? 1
         return "\(parts.year ?? 1970)-\(month < 10 ? "0" : "")\(month)"
     }
 
     /// Seconds from `date` to the start of the next UTC month (when monthly limits reset).
     public static func secondsToNextMonth(from date: Date) -> Int {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let start = calendar.dateInterval(of: .month, for: date)?.end ?? date.addingTimeInterval(86_400)
+        let start = utcCalendar.dateInterval(of: .month, for: date)?.end ?? date.addingTimeInterval(86_400)
         return max(1, Int(start.timeIntervalSince(date).rounded(.up)))
     }
 }

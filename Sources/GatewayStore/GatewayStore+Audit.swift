@@ -102,7 +102,7 @@ extension GatewayStore {
             // A row is still worth reading if its attempts column cannot be.
             attempts = (try? decoder.decode([AuditAttempt].self, from: Data(json.utf8))) ?? []
         }
-        let record = AuditRecord(
+        var record = AuditRecord(
             requestID: row.string(1), time: StoreTime.date(row.int64(2)),
             method: row.optionalString(3) ?? "", route: row.optionalString(4) ?? "",
             orgID: row.optionalInt64(5), projectID: row.optionalInt64(6), keyID: row.optionalString(7),
@@ -113,10 +113,9 @@ extension GatewayStore {
             costUSD: row.optionalDouble(17), latencyMs: row.optionalDouble(18) ?? 0,
             upstreamLatencyMs: row.optionalDouble(19), timeToFirstTokenMs: row.optionalDouble(20),
             cacheHit: row.bool(21), stream: row.bool(22), attempts: attempts)
-        var full = record
-        full.reasoningTokens = row.optionalInt(25)
-        full.cacheWriteTokens = row.optionalInt(26)
-        return AuditRow(sequence: row.int64(0), record: full, projectSlug: row.optionalString(24))
+        record.reasoningTokens = row.optionalInt(25)
+        record.cacheWriteTokens = row.optionalInt(26)
+        return AuditRow(sequence: row.int64(0), record: record, projectSlug: row.optionalString(24))
     }
 }
 

@@ -96,9 +96,11 @@ extension GatewayStore {
             var tokenScopes: [LimitScope] = []
             var rejection: Rejection?
 
+            // The first limit that refuses names the refusal; the headroom is the final one.
             func reject(_ reason: Rejection.Reason, _ scope: LimitScope, _ text: String, retry: Int) {
                 if rejection == nil {
-                    rejection = Rejection(reason: reason, scope: scope, limitDescription: text, retryAfterSeconds: max(1, retry), status: status)
+                    rejection = Rejection(reason: reason, scope: scope, limitDescription: text, retryAfterSeconds: max(1, retry),
+                                          status: LimitStatus())
                 }
             }
 

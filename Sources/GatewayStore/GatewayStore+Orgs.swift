@@ -36,12 +36,12 @@ extension GatewayStore {
 
     public func org(named name: String) throws -> Org? {
         try connection.queryFirst(
-            "SELECT id, name, rpm, tpm, monthly_budget_usd, created_at FROM orgs WHERE name = ?", [.text(name)],
+            Self.orgSelect + " WHERE name = ?", [.text(name)],
             Self.org(from:))
     }
 
     public func orgs() throws -> [Org] {
-        try connection.query("SELECT id, name, rpm, tpm, monthly_budget_usd, created_at FROM orgs ORDER BY name",
+        try connection.query(Self.orgSelect + " ORDER BY name",
                              [], Self.org(from:))
     }
 
@@ -114,6 +114,8 @@ extension GatewayStore {
     }
 
     // MARK: - Row mapping
+
+    static let orgSelect = "SELECT id, name, rpm, tpm, monthly_budget_usd, created_at FROM orgs"
 
     static let projectSelect = """
         SELECT p.id, p.org_id, o.name, p.name, p.plan, p.rpm, p.tpm, p.monthly_budget_usd, p.created_at

@@ -21,18 +21,20 @@ extension GatewayStore {
         }
     }
 
+    static let providerSelect = "SELECT project_id, provider, api_key, base_url, updated_at FROM provider_settings"
+
     /// The project's configured providers, by name. Rows naming a provider this build does not
     /// know are skipped.
     public func providers(projectID: Int64) throws -> [ProviderSettings] {
         try connection.query(
-            "SELECT project_id, provider, api_key, base_url, updated_at FROM provider_settings WHERE project_id = ? ORDER BY provider",
+            Self.providerSelect + " WHERE project_id = ? ORDER BY provider",
             [.integer(projectID)], Self.providerSettings(from:)
         ).compactMap { $0 }
     }
 
     public func providerSettings(projectID: Int64, provider: Provider) throws -> ProviderSettings? {
         try connection.queryFirst(
-            "SELECT project_id, provider, api_key, base_url, updated_at FROM provider_settings WHERE project_id = ? AND provider = ?",
+            Self.providerSelect + " WHERE project_id = ? AND provider = ?",
             [.integer(projectID), .text(provider.rawValue)], Self.providerSettings(from:)) ?? nil
     }
 

@@ -7,7 +7,6 @@ import GatewayCore
 /// `AuditWriter` another.
 public final class GatewayStore: @unchecked Sendable {
     public let path: String
-    public let busyTimeoutMilliseconds: Int
     /// The underlying connection, for modules of this package's store layer (limits, cache)
     /// that add their own statements.
     public let connection: SQLiteConnection
@@ -15,7 +14,6 @@ public final class GatewayStore: @unchecked Sendable {
     /// Opens (creating if missing) the database file. Does not migrate: call `migrate()`.
     public init(path: String, busyTimeoutMilliseconds: Int = 5000) throws {
         self.path = path
-        self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
         connection = try SQLiteConnection(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
     }
 

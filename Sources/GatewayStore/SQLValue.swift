@@ -15,7 +15,6 @@ public enum SQLValue: Sendable, Equatable {
     public static func real(_ value: Double?) -> SQLValue { value.map(SQLValue.double) ?? .null }
     public static func string(_ value: String?) -> SQLValue { value.map(SQLValue.text) ?? .null }
     public static func bool(_ value: Bool) -> SQLValue { .integer(value ? 1 : 0) }
-    public static func data(_ value: Data?) -> SQLValue { value.map { .blob(Array($0)) } ?? .null }
 }
 
 /// A prepared statement borrowed from the connection's cache for the length of one closure.

@@ -33,8 +33,6 @@ public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { "store error (\(kind.rawValue)): \(message)" }
 
-    public var isBusy: Bool { kind == .busy }
-
     /// Classifies an SQLite result code. `message` is `sqlite3_errmsg`, which names tables and
     /// columns but never bound values.
     static func sqlite(_ code: Int32, _ message: String) -> StoreError {

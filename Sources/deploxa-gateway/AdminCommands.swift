@@ -31,7 +31,7 @@ struct OrgCommand: ParsableCommand {
 
         func run() throws {
             let store = try global.openStore()
-            let org = try store.createOrg(name: name, limits: Limits(requestsPerMinute: limits.rpm, tokensPerMinute: limits.tpm, monthlyBudgetUSD: limits.monthlyBudget))
+            let org = try store.createOrg(name: name, limits: limits.value)
             if global.json {
                 Output.json(["id": .int(org.id), "name": .string(org.name), "limits": Output.limitsJSON(org.limits)])
             } else {
@@ -56,7 +56,7 @@ struct ProjectCommand: ParsableCommand {
             guard let plan = Plan(rawValue: plan) else { throw ValidationError("--plan must be free, pro or team.") }
             let store = try global.openStore()
             let project = try store.createProject(orgName: org, name: name, plan: plan,
-                                                  limits: Limits(requestsPerMinute: limits.rpm, tokensPerMinute: limits.tpm, monthlyBudgetUSD: limits.monthlyBudget))
+                                                  limits: limits.value)
             if global.json {
                 Output.json(["id": .int(project.id), "project": .string(project.slug), "plan": .string(project.plan.rawValue), "limits": Output.limitsJSON(project.limits)])
             } else {
@@ -175,7 +175,7 @@ struct KeyCommand: ParsableCommand {
             let store = try global.openStore()
             let project = try requireProject(store, slug)
             let (key, secret) = try store.createKey(projectID: project.id, name: name,
-                                                    limits: Limits(requestsPerMinute: limits.rpm, tokensPerMinute: limits.tpm, monthlyBudgetUSD: limits.monthlyBudget))
+                                                    limits: limits.value)
             if global.json {
                 Output.json(["id": .string(key.id), "project": .string(project.slug), "name": key.name.map(JSON.string) ?? .null, "secret": .string(secret)])
             } else {

@@ -10,8 +10,7 @@ struct AuditCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Export audit rows as NDJSON or CSV (oldest first).")
         @OptionGroup var global: GlobalOptions
         @Option(help: "Only this ORG/PROJECT.") var project: String?
-        @Option(help: "From this date or time (UTC, inclusive), e.g. 2026-11-01.") var from: String?
-        @Option(help: "Up to this date (inclusive) or time (exclusive).") var to: String?
+        @OptionGroup var dates: DateRangeOptions
         @Option(help: "ndjson or csv.") var format: String = "ndjson"
 
         func run() throws {
@@ -19,14 +18,7 @@ struct AuditCommand: ParsableCommand {
             let store = try global.openStore()
             var query = AuditQuery()
             if let project { query.projectID = try requireProject(store, project).id }
-            if let from {
-                guard let date = AuditExport.parseDate(from) else { throw ValidationError("--from: not a date: \(from)") }
-                query.from = date
-            }
-            if let to {
-                guard let date = AuditExport.parseDate(to, endOfDay: true) else { throw ValidationError("--to: not a date: \(to)") }
-                query.to = date
-            }
+            (query.from, query.to) = try dates.range()
             query.limit = 5000
             if format == "csv" { print(AuditExport.csvHeader) }
             while true {

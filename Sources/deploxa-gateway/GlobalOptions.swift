@@ -1,4 +1,5 @@
 import ArgumentParser
+import GatewayCore
 import Foundation
 import GatewayStore
 
@@ -54,10 +55,31 @@ struct LimitOptions: ParsableArguments {
     @Option(help: "Tokens per minute.") var tpm: Int?
     @Option(name: .customLong("monthly-budget"), help: "Monthly spend cap in USD.") var monthlyBudget: Double?
 
+    var value: Limits { Limits(requestsPerMinute: rpm, tokensPerMinute: tpm, monthlyBudgetUSD: monthlyBudget) }
+
     func validate() throws {
         if let rpm, rpm < 0 { throw ValidationError("--rpm must be zero or more.") }
         if let tpm, tpm < 0 { throw ValidationError("--tpm must be zero or more.") }
         if let monthlyBudget, monthlyBudget < 0 { throw ValidationError("--monthly-budget must be zero or more.") }
+    }
+}
+
+/// `--from` / `--to` of the commands that read the audit log (UTC; a bare `--to` date is inclusive).
+struct DateRangeOptions: ParsableArguments {
+    @Option(help: "From this date or time (UTC, inclusive), e.g. 2026-11-01.") var from: String?
+    @Option(help: "Up to this date (inclusive) or time (exclusive).") var to: String?
+
+    func range() throws -> (from: Date?, to: Date?) {
+        var range: (from: Date?, to: Date?) = (nil, nil)
+        if let from {
+            guard let date = AuditExport.parseDate(from) else { throw ValidationError("--from: not a date: \(from)") }
+            range.from = date
+        }
+        if let to {
+            guard let date = AuditExport.parseDate(to, endOfDay: true) else { throw ValidationError("--to: not a date: \(to)") }
+            range.to = date
+        }
+        return range
     }
 }
 

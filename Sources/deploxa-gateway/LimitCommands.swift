@@ -12,7 +12,7 @@ struct LimitChangeOptions: ParsableArguments {
     /// Saves `current` with the changes applied, and reports the result for `what` ("org acme").
     func apply(to current: Limits, of what: String, json: Bool, save: (Limits) throws -> Void) throws {
         let updated = try applied(to: current)
-        try save(updated)
+        if updated != current { try save(updated) }
         if json {
             Output.json(["updated": .string(what), "limits": Output.limitsJSON(updated)])
         } else {
@@ -115,13 +115,12 @@ struct PriceCommand: ParsableCommand {
                 }))
             } else {
                 Output.table(["MODEL", "PROVIDER", "INPUT", "OUTPUT", "CACHED INPUT", "CACHE WRITE", "SOURCE"], prices.map {
-                    [$0.model, $0.provider ?? "-", Self.money($0.input), Self.money($0.output), $0.cachedInput.map(Self.money) ?? "-",
-                     $0.cacheWrite.map(Self.money) ?? "-", $0.source ?? "-"]
+                    [$0.model, $0.provider ?? "-", SpendAmount.text($0.input, fractionDigits: 8), SpendAmount.text($0.output, fractionDigits: 8), $0.cachedInput.map { SpendAmount.text($0, fractionDigits: 8) } ?? "-",
+                     $0.cacheWrite.map { SpendAmount.text($0, fractionDigits: 8) } ?? "-", $0.source ?? "-"]
                 })
             }
         }
 
-        static func money(_ value: Double) -> String { SpendAmount.text(value, fractionDigits: 8) }
     }
 
     struct Set: ParsableCommand {
@@ -154,8 +153,7 @@ struct UsageCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Option(help: "Only this ORG/PROJECT.") var project: String?
     @Option(help: "Group by model, project, user, key, provider or day.") var by: String = "model"
-    @Option(help: "From this date or time (UTC, inclusive), e.g. 2026-11-01.") var from: String?
-    @Option(help: "Up to this date (inclusive) or time (exclusive).") var to: String?
+    @OptionGroup var dates: DateRangeOptions
 
     func run() throws {
         guard let grouping = UsageGrouping(rawValue: by) else {
@@ -163,17 +161,8 @@ struct UsageCommand: ParsableCommand {
         }
         let store = try global.openStore()
         let projectID = try project.map { try requireProject(store, $0).id }
-        var fromDate: Date?
-        var toDate: Date?
-        if let from {
-            guard let date = AuditExport.parseDate(from) else { throw ValidationError("--from: not a date: \(from)") }
-            fromDate = date
-        }
-        if let to {
-            guard let date = AuditExport.parseDate(to, endOfDay: true) else { throw ValidationError("--to: not a date: \(to)") }
-            toDate = date
-        }
-        let rows = try store.usage(groupBy: grouping, projectID: projectID, from: fromDate, to: toDate)
+        let range = try dates.range()
+        let rows = try store.usage(groupBy: grouping, projectID: projectID, from: range.from, to: range.to)
         if global.json {
             Output.json(.array(rows.map { row in
                 .object(JSONObject([

@@ -82,6 +82,7 @@ struct ServeCommand: ParsableCommand {
         let databasePath = URL(fileURLWithPath: global.databasePath).path
         let store = try GatewayStore(path: databasePath)
         let applied = try store.migrate()
+        store.close()  // the master itself never uses the database
         if !applied.isEmpty { logger.info("applied migrations", metadata: ["migrations": "\(applied.joined(separator: ","))"]) }
 
         let supervisor = Supervisor(
@@ -112,7 +113,9 @@ struct WorkerCommand: ParsableCommand {
         let upstream = UpstreamClient(timeouts: UpstreamTimeouts(
             connect: workerOptions.upstreamConnectTimeout, firstByte: workerOptions.upstreamTimeout, idle: workerOptions.upstreamIdleTimeout))
         let application = GatewayApplication(
-            configuration: GatewayConfiguration(maxBodyBytes: workerOptions.maxBodySize),
+            configuration: GatewayConfiguration(
+                maxBodyBytes: workerOptions.maxBodySize,
+                limitWindowSeconds: (try? store.setting("limits.window_seconds")).flatMap { Int($0) } ?? 60),
             store: store, auditWriter: auditWriter, upstream: upstream, logger: logger)
         let worker = FastCGIWorker(
             configuration: FastCGIWorkerConfiguration(

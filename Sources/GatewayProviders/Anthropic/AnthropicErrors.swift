@@ -6,18 +6,9 @@ import GatewayCore
 /// Anthropic's own error type.
 enum AnthropicErrorDecoder {
     static func decode(status: Int, headers: [(name: String, value: String)], body: [UInt8], secrets: [String]) -> GatewayError {
-        var message = "anthropic returned HTTP \(status)."
-        var anthropicType: String?
-        if let json = try? JSON.parse(body) {
-            let error = json["error"] ?? json
-            if let text = error["message"]?.stringValue, !text.isEmpty {
-                message = "anthropic: \(text)"
-            } else if let text = error.stringValue, !text.isEmpty {
-                message = "anthropic: \(text)"
-            }
-            anthropicType = error["type"]?.stringValue
-        }
-        message = SecretRedactor.redact(message, secrets: secrets)
+        let fields = OpenAIErrorDecoder.fields(providerName: "anthropic", status: status, body: body, secrets: secrets)
+        let message = fields.message
+        let anthropicType = fields.type
         let retryAfter = retryAfterMilliseconds(headers) ?? retryAfterSeconds(headers)
         if status >= 500 {
             return .provider(status: status, message: message, type: nil, code: anthropicType ?? defaultType(status),

@@ -147,10 +147,7 @@ enum AnthropicRequestBuilder {
             // Empty or whitespace-only text blocks are refused by Anthropic: drop them.
             guard !text.trimmingWhitespace().isEmpty else { return nil }
             return JSONObject([("type", "text"), ("text", .string(text))])
-        case .image(.url(let url)):
-            guard url.hasPrefix("https://") || url.hasPrefix("http://") else {
-                throw .invalidRequest("'\(param).image_url.url' must be an http(s) URL or a base64 data URL.", param: "\(param).image_url.url", code: "invalid_value")
-            }
+        case .image(.url(let url)):  // `ImageSource.parse` only makes http(s) URLs
             return JSONObject([("type", "image"), ("source", ["type": "url", "url": .string(url)])])
         case .image(.base64(let mediaType, let data)):
             let source = JSONObject([("type", "base64"), ("media_type", .string(mediaType)), ("data", .string(data))])

@@ -40,7 +40,7 @@ enum AnthropicResponseDecoder {
                     jsonAnswer = input.serializedString()
                     continue
                 }
-                let id = block["id"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? "toolu_\(request.responseID)_\(calls.count)"
+                let id = block["id"]?.stringValue.nonEmpty ?? "toolu_\(request.responseID)_\(calls.count)"
                 calls.append(ToolCall(id: id, name: name, arguments: input.serializedString()))
             default:
                 continue  // thinking, redacted_thinking, server-tool blocks: not part of the OpenAI answer
@@ -57,8 +57,8 @@ enum AnthropicResponseDecoder {
             content = text.isEmpty ? nil : text
         }
         let usage = AnthropicUsage.decode(object["usage"])
-        let model = object["model"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
-        let id = object["id"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? request.responseID
+        let model = object["model"]?.stringValue.nonEmpty
+        let id = object["id"]?.stringValue.nonEmpty ?? request.responseID
         let body = ChatCompletionBody.make(
             id: id, created: request.created, model: model ?? request.model,
             choices: [CompletionChoice(content: content, toolCalls: calls, finishReason: finish)], usage: usage)

@@ -126,7 +126,7 @@ struct AnthropicStreamTranslator: StreamTranslator {
                 sawUsage = true
             }
             if writer == nil {
-                let streamID = id.flatMap { $0.isEmpty ? nil : $0 } ?? responseID
+                let streamID = id.nonEmpty ?? responseID
                 writer = ChunkWriter(id: streamID, created: created, model: modelServed ?? requestedModel, clientWantsUsage: clientWantsUsage)
             }
             return withWriter { $0.role() }
@@ -161,10 +161,8 @@ struct AnthropicStreamTranslator: StreamTranslator {
         case .messageStop:
             complete = true
             let reason = finishReason()
-            var output = withWriter { $0.finish(reason) }
-            output += writer?.usage(usage) ?? []
-            output.append(.done)
-            return output
+            let finalUsage = usage
+            return withWriter { $0.end(reason, usage: finalUsage) }
         case .error(let type, let message):
             throw ProviderBody.streamError(provider: .anthropic, message: SecretRedactor.redact(message, secrets: []), type: type)
         }
@@ -177,7 +175,6 @@ struct AnthropicStreamTranslator: StreamTranslator {
 
     private func finishReason() -> FinishReason {
         var reason = AnthropicStopReason.finishReason(stopReason)
-        if toolCount > 0 && reason == .stop { reason = .toolCalls }  // §8.17
         if toolCount == 0 && !jsonBlocks.isEmpty && reason == .toolCalls { reason = .stop }  // §8.16
         return reason
     }

@@ -32,12 +32,8 @@ public struct CohereAdapter: ProviderAdapter {
     }
 
     static func headers(_ settings: ProviderSettings, stream: Bool) -> [(name: String, value: String)] {
-        [
-            (name: "Authorization", value: "Bearer \(settings.apiKey.value)"),
-            (name: "Content-Type", value: "application/json"),
-            (name: "Accept", value: stream ? "text/event-stream" : "application/json"),
-            (name: "X-Client-Name", value: "deploxa-gateway"),
-        ]
+        OpenAICompatible.headers(settings, accept: stream ? "text/event-stream" : "application/json")
+            + [(name: "X-Client-Name", value: "deploxa-gateway")]
     }
 
     // MARK: Messages
@@ -115,13 +111,11 @@ public struct CohereAdapter: ProviderAdapter {
             switch part {
             case .text(let text):
                 items.append(["type": "text", "text": .string(text)])
-            case .image(.base64(let mediaType, let data)):
-                guard mediaType.hasPrefix("image/") else {
+            case .image(let source):
+                if case .base64(let mediaType, _) = source, !mediaType.hasPrefix("image/") {
                     throw .invalidRequest("'\(param)': cohere accepts only image data URLs, got \(mediaType).", param: param, code: "invalid_value")
                 }
-                items.append(["type": "image_url", "image_url": ["url": .string("data:\(mediaType);base64,\(data)")]])
-            case .image(.url(let url)):
-                items.append(["type": "image_url", "image_url": ["url": .string(url)]])
+                items.append(["type": "image_url", "image_url": ["url": .string(source.urlString)]])
             }
         }
         return .array(items)

@@ -9,7 +9,7 @@ enum CohereResponse {
         guard case .object(let message)? = object["message"] else {
             throw .upstreamError("cohere returned a response without 'message'.")
         }
-        let id = nonEmpty(object["id"]?.stringValue) ?? request.responseID
+        let id = object["id"]?.stringValue.nonEmpty ?? request.responseID
         let text = try contentText(message["content"])
         let calls = try toolCalls(message["tool_calls"], responseID: id)
         let rawReason = object["finish_reason"]?.stringValue
@@ -77,7 +77,7 @@ enum CohereResponse {
             guard case .object(let call) = item, case .string(let name)? = call["function"]?["name"], !name.isEmpty else {
                 throw .upstreamError("cohere returned a tool call without 'function.name'.")
             }
-            let id = nonEmpty(call["id"]?.stringValue) ?? generatedCallID(responseID: responseID, index: index)
+            let id = call["id"]?.stringValue.nonEmpty ?? generatedCallID(responseID: responseID, index: index)
             calls.append(ToolCall(id: id, name: name, arguments: try argumentsString(call["function"]?["arguments"])))
         }
         return calls
@@ -96,11 +96,6 @@ enum CohereResponse {
     static func generatedCallID(responseID: String, index: Int) -> String {
         let suffix = responseID.filter { $0.isLetter || $0.isNumber }.suffix(12)
         return "call_\(suffix)_\(index)"
-    }
-
-    static func nonEmpty(_ text: String?) -> String? {
-        guard let text, !text.isEmpty else { return nil }
-        return text
     }
 }
 

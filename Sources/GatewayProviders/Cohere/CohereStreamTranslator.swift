@@ -57,7 +57,7 @@ struct CohereStreamTranslator: StreamTranslator {
             toolCallCount += 1
             if let index = payload["index"]?.intValue { ordinalByIndex[index] = ordinal }
             producedOutput = true
-            let id = CohereResponse.nonEmpty(call["id"]?.stringValue)
+            let id = call["id"]?.stringValue.nonEmpty
             let arguments = call["function"]?["arguments"]?.stringValue ?? ""
             return write { writer in
                 writer.toolCallStart(index: ordinal, id: id ?? CohereResponse.generatedCallID(responseID: writer.id, index: ordinal),
@@ -87,7 +87,7 @@ struct CohereStreamTranslator: StreamTranslator {
     /// Runs `body` on the writer, created on first use: a `message-start` id names the whole
     /// stream, else the gateway's response id does.
     private mutating func write(id: String? = nil, _ body: (inout ChunkWriter) -> [StreamOutput]) -> [StreamOutput] {
-        var current = writer ?? ChunkWriter(id: CohereResponse.nonEmpty(id) ?? fallbackID, created: created, model: model,
+        var current = writer ?? ChunkWriter(id: id.nonEmpty ?? fallbackID, created: created, model: model,
                                             clientWantsUsage: clientWantsUsage)
         let output = body(&current)
         writer = current
@@ -104,10 +104,9 @@ struct CohereStreamTranslator: StreamTranslator {
             throw ProviderBody.streamError(provider: .cohere, message: errorText ?? "the generation ended with \(reason ?? "an error").",
                                            type: reason == "TIMEOUT" ? "timeout" : "generation_error")
         }
-        var mapped = CohereResponse.finishReason(reason)
-        if toolCallCount > 0 && mapped == .stop { mapped = .toolCalls }  // §8.17: COMPLETE after tool calls
+        let mapped = CohereResponse.finishReason(reason)  // COMPLETE after tool calls: the writer says tool_calls (§8.17)
         let finalUsage = usage
-        return write { writer in writer.finish(mapped) + writer.usage(finalUsage) + [.done] }
+        return write { writer in writer.end(mapped, usage: finalUsage) }
     }
 }
 

@@ -44,6 +44,15 @@ public enum ImageSource: Sendable, Equatable {
     /// An http(s) URL the provider would have to fetch.
     case url(String)
 
+    /// The source as a URL again: the http(s) URL, or `data:<mime>;base64,<payload>` (extra MIME
+    /// parameters dropped), for providers that take OpenAI-style image URLs.
+    public var urlString: String {
+        switch self {
+        case .base64(let mediaType, let data): return "data:\(mediaType);base64,\(data)"
+        case .url(let url): return url
+        }
+    }
+
     /// Parses `data:<mime>[;param]*;base64,<payload>` (extra parameters allowed) or an http(s) URL.
     public static func parse(_ url: String) -> ImageSource? {
         if url.hasPrefix("http://") || url.hasPrefix("https://") { return .url(url) }
@@ -362,11 +371,6 @@ extension ChatRequest {
         return number
     }
 
-    /// Body fields set to something other than null, for adapters that reject what they cannot honour.
-    public func presentFields() -> [String] {
-        body.compactMap { $0.value == .null ? nil : $0.key }
-    }
-
     /// A 400 naming the first field in `unsupported` that the client set (for parameters a
     /// provider cannot honour and that would change the answer if silently dropped).
     public func rejectUnsupported(_ unsupported: [String], provider: Provider) throws(GatewayError) {
@@ -375,6 +379,14 @@ extension ChatRequest {
             if name == "n", value.intValue == 1 { continue }
             throw .invalidRequest("'\(name)' is not supported by \(provider.rawValue).", param: name, code: "unsupported_parameter")
         }
+    }
+}
+
+extension Optional where Wrapped == String {
+    /// nil for nil and for "" (providers send empty ids and models where they mean none).
+    var nonEmpty: String? {
+        guard let self, !self.isEmpty else { return nil }
+        return self
     }
 }
 

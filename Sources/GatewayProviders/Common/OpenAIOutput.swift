@@ -69,10 +69,12 @@ extension TokenUsage {
 public struct ChunkWriter: Sendable {
     public let id: String
     public let created: Int
-    public var model: String
+    public let model: String
     public let clientWantsUsage: Bool
     public private(set) var sentRole = false
     public private(set) var sentFinish = false
+    /// A tool call went out: the stream finishes with `tool_calls` whatever the provider said (§8.17).
+    public private(set) var sentToolCall = false
 
     public init(id: String, created: Int, model: String, clientWantsUsage: Bool) {
         self.id = id
@@ -95,6 +97,7 @@ public struct ChunkWriter: Sendable {
 
     /// The first delta of tool call number `index`: id, type, name and (possibly whole) arguments.
     public mutating func toolCallStart(index: Int, id: String, name: String, arguments: String = "") -> [StreamOutput] {
+        sentToolCall = true
         let call = JSONObject([
             ("index", .int(Int64(index))), ("id", .string(id)), ("type", "function"),
             ("function", ["name": .string(name), "arguments": .string(arguments)]),
@@ -113,7 +116,12 @@ public struct ChunkWriter: Sendable {
     public mutating func finish(_ reason: FinishReason) -> [StreamOutput] {
         guard !sentFinish else { return [] }
         sentFinish = true
-        return role() + [chunk(delta: JSONObject(), finishReason: reason)]
+        return role() + [chunk(delta: JSONObject(), finishReason: sentToolCall && reason == .stop ? .toolCalls : reason)]
+    }
+
+    /// The end of a complete stream: the finish chunk (unless sent), the usage chunk if asked, `[DONE]`.
+    public mutating func end(_ reason: FinishReason, usage: TokenUsage?) -> [StreamOutput] {
+        finish(reason) + self.usage(usage) + [.done]
     }
 
     /// The usage chunk (`choices: []`) if the client asked for one.
@@ -155,8 +163,12 @@ public enum ProviderBody {
 
     /// A stream event's JSON payload.
     public static func event(_ data: String, provider: Provider) throws(GatewayError) -> JSONObject {
+        try event(Array(data.utf8), provider: provider)
+    }
+
+    public static func event(_ bytes: [UInt8], provider: Provider) throws(GatewayError) -> JSONObject {
         let json: JSON
-        do { json = try JSON.parse(Array(data.utf8)) } catch {
+        do { json = try JSON.parse(bytes) } catch {
             throw .upstreamError("\(provider.rawValue) sent a malformed stream event (\(error.description)).")
         }
         guard case .object(let object) = json else {

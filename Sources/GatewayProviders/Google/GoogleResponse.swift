@@ -111,7 +111,7 @@ struct GoogleParts {
                 case .object(let args)?: arguments = JSON.object(args).serializedString()
                 default: throw .upstreamError("google returned functionCall.args that is not an object.")
                 }
-                let id = call["id"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+                let id = call["id"]?.stringValue.nonEmpty
                 result.calls.append(Call(id: id, name: name, arguments: arguments))
             }
             // inlineData, executableCode, … are not part of a chat answer: skipped.

@@ -67,7 +67,7 @@ struct GoogleStreamTranslator: StreamTranslator {
                     toolCalls += 1
                 }
                 if let reason = try GoogleFinishReason.map(candidate["finishReason"]) {
-                    output += writer.finish(toolCalls > 0 && reason == .stop ? .toolCalls : reason)
+                    output += writer.finish(reason)
                     finished = true
                 }
             }

@@ -18,16 +18,8 @@ public struct MistralAdapter: ProviderAdapter {
         let body = try MistralRequest.body(request)
         return UpstreamRequest(
             url: UpstreamRequest.join(base: settings.effectiveBaseURL, path: "/v1/chat/completions"),
-            headers: Self.headers(settings, accept: request.stream ? "text/event-stream" : "application/json"),
+            headers: OpenAICompatible.headers(settings, accept: request.stream ? "text/event-stream" : "application/json"),
             body: JSON.object(body).serialized())
-    }
-
-    static func headers(_ settings: ProviderSettings, accept: String) -> [(name: String, value: String)] {
-        [
-            (name: "Authorization", value: "Bearer \(settings.apiKey.value)"),
-            (name: "Content-Type", value: "application/json"),
-            (name: "Accept", value: accept),
-        ]
     }
 
     public func decodeChatResponse(_ body: [UInt8], for request: ChatRequest) throws(GatewayError) -> ChatResult {
@@ -35,7 +27,7 @@ public struct MistralAdapter: ProviderAdapter {
         if object["object"]?.stringValue == "error" {
             throw .upstreamError("mistral: \(OpenAICompatible.describe(object["message"] ?? .null))")
         }
-        let id = object["id"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? request.responseID
+        let id = object["id"]?.stringValue.nonEmpty ?? request.responseID
         let decoded = try OpenAICompatible.choices(object, fallbackID: id, provider: .mistral)
         var choices: [CompletionChoice] = []
         for choice in decoded {
@@ -49,7 +41,7 @@ public struct MistralAdapter: ProviderAdapter {
             choices = [CompletionChoice(content: nil, finishReason: .stop)]
         }
         let usage = OpenAIUsage.decode(object["usage"])
-        let model = object["model"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+        let model = object["model"]?.stringValue.nonEmpty
         let created = object["created"]?.intValue.map { Int($0) } ?? request.created
         return ChatResult(
             body: ChatCompletionBody.make(id: id, created: created, model: model ?? request.model, choices: choices, usage: usage),
@@ -93,7 +85,7 @@ public struct MistralAdapter: ProviderAdapter {
         if request.body["encoding_format"] != nil { body["encoding_format"] = .string(request.encodingFormat) }
         return UpstreamRequest(
             url: UpstreamRequest.join(base: settings.effectiveBaseURL, path: "/v1/embeddings"),
-            headers: Self.headers(settings, accept: "application/json"),
+            headers: OpenAICompatible.headers(settings, accept: "application/json"),
             body: JSON.object(body).serialized())
     }
 

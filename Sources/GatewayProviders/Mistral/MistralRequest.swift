@@ -122,10 +122,8 @@ enum MistralRequest {
             switch part {
             case .text(let text):
                 return .object(JSONObject([("type", "text"), ("text", .string(text))]))
-            case .image(.base64(let mediaType, let data)):
-                return .object(JSONObject([("type", "image_url"), ("image_url", .string("data:\(mediaType);base64,\(data)"))]))
-            case .image(.url(let url)):
-                return .object(JSONObject([("type", "image_url"), ("image_url", .string(url))]))
+            case .image(let source):
+                return .object(JSONObject([("type", "image_url"), ("image_url", .string(source.urlString))]))
             }
         })
     }

@@ -34,10 +34,10 @@ struct MistralStreamTranslator: StreamTranslator {
 
         var output: [StreamOutput] = []
         if writer == nil {
-            let model = chunk["model"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+            let model = chunk["model"]?.stringValue.nonEmpty
             modelServed = model ?? requestModel
             writer = ChunkWriter(
-                id: chunk["id"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? fallbackID,
+                id: chunk["id"]?.stringValue.nonEmpty ?? fallbackID,
                 created: chunk["created"]?.intValue.map { Int($0) } ?? fallbackCreated,
                 model: model ?? requestModel, clientWantsUsage: clientWantsUsage)
             output += writer?.role() ?? []
@@ -60,9 +60,7 @@ struct MistralStreamTranslator: StreamTranslator {
                 }
             }
             if let reason = choice.finishReason {
-                var finish = try MistralAdapter.finishReason(reason, produced: producedText || !startedCalls.isEmpty)
-                if finish == .stop && !startedCalls.isEmpty { finish = .toolCalls }  // §8.17
-                output += writer.finish(finish)
+                output += writer.finish(try MistralAdapter.finishReason(reason, produced: producedText || !startedCalls.isEmpty))
             }
         }
         return output
@@ -72,13 +70,9 @@ struct MistralStreamTranslator: StreamTranslator {
         complete = true
         var writer = self.writer ?? ChunkWriter(id: fallbackID, created: fallbackCreated, model: requestModel, clientWantsUsage: clientWantsUsage)
         if modelServed == nil { modelServed = requestModel }
-        var output = writer.role()
-        if !writer.sentFinish {
-            output += writer.finish(startedCalls.isEmpty ? .stop : .toolCalls)
-        }
-        output += writer.usage(usage)
+        let output = writer.end(.stop, usage: usage)
         self.writer = writer
-        return output + [.done]
+        return output
     }
 
     mutating func finish() throws(GatewayError) -> [StreamOutput] {

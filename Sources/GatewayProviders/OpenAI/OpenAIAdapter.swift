@@ -18,11 +18,7 @@ public struct OpenAIAdapter: ProviderAdapter {
         }
         return UpstreamRequest(
             url: UpstreamRequest.join(base: settings.effectiveBaseURL, path: "/v1/chat/completions"),
-            headers: [
-                (name: "Authorization", value: "Bearer \(settings.apiKey.value)"),
-                (name: "Content-Type", value: "application/json"),
-                (name: "Accept", value: request.stream ? "text/event-stream" : "application/json"),
-            ],
+            headers: OpenAICompatible.headers(settings, accept: request.stream ? "text/event-stream" : "application/json"),
             body: JSON.object(body).serialized())
     }
 
@@ -55,15 +51,12 @@ public struct OpenAIAdapter: ProviderAdapter {
     }
 }
 
-/// OpenAI-format embeddings (OpenAI and Mistral): the client's body passes through.
+/// OpenAI's embeddings: the client's body passes through.
 public enum OpenAIEmbeddings {
     public static func request(_ request: EmbeddingsRequest, settings: ProviderSettings) -> UpstreamRequest {
         UpstreamRequest(
             url: UpstreamRequest.join(base: settings.effectiveBaseURL, path: "/v1/embeddings"),
-            headers: [
-                (name: "Authorization", value: "Bearer \(settings.apiKey.value)"),
-                (name: "Content-Type", value: "application/json"),
-            ],
+            headers: OpenAICompatible.headers(settings, accept: nil),
             body: JSON.object(request.body).serialized())
     }
 
@@ -94,6 +87,15 @@ public enum OpenAIUsage {
 /// `{"error": {"message", "type", "code", "param"}}` bodies, as OpenAI-compatible servers send them.
 public enum OpenAIErrorDecoder {
     public static func decode(providerName: String, status: Int, headers: [(name: String, value: String)], body: [UInt8], secrets: [String]) -> GatewayError {
+        let error = fields(providerName: providerName, status: status, body: body, secrets: secrets)
+        return .provider(status: status, message: error.message, type: error.type, code: error.code,
+                         param: error.param, retryAfter: retryAfterSeconds(headers))
+    }
+
+    /// The readable parts of an `{"error": {...}}` (or bare `{...}` / string) body: the message
+    /// prefixed with the provider's name and redacted, and the provider's own type, code, param.
+    public static func fields(providerName: String, status: Int, body: [UInt8], secrets: [String])
+        -> (message: String, type: String?, code: String?, param: String?) {
         var message = "\(providerName) returned HTTP \(status)."
         var type: String?
         var code: String?
@@ -106,8 +108,7 @@ public enum OpenAIErrorDecoder {
             code = error["code"]?.stringValue ?? error["code"]?.intValue.map { String($0) }
             param = error["param"]?.stringValue
         }
-        return .provider(status: status, message: SecretRedactor.redact(message, secrets: secrets), type: type, code: code,
-                         param: param, retryAfter: retryAfterSeconds(headers))
+        return (SecretRedactor.redact(message, secrets: secrets), type, code, param)
     }
 }
 
@@ -127,13 +128,7 @@ struct OpenAIStreamTranslator: StreamTranslator {
         }
         if complete || event.data.isEmpty { return [] }
         let payload = Array(event.data.utf8)
-        let json: JSON
-        do { json = try JSON.parse(payload) } catch {
-            throw .upstreamError("openai sent a malformed stream event (\(error.description)).")
-        }
-        guard case .object(let chunk) = json else {
-            throw .upstreamError("openai sent a stream event that is not a JSON object.")
-        }
+        let chunk = try ProviderBody.event(payload, provider: .openai)
         if let error = chunk["error"], error != .null {
             let message = error["message"]?.stringValue ?? "stream error"
             // Mid-stream: the client already has a 200, so this becomes the final error event.

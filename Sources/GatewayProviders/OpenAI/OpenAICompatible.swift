@@ -5,6 +5,16 @@ import GatewayCore
 /// differences (content as a list of chunks, arguments as an object, missing ids, empty
 /// `choices`). OpenAI itself is passed through byte for byte and does not use these.
 public enum OpenAICompatible {
+    /// Bearer auth and a JSON body, as OpenAI-compatible APIs (OpenAI, Mistral) take them.
+    public static func headers(_ settings: ProviderSettings, accept: String?) -> [(name: String, value: String)] {
+        var headers = [
+            (name: "Authorization", value: "Bearer \(settings.apiKey.value)"),
+            (name: "Content-Type", value: "application/json"),
+        ]
+        if let accept { headers.append((name: "Accept", value: accept)) }
+        return headers
+    }
+
     /// One choice of a non-streamed answer.
     public struct Choice: Sendable, Equatable {
         public var index: Int
@@ -81,7 +91,7 @@ public enum OpenAICompatible {
                     guard case .object(let call) = rawCall, let name = call["function"]?["name"]?.stringValue else {
                         throw .upstreamError("\(provider.rawValue) returned a tool call without function.name.")
                     }
-                    let id = call["id"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? "call_\(fallbackID)_\(position)_\(ordinal)"
+                    let id = call["id"]?.stringValue.nonEmpty ?? "call_\(fallbackID)_\(position)_\(ordinal)"
                     let arguments = try Self.arguments(call["function"]?["arguments"], provider: provider) ?? "{}"
                     calls.append(ToolCall(id: id, name: name, arguments: arguments))
                 }
@@ -116,7 +126,7 @@ public enum OpenAICompatible {
                         }
                         calls.append(ToolCallDelta(
                             index: call["index"]?.intValue.map { Int($0) } ?? ordinal,
-                            id: call["id"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 },
+                            id: call["id"]?.stringValue.nonEmpty,
                             name: call["function"]?["name"]?.stringValue,
                             arguments: try arguments(call["function"]?["arguments"], provider: provider)))
                     }

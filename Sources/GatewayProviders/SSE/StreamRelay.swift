@@ -12,7 +12,7 @@ public struct StreamRelay: Sendable {
     public private(set) var isComplete = false
     /// The error that ended the stream, if one did.
     public private(set) var error: GatewayError?
-    /// Bytes of chunk payloads written so far (not counting framing), for "did anything reach the client".
+    /// Chunk payloads written so far (`data:` events, not counting `[DONE]`).
     public private(set) var payloadEvents = 0
 
     public init(providerName: String, translator: any StreamTranslator) {
