@@ -98,12 +98,30 @@ public struct EmbeddingsResult: Sendable {
             }
             data.append(["object": "embedding", "index": .int(Int64(index)), "embedding": embedding])
         }
+        return make(model: model, data: data, promptTokens: promptTokens)
+    }
+
+    /// The list around already-built `data` entries.
+    public static func make(model: String, data: [JSON], promptTokens: Int?) -> EmbeddingsResult {
         let usage = promptTokens.map { TokenUsage(promptTokens: $0, completionTokens: 0) }
         let body: JSON = .object(JSONObject([
             ("object", "list"), ("data", .array(data)), ("model", .string(model)),
             ("usage", usage.map { ["prompt_tokens": .int(Int64($0.promptTokens)), "total_tokens": .int(Int64($0.promptTokens))] } ?? .null),
         ]))
         return EmbeddingsResult(body: body.serialized(), usage: usage, modelServed: model)
+    }
+}
+
+extension EmbeddingsResult {
+    /// A provider's vector as numbers; anything else is a 502 with `failure` as its message.
+    public static func numbers(_ values: [JSON], failure: String) throws(GatewayError) -> [Double] {
+        var vector: [Double] = []
+        vector.reserveCapacity(values.count)
+        for value in values {
+            guard let number = value.doubleValue else { throw .upstreamError(failure) }
+            vector.append(number)
+        }
+        return vector
     }
 }
 

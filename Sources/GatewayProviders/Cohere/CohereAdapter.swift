@@ -48,15 +48,7 @@ public struct CohereAdapter: ProviderAdapter {
         if !systemTexts.isEmpty {
             output.append(["role": "system", "content": .string(systemTexts.joined(separator: "\n\n"))])
         }
-        var answered = Set<String>()
-        var called = Set<String>()
-        for message in conversation.messages {
-            switch message {
-            case .tool(let callID, _): answered.insert(callID)
-            case .assistant(_, let calls): for call in calls { called.insert(call.id) }
-            default: break
-            }
-        }
+        let (called, answered) = conversation.toolCallPairing
         var seenCalls = Set<String>()
         for (index, message) in conversation.messages.enumerated() {
             switch message {
@@ -224,17 +216,9 @@ public struct CohereAdapter: ProviderAdapter {
             guard case .array(let values) = row else {
                 throw .upstreamError("cohere returned an embedding that is not an array of numbers.")
             }
-            var vector: [Double] = []
-            vector.reserveCapacity(values.count)
-            for value in values {
-                guard let number = value.doubleValue else {
-                    throw .upstreamError("cohere returned an embedding that is not an array of numbers.")
-                }
-                vector.append(number)
-            }
-            vectors.append(vector)
+            vectors.append(try EmbeddingsResult.numbers(values, failure: "cohere returned an embedding that is not an array of numbers."))
         }
-        if !request.tokenInput && vectors.count != request.texts.count {
+        if vectors.count != request.texts.count {  // token-id input was refused by `requireTexts`
             throw .upstreamError("cohere returned \(vectors.count) embeddings for \(request.texts.count) inputs.")
         }
         let tokens = object["meta"]?["billed_units"]?["input_tokens"]?.intValue.map { Int($0) }

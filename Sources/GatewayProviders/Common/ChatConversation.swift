@@ -14,6 +14,21 @@ public struct ChatConversation: Sendable, Equatable {
         messages.compactMap { if case .system(let text) = $0 { return text } else { return nil } }
     }
 
+    /// Ids of the tool calls the assistant turns made, and of the calls the tool messages answer
+    /// (providers that refuse unpaired calls and results drop both).
+    public var toolCallPairing: (called: Set<String>, answered: Set<String>) {
+        var called: Set<String> = []
+        var answered: Set<String> = []
+        for message in messages {
+            switch message {
+            case .assistant(_, let calls): called.formUnion(calls.map(\.id))
+            case .tool(let callID, _): answered.insert(callID)
+            default: break
+            }
+        }
+        return (called, answered)
+    }
+
     /// Tool name by tool-call id, from the assistant turns (Gemini needs the name on results).
     public var toolNamesByCallID: [String: String] {
         var names: [String: String] = [:]

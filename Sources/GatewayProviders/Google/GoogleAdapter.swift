@@ -63,19 +63,11 @@ public struct GoogleAdapter: ProviderAdapter {
             guard case .array(let values)? = item["values"] else {
                 throw .upstreamError("google returned an embedding without 'values'.")
             }
-            var vector: [Double] = []
-            vector.reserveCapacity(values.count)
-            for value in values {
-                guard let number = value.doubleValue else {
-                    throw .upstreamError("google returned an embedding value that is not a number.")
-                }
-                vector.append(number)
-            }
-            vectors.append(vector)
+            vectors.append(try EmbeddingsResult.numbers(values, failure: "google returned an embedding value that is not a number."))
         }
-        let expected = request.tokenInput ? vectors.count : request.texts.count
-        guard vectors.count == expected else {
-            throw .upstreamError("google returned \(vectors.count) embeddings for \(expected) inputs.")
+        // (Token-id input never gets here: `requireTexts` refused it.)
+        guard vectors.count == request.texts.count else {
+            throw .upstreamError("google returned \(vectors.count) embeddings for \(request.texts.count) inputs.")
         }
         var result = EmbeddingsResult.make(model: Self.modelName(request.model), vectors: vectors, promptTokens: 0,
                                            encodingFormat: request.encodingFormat)

@@ -103,13 +103,8 @@ public struct MistralAdapter: ProviderAdapter {
             let index = entry["index"]?.intValue ?? Int64(position)
             data.append(.object(JSONObject([("object", "embedding"), ("index", .int(index)), ("embedding", embedding)])))
         }
-        let model = object["model"]?.stringValue ?? request.model
-        let promptTokens = object["usage"]?["prompt_tokens"]?.intValue
-        var result = JSONObject([("object", "list"), ("data", .array(data)), ("model", .string(model))])
-        result["usage"] = promptTokens.map { .object(JSONObject([("prompt_tokens", .int($0)), ("total_tokens", .int($0))])) } ?? .null
-        return EmbeddingsResult(body: JSON.object(result).serialized(),
-                                usage: promptTokens.map { TokenUsage(promptTokens: Int($0), completionTokens: 0) },
-                                modelServed: model)
+        return EmbeddingsResult.make(model: object["model"]?.stringValue ?? request.model, data: data,
+                                     promptTokens: object["usage"]?["prompt_tokens"]?.intValue.map { Int($0) })
     }
 }
 

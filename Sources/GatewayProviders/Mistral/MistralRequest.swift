@@ -60,15 +60,7 @@ enum MistralRequest {
         let names = conversation.toolNamesByCallID
         // Calls and results must pair up: a call nobody answered or a result for an unknown call
         // (e.g. after history truncation) is a 400 at Mistral, so both are dropped.
-        var called: Set<String> = []
-        var answered: Set<String> = []
-        for message in conversation.messages {
-            switch message {
-            case .assistant(_, let calls): called.formUnion(calls.map(\.id))
-            case .tool(let callID, _): answered.insert(callID)
-            default: break
-            }
-        }
+        let (called, answered) = conversation.toolCallPairing
 
         var output: [JSONObject] = []
         var lastRole: String? { output.last?["role"]?.stringValue }
