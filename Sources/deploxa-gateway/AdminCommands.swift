@@ -70,14 +70,9 @@ struct ProjectCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
-            let projects = try global.openStore().projects()
-            if global.json {
-                Output.json(.array(projects.map { ["id": .int($0.id), "project": .string($0.slug), "plan": .string($0.plan.rawValue), "limits": Output.limitsJSON($0.limits)] }))
-            } else {
-                Output.table(["PROJECT", "PLAN", "RPM", "TPM", "BUDGET_USD"], projects.map {
-                    [$0.slug, $0.plan.rawValue, Output.optional($0.limits.requestsPerMinute), Output.optional($0.limits.tokensPerMinute), Output.optional($0.limits.monthlyBudgetUSD)]
-                })
-            }
+            Output.list(try global.openStore().projects(), json: global.json, headers: ["PROJECT", "PLAN", "RPM", "TPM", "BUDGET_USD"],
+                        object: { ["id": .int($0.id), "project": .string($0.slug), "plan": .string($0.plan.rawValue), "limits": Output.limitsJSON($0.limits)] },
+                        cells: { [$0.slug, $0.plan.rawValue] + Output.limitCells($0.limits) })
         }
     }
 }
@@ -147,16 +142,10 @@ struct ProviderCommand: ParsableCommand {
         func run() throws {
             let store = try global.openStore()
             let project = try requireProject(store, slug)
-            let providers = try store.providers(projectID: project.id)
-            if global.json {
-                Output.json(.array(providers.map {
-                    ["provider": .string($0.provider.rawValue), "base_url": .string($0.effectiveBaseURL), "key_set": true, "updated_at": .string(Output.timestamp($0.updatedAt))]
-                }))
-            } else {
-                Output.table(["PROVIDER", "BASE_URL", "KEY", "UPDATED"], providers.map {
-                    [$0.provider.rawValue, $0.effectiveBaseURL, "set", Output.timestamp($0.updatedAt)]
-                })
-            }
+            Output.list(try store.providers(projectID: project.id), json: global.json, headers: ["PROVIDER", "BASE_URL", "KEY", "UPDATED"],
+                        object: { ["provider": .string($0.provider.rawValue), "base_url": .string($0.effectiveBaseURL), "key_set": true,
+                                   "updated_at": .string(Output.timestamp($0.updatedAt))] },
+                        cells: { [$0.provider.rawValue, $0.effectiveBaseURL, "set", Output.timestamp($0.updatedAt)] })
         }
     }
 }
@@ -193,18 +182,12 @@ struct KeyCommand: ParsableCommand {
         func run() throws {
             let store = try global.openStore()
             let project = try requireProject(store, slug)
-            let keys = try store.keys(projectID: project.id)
-            if global.json {
-                Output.json(.array(keys.map {
-                    ["id": .string($0.id), "name": $0.name.map(JSON.string) ?? .null, "created_at": .string(Output.timestamp($0.createdAt)),
-                     "revoked_at": $0.revokedAt.map { .string(Output.timestamp($0)) } ?? .null, "limits": Output.limitsJSON($0.limits)]
-                }))
-            } else {
-                Output.table(["ID", "NAME", "CREATED", "STATUS", "RPM", "TPM", "BUDGET_USD"], keys.map {
-                    [$0.id, $0.name ?? "-", Output.timestamp($0.createdAt), $0.isRevoked ? "revoked" : "active",
-                     Output.optional($0.limits.requestsPerMinute), Output.optional($0.limits.tokensPerMinute), Output.optional($0.limits.monthlyBudgetUSD)]
-                })
-            }
+            Output.list(try store.keys(projectID: project.id), json: global.json,
+                        headers: ["ID", "NAME", "CREATED", "STATUS", "RPM", "TPM", "BUDGET_USD"],
+                        object: { ["id": .string($0.id), "name": $0.name.map(JSON.string) ?? .null, "created_at": .string(Output.timestamp($0.createdAt)),
+                                   "revoked_at": $0.revokedAt.map { .string(Output.timestamp($0)) } ?? .null, "limits": Output.limitsJSON($0.limits)] },
+                        cells: { [$0.id, $0.name ?? "-", Output.timestamp($0.createdAt), $0.isRevoked ? "revoked" : "active"]
+                                 + Output.limitCells($0.limits) })
         }
     }
 

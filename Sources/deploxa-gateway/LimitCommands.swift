@@ -105,22 +105,18 @@ struct PriceCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
-            let prices = try global.openStore().prices()
-            if global.json {
-                Output.json(.array(prices.map { price in
-                    ["model": .string(price.model), "provider": price.provider.map(JSON.string) ?? .null,
-                     "input": .double(price.input), "output": .double(price.output),
-                     "cached_input": price.cachedInput.map(JSON.double) ?? .null,
-                     "cache_write": price.cacheWrite.map(JSON.double) ?? .null, "source": price.source.map(JSON.string) ?? .null]
-                }))
-            } else {
-                Output.table(["MODEL", "PROVIDER", "INPUT", "OUTPUT", "CACHED INPUT", "CACHE WRITE", "SOURCE"], prices.map {
-                    [$0.model, $0.provider ?? "-", SpendAmount.text($0.input, fractionDigits: 8), SpendAmount.text($0.output, fractionDigits: 8), $0.cachedInput.map { SpendAmount.text($0, fractionDigits: 8) } ?? "-",
-                     $0.cacheWrite.map { SpendAmount.text($0, fractionDigits: 8) } ?? "-", $0.source ?? "-"]
-                })
-            }
+            func money(_ value: Double) -> String { SpendAmount.text(value, fractionDigits: 8) }
+            Output.list(try global.openStore().prices(), json: global.json,
+                        headers: ["MODEL", "PROVIDER", "INPUT", "OUTPUT", "CACHED INPUT", "CACHE WRITE", "SOURCE"],
+                        object: { price in
+                            ["model": .string(price.model), "provider": price.provider.map(JSON.string) ?? .null,
+                             "input": .double(price.input), "output": .double(price.output),
+                             "cached_input": price.cachedInput.map(JSON.double) ?? .null,
+                             "cache_write": price.cacheWrite.map(JSON.double) ?? .null, "source": price.source.map(JSON.string) ?? .null]
+                        },
+                        cells: { [$0.model, $0.provider ?? "-", money($0.input), money($0.output), $0.cachedInput.map(money) ?? "-",
+                                  $0.cacheWrite.map(money) ?? "-", $0.source ?? "-"] })
         }
-
     }
 
     struct Set: ParsableCommand {

@@ -20,6 +20,20 @@ enum Output {
         if rows.isEmpty { print("(none)") }
     }
 
+    /// A state-reading command's answer: one JSON object per row with `--json`, else a table.
+    static func list<Row>(_ rows: [Row], json: Bool, headers: [String], object: (Row) -> JSON, cells: (Row) -> [String]) {
+        if json {
+            Output.json(.array(rows.map(object)))
+        } else {
+            table(headers, rows.map(cells))
+        }
+    }
+
+    /// The RPM, TPM and budget cells of a table row.
+    static func limitCells(_ limits: Limits) -> [String] {
+        [optional(limits.requestsPerMinute), optional(limits.tokensPerMinute), optional(limits.monthlyBudgetUSD)]
+    }
+
     static func json(_ value: JSON) {
         print(value.serializedString())
     }
