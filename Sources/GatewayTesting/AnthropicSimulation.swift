@@ -9,11 +9,7 @@ import NIOHTTP1
 struct AnthropicSimulation: SimulatedProvider {
     let mountPoints = ["/anthropic"]
 
-    /// Keys that are always refused, so tests can exercise a bad upstream key.
-    static let rejectedKeys: Set<String> = ["sk-invalid"]
-
-    func respond(to request: SimulatorRequest, path: String, context: SimulationContext) -> SimulatedResponse {
-        let headerScript = SimulatorScript(header: request.header("x-sim"), texts: [])
+    func respond(to request: SimulatorRequest, path: String, script: inout SimulatorScript, context: SimulationContext) -> SimulatedResponse {
         enum Route { case messages, models, model(String) }
         let route: Route
         switch (request.method, path) {
@@ -21,59 +17,56 @@ struct AnthropicSimulation: SimulatedProvider {
         case (.GET, "/v1/models"): route = .models
         case (.GET, _) where path.hasPrefix("/v1/models/"): route = .model(String(path.dropFirst("/v1/models/".count)))
         case (_, "/v1/messages"), (_, "/v1/models"):
-            return headerScript.decorate(Self.error(.methodNotAllowed, "invalid_request_error", "Method Not Allowed"))
+            return Self.error(.methodNotAllowed, "invalid_request_error", "Method Not Allowed")
         default:
-            return headerScript.decorate(Self.error(.notFound, "not_found_error", "Not Found"))
+            return Self.error(.notFound, "not_found_error", "Not Found")
         }
 
         guard let key = request.header("x-api-key")?.trimmingWhitespace(), !key.isEmpty else {
-            return headerScript.decorate(Self.error(.unauthorized, "authentication_error", "x-api-key header is required"))
+            return Self.error(.unauthorized, "authentication_error", "x-api-key header is required")
         }
         guard !Self.rejectedKeys.contains(key) else {
-            return headerScript.decorate(Self.error(.unauthorized, "authentication_error", "invalid x-api-key"))
+            return Self.error(.unauthorized, "authentication_error", "invalid x-api-key")
         }
         guard let version = request.header("anthropic-version"), !version.isEmpty else {
-            return headerScript.decorate(Self.error(.badRequest, "invalid_request_error", "anthropic-version: header is required"))
+            return Self.error(.badRequest, "invalid_request_error", "anthropic-version: header is required")
         }
 
         switch route {
         case .messages:
-            return messages(request, headerScript, context)
+            return messages(request, &script, context)
         case .models:
-            return Self.scripted(headerScript) ?? headerScript.decorate(.json(.ok, AnthropicWireFormat.modelList()))
+            return Self.scripted(script) ?? .json(.ok, AnthropicWireFormat.modelList())
         case .model(let id):
-            if let failure = Self.scripted(headerScript) { return failure }
+            if let failure = Self.scripted(script) { return failure }
             guard let model = AnthropicWireFormat.models.first(where: { $0.id == id }) else {
-                return headerScript.decorate(Self.error(.notFound, "not_found_error", "model: \(id)"))
+                return Self.error(.notFound, "not_found_error", "model: \(id)")
             }
-            return headerScript.decorate(.json(.ok, AnthropicWireFormat.model(model)))
+            return .json(.ok, AnthropicWireFormat.model(model))
         }
     }
 
     // MARK: Messages
 
-    private func messages(_ request: SimulatorRequest, _ headerScript: SimulatorScript, _ context: SimulationContext) -> SimulatedResponse {
+    private func messages(_ request: SimulatorRequest, _ script: inout SimulatorScript, _ context: SimulationContext) -> SimulatedResponse {
         guard let body = SimulatorJSON.parse(request.body) as? [String: Any] else {
-            return headerScript.decorate(Self.error(.badRequest, "invalid_request_error", "There was an error parsing the body of your request."))
+            return Self.error(.badRequest, "invalid_request_error", "There was an error parsing the body of your request.")
         }
         let messages = body["messages"] as? [[String: Any]] ?? []
         let system = Self.systemTexts(body["system"])
         let texts = messages.map(Self.texts(of:))
-        var script = headerScript
         for text in system + texts.joined() { script.scan(text) }
 
         if let problem = Self.validate(body, messages: messages) {
-            return script.decorate(Self.error(.badRequest, "invalid_request_error", problem))
+            return Self.error(.badRequest, "invalid_request_error", problem)
         }
         if let failure = Self.scripted(script) { return failure }
 
         let model = body["model"] as? String ?? ""
         let number = context.stats.nextCompletionNumber()
         let id = "msg_sim_\(number)"
-        let requested = script.words ?? SimulatedReply.defaultWordCount
-        let limit = SimulatorJSON.int(body["max_tokens"]) ?? requested
-        let count = min(requested, limit)
-        let words = SimulatedReply.words(count: count, unicode: script.unicode)
+        // `validate` made sure `max_tokens` is at least 1.
+        let (words, truncated) = SimulatedReply.words(for: script, limit: SimulatorJSON.int(body["max_tokens"]))
 
         // A forced tool, or `tool=NAME` unless the turn answers tool results, gives a tool call.
         let answersToolResults = (messages.last?["content"] as? [Any])?.contains {
@@ -94,13 +87,11 @@ struct AnthropicSimulation: SimulatedProvider {
             stopReason = "tool_use"
             outputTokens = AnthropicWireFormat.toolCallTokens
         case .text:
-            stopReason = count < requested ? "max_tokens" : "end_turn"
+            stopReason = truncated ? "max_tokens" : "end_turn"
             outputTokens = words.count
         }
-        let promptTokens = (system.isEmpty ? 0 : SimulatedReply.tokensPerMessage + system.reduce(0) { $0 + SimulatedReply.wordCount($1) })
-            + texts.reduce(0) { total, parts in
-                total + SimulatedReply.tokensPerMessage + parts.reduce(0) { $0 + SimulatedReply.wordCount($1) }
-            }
+        // The system prompt, when there is one, costs as one more message.
+        let promptTokens = SimulatedReply.promptTokens((system.isEmpty ? [] : [system]) + texts)
         let usage = AnthropicWireFormat.Usage(inputTokens: promptTokens, outputTokens: outputTokens)
 
         var response: SimulatedResponse
@@ -110,15 +101,13 @@ struct AnthropicSimulation: SimulatedProvider {
             // message_start, content_block_start, ping + K deltas, then the connection drops.
             if let k = script.disconnectAfter { response.interruption = .afterEvents(3 + k) }
         } else if script.malformed {
-            response = SimulatedResponse(
-                status: .ok, contentType: "application/json",
-                body: .full(Array(#"{"id":"msg_sim","type":"message","content":[{"type":"text","te"#.utf8)))
+            response = .rawJSON(#"{"id":"msg_sim","type":"message","content":[{"type":"text","te"#)
         } else {
             response = .json(.ok, AnthropicWireFormat.message(id: id, model: model, reply: reply, stopReason: stopReason, usage: usage))
             if script.disconnectAfter != nil { response.interruption = .afterHalfBody }
         }
         response.headers.add(name: "request-id", value: "req_sim_\(number)")
-        return script.decorate(response)
+        return response
     }
 
     static func streamEvents(
@@ -137,7 +126,7 @@ struct AnthropicSimulation: SimulatedProvider {
         }
         events.append(AnthropicWireFormat.ping)
         if script.malformed {
-            events.append(AnthropicWireFormat.event("content_block_delta", raw: #"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x""#))
+            events.append(SimulatedSSE.event("content_block_delta", raw: #"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x""#))
             events.append(AnthropicWireFormat.messageStop)
             return events
         }
@@ -264,12 +253,11 @@ struct AnthropicSimulation: SimulatedProvider {
 
     // MARK: Errors
 
-    /// The error response for a `status=` directive (any status but 200), already decorated.
+    /// The error response for a `status=` directive (any status but 200).
     static func scripted(_ script: SimulatorScript) -> SimulatedResponse? {
-        guard let status = script.status, status != 200 else { return nil }
-        let response = error(HTTPResponseStatus(statusCode: status), AnthropicWireFormat.errorType(for: status),
-                             AnthropicWireFormat.simulatedErrorMessage(status: status))
-        return script.decorate(response)
+        guard let status = script.failureStatus else { return nil }
+        return error(HTTPResponseStatus(statusCode: status), AnthropicWireFormat.errorType(for: status),
+                     AnthropicWireFormat.simulatedErrorMessage(status: status))
     }
 
     static func error(_ status: HTTPResponseStatus, _ type: String, _ message: String) -> SimulatedResponse {

@@ -44,19 +44,8 @@ enum AnthropicWireFormat {
         ]
     }
 
-    /// `event: NAME\ndata: {...}\n\n`; the JSON `type` equals the event name.
-    static func event(_ name: String, _ object: [String: Any]) -> [UInt8] {
-        var object = object
-        object["type"] = name
-        return Array("event: \(name)\ndata: ".utf8) + SimulatorJSON.encode(object) + Array("\n\n".utf8)
-    }
-
-    static func event(_ name: String, raw payload: String) -> [UInt8] {
-        Array("event: \(name)\ndata: \(payload)\n\n".utf8)
-    }
-
     static func messageStart(id: String, model: String, inputTokens: Int) -> [UInt8] {
-        event("message_start", ["message": [
+        SimulatedSSE.event("message_start", ["message": [
             "id": id, "type": "message", "role": "assistant", "model": model, "content": [Any](),
             "stop_reason": NSNull(), "stop_sequence": NSNull(),
             "usage": Usage(inputTokens: inputTokens, outputTokens: 1).object,
@@ -64,38 +53,38 @@ enum AnthropicWireFormat {
     }
 
     static func blockStart(_ index: Int, _ block: [String: Any]) -> [UInt8] {
-        event("content_block_start", ["index": index, "content_block": block])
+        SimulatedSSE.event("content_block_start", ["index": index, "content_block": block])
     }
 
     static func textDelta(_ index: Int, _ text: String) -> [UInt8] {
-        event("content_block_delta", ["index": index, "delta": ["type": "text_delta", "text": text]])
+        SimulatedSSE.event("content_block_delta", ["index": index, "delta": ["type": "text_delta", "text": text]])
     }
 
     static func inputJSONDelta(_ index: Int, _ fragment: String) -> [UInt8] {
-        event("content_block_delta", ["index": index, "delta": ["type": "input_json_delta", "partial_json": fragment]])
+        SimulatedSSE.event("content_block_delta", ["index": index, "delta": ["type": "input_json_delta", "partial_json": fragment]])
     }
 
-    static func blockStop(_ index: Int) -> [UInt8] { event("content_block_stop", ["index": index]) }
+    static func blockStop(_ index: Int) -> [UInt8] { SimulatedSSE.event("content_block_stop", ["index": index]) }
 
     /// `message_delta` with the stop reason and cumulative usage.
     static func messageDelta(stopReason: String, usage: Usage) -> [UInt8] {
-        event("message_delta", [
+        SimulatedSSE.event("message_delta", [
             "delta": ["stop_reason": stopReason, "stop_sequence": NSNull()] as [String: Any],
             "usage": usage.object,
         ])
     }
 
-    static let messageStop = event("message_stop", [:])
-    static let ping = event("ping", [:])
+    static let messageStop = SimulatedSSE.event("message_stop", [:])
+    static let ping = SimulatedSSE.event("ping", [:])
 
     /// `{"type":"error","error":{"type","message"},"request_id"}`.
-    static func error(type: String, message: String, requestID: String = "req_sim_error") -> [String: Any] {
-        ["type": "error", "error": ["type": type, "message": message], "request_id": requestID]
+    static func error(type: String, message: String) -> [String: Any] {
+        ["type": "error", "error": ["type": type, "message": message], "request_id": "req_sim_error"]
     }
 
     /// The mid-stream `event: error`.
     static func errorEvent(type: String, message: String) -> [UInt8] {
-        event("error", ["error": ["type": type, "message": message]])
+        SimulatedSSE.event("error", ["error": ["type": type, "message": message]])
     }
 
     /// Anthropic's error type for an HTTP status (providers.md §3.5).
@@ -120,7 +109,7 @@ enum AnthropicWireFormat {
         case 401: return "invalid x-api-key (simulated HTTP 401 \(reason))"
         case 429: return "This request would exceed the rate limit for your organization. (simulated HTTP 429 \(reason))"
         case 529: return "Overloaded (simulated HTTP 529)"
-        default: return "Simulated HTTP \(status) \(reason) from the provider simulator."
+        default: return SimulatedReply.scriptedErrorMessage(status: status)
         }
     }
 

@@ -38,10 +38,6 @@ enum CohereWireFormat {
     /// The `tool_plan` of a simulated tool call and its word count (its completion tokens).
     static func toolPlan(name: String) -> String { "I will call \(name)." }
 
-    static let toolArguments = #"{"city":"Paris"}"#
-    /// How the arguments are streamed in `tool-call-delta` events.
-    static let toolArgumentFragments = [#"{"city":"#, #""Paris"}"#]
-
     static func toolCall(id: String, name: String, arguments: String) -> [String: Any] {
         ["id": id, "type": "function", "function": ["name": name, "arguments": arguments]]
     }
@@ -58,60 +54,47 @@ enum CohereWireFormat {
 
     // MARK: Stream events
 
-    /// `event: <type>\ndata: <payload>\n\n`, the payload carrying the same `type`.
-    static func event(_ type: String, _ fields: [String: Any]) -> [UInt8] {
-        var payload = fields
-        payload["type"] = type
-        return Array("event: \(type)\ndata: ".utf8) + SimulatorJSON.encode(payload) + Array("\n\n".utf8)
-    }
-
-    static func event(raw type: String, payload: String) -> [UInt8] {
-        Array("event: \(type)\ndata: \(payload)\n\n".utf8)
-    }
-
-    static let done = Array("data: [DONE]\n\n".utf8)
-
     static func messageStart(id: String) -> [UInt8] {
-        event("message-start", ["id": id, "delta": ["message": [
+        SimulatedSSE.event("message-start", ["id": id, "delta": ["message": [
             "role": "assistant", "content": [Any](), "tool_plan": "", "tool_calls": [Any](), "citations": [Any](),
         ] as [String: Any]]])
     }
 
     static func contentStart(index: Int) -> [UInt8] {
-        event("content-start", ["index": index, "delta": ["message": ["content": ["type": "text", "text": ""]]]])
+        SimulatedSSE.event("content-start", ["index": index, "delta": ["message": ["content": ["type": "text", "text": ""]]]])
     }
 
     static func contentDelta(index: Int, text: String) -> [UInt8] {
-        event("content-delta", ["index": index, "delta": ["message": ["content": ["text": text]]]])
+        SimulatedSSE.event("content-delta", ["index": index, "delta": ["message": ["content": ["text": text]]]])
     }
 
-    static func contentEnd(index: Int) -> [UInt8] { event("content-end", ["index": index]) }
+    static func contentEnd(index: Int) -> [UInt8] { SimulatedSSE.event("content-end", ["index": index]) }
 
     static func toolPlanDelta(_ text: String) -> [UInt8] {
-        event("tool-plan-delta", ["delta": ["message": ["tool_plan": text]]])
+        SimulatedSSE.event("tool-plan-delta", ["delta": ["message": ["tool_plan": text]]])
     }
 
     static func toolCallStart(index: Int, id: String, name: String) -> [UInt8] {
-        event("tool-call-start", ["index": index, "delta": ["message": ["tool_calls": toolCall(id: id, name: name, arguments: "")]]])
+        SimulatedSSE.event("tool-call-start", ["index": index, "delta": ["message": ["tool_calls": toolCall(id: id, name: name, arguments: "")]]])
     }
 
     static func toolCallDelta(index: Int, fragment: String) -> [UInt8] {
-        event("tool-call-delta", ["index": index, "delta": ["message": ["tool_calls": ["function": ["arguments": fragment]]]]])
+        SimulatedSSE.event("tool-call-delta", ["index": index, "delta": ["message": ["tool_calls": ["function": ["arguments": fragment]]]]])
     }
 
-    static func toolCallEnd(index: Int) -> [UInt8] { event("tool-call-end", ["index": index]) }
+    static func toolCallEnd(index: Int) -> [UInt8] { SimulatedSSE.event("tool-call-end", ["index": index]) }
 
     static func messageEnd(finishReason: String, usage: Usage, error: String? = nil) -> [UInt8] {
         var delta: [String: Any] = ["finish_reason": finishReason, "usage": usage.object]
         if let error { delta["error"] = error }
-        return event("message-end", ["delta": delta])
+        return SimulatedSSE.event("message-end", ["delta": delta])
     }
 
     // MARK: Errors
 
     /// `{"id": …, "message": …}`, Cohere's error body.
-    static func error(message: String, id: String = "00000000-0000-4000-9000-000000000000") -> [String: Any] {
-        ["id": id, "message": message]
+    static func error(message: String) -> [String: Any] {
+        ["id": "00000000-0000-4000-9000-000000000000", "message": message]
     }
 
     /// The message for a `status=CODE` directive, in Cohere's wording where it has one.
@@ -130,20 +113,11 @@ enum CohereWireFormat {
 
     // MARK: Embeddings and models
 
-    /// `dimensions` deterministic floats in [-1, 1) derived from the text, rounded to 6 decimals.
-    static func embeddingVector(for text: String, dimensions: Int) -> [Double] {
-        var random = SimulatorRandom(seedText: text)
-        return (0..<dimensions).map { _ in
-            let unit = Double(random.next() >> 11) / Double(1 << 53)
-            return ((unit * 2 - 1) * 1_000_000).rounded() / 1_000_000
-        }
-    }
-
     static func embeddings(id: String, texts: [String], dimensions: Int, billedTokens: Int) -> [String: Any] {
         [
             "id": id,
             "response_type": "embeddings_by_type",
-            "embeddings": ["float": texts.map { embeddingVector(for: $0, dimensions: dimensions) }],
+            "embeddings": ["float": texts.map { SimulatedReply.embeddingVector(for: $0, dimensions: dimensions) }],
             "texts": texts,
             "meta": ["api_version": ["version": "2"], "billed_units": ["input_tokens": billedTokens]] as [String: Any],
         ]

@@ -10,8 +10,6 @@ import NIOHTTP1
 struct GoogleSimulation: SimulatedProvider {
     let mountPoints = ["/google"]
 
-    static let rejectedKeys: Set<String> = ["sk-invalid"]
-
     private enum Route {
         case generate(model: String, stream: Bool)
         case batchEmbed(model: String)
@@ -20,33 +18,31 @@ struct GoogleSimulation: SimulatedProvider {
         case model(id: String)
     }
 
-    func respond(to request: SimulatorRequest, path: String, context: SimulationContext) -> SimulatedResponse {
-        let headerScript = SimulatorScript(header: request.header("x-sim"), texts: [])
+    func respond(to request: SimulatorRequest, path: String, script: inout SimulatorScript, context: SimulationContext) -> SimulatedResponse {
         guard let route = Self.route(method: request.method, path: path) else {
-            return headerScript.decorate(Self.error(.notFound, message: "The requested URL \(request.path) was not found on this server.",
-                                                    status: "NOT_FOUND"))
+            return Self.error(.notFound, message: "The requested URL \(request.path) was not found on this server.", status: "NOT_FOUND")
         }
         // Gemini checks the key before it reads the body.
         let key = request.header("x-goog-api-key") ?? Self.queryValue("key", in: request.query)
         guard let key, !key.isEmpty else {
-            return headerScript.decorate(.json(.forbidden, GoogleWireFormat.missingKey))
+            return .json(.forbidden, GoogleWireFormat.missingKey)
         }
         if Self.rejectedKeys.contains(key) {
-            return headerScript.decorate(.json(.badRequest, GoogleWireFormat.invalidKey))
+            return .json(.badRequest, GoogleWireFormat.invalidKey)
         }
         switch route {
         case .generate(let model, let stream):
             let sse = Self.queryValue("alt", in: request.query) == "sse"
-            return generate(request, model: model, stream: stream, sse: sse, headerScript, context)
-        case .batchEmbed(let model): return embed(request, model: model, batch: true, headerScript)
-        case .embed(let model): return embed(request, model: model, batch: false, headerScript)
-        case .models: return Self.scripted(headerScript) ?? headerScript.decorate(.json(.ok, GoogleWireFormat.modelList()))
+            return generate(request, model: model, stream: stream, sse: sse, &script, context)
+        case .batchEmbed(let model): return embed(request, model: model, batch: true, &script)
+        case .embed(let model): return embed(request, model: model, batch: false, &script)
+        case .models: return Self.scripted(script) ?? .json(.ok, GoogleWireFormat.modelList())
         case .model(let id):
-            if let failure = Self.scripted(headerScript) { return failure }
+            if let failure = Self.scripted(script) { return failure }
             guard let model = GoogleWireFormat.models.first(where: { $0.id == id }) else {
-                return headerScript.decorate(Self.error(.notFound, message: "models/\(id) is not found for API version v1beta.", status: "NOT_FOUND"))
+                return Self.error(.notFound, message: "models/\(id) is not found for API version v1beta.", status: "NOT_FOUND")
             }
-            return headerScript.decorate(.json(.ok, GoogleWireFormat.model(model)))
+            return .json(.ok, GoogleWireFormat.model(model))
         }
     }
 
@@ -86,38 +82,32 @@ struct GoogleSimulation: SimulatedProvider {
     // MARK: generateContent
 
     private func generate(
-        _ request: SimulatorRequest, model: String, stream: Bool, sse: Bool, _ headerScript: SimulatorScript, _ context: SimulationContext
+        _ request: SimulatorRequest, model: String, stream: Bool, sse: Bool, _ script: inout SimulatorScript, _ context: SimulationContext
     ) -> SimulatedResponse {
         guard let body = SimulatorJSON.parse(request.body) as? [String: Any] else {
-            return headerScript.decorate(Self.error(.badRequest, message: "Invalid JSON payload received.", status: "INVALID_ARGUMENT"))
+            return Self.error(.badRequest, message: "Invalid JSON payload received.", status: "INVALID_ARGUMENT")
         }
         let contents = body["contents"] as? [[String: Any]] ?? []
         let system = body["systemInstruction"] as? [String: Any]
         // One "message" per content, plus the system instruction as one more.
         let messages = (system.map { [$0] } ?? []) + contents
         let texts = messages.map(Self.texts(of:))
-        var script = headerScript
         for text in texts.joined() { script.scan(text) }
 
         guard !contents.isEmpty else {
-            return script.decorate(Self.error(.badRequest, message: "* GenerateContentRequest.contents: contents is not specified",
-                                              status: "INVALID_ARGUMENT"))
+            return Self.error(.badRequest, message: "* GenerateContentRequest.contents: contents is not specified",
+                              status: "INVALID_ARGUMENT")
         }
         for content in contents {
             guard let role = content["role"] as? String, role == "user" || role == "model" else {
-                return script.decorate(Self.error(.badRequest, message: "Please use a valid role: user, model.", status: "INVALID_ARGUMENT"))
+                return Self.error(.badRequest, message: "Please use a valid role: user, model.", status: "INVALID_ARGUMENT")
             }
         }
         if let failure = Self.scripted(script) { return failure }
 
         let config = body["generationConfig"] as? [String: Any] ?? [:]
-        let requested = script.words ?? SimulatedReply.defaultWordCount
-        let limit = SimulatorJSON.int(config["maxOutputTokens"])
-        let count = limit.flatMap { (0..<requested).contains($0) ? $0 : nil } ?? requested
-        let words = SimulatedReply.words(count: count, unicode: script.unicode)
-        let promptTokens = texts.reduce(0) { total, parts in
-            total + SimulatedReply.tokensPerMessage + parts.reduce(0) { $0 + SimulatedReply.wordCount($1) }
-        }
+        let (words, truncated) = SimulatedReply.words(for: script, limit: SimulatorJSON.int(config["maxOutputTokens"]))
+        let promptTokens = SimulatedReply.promptTokens(texts)
         let lastIsToolResult = (contents.last?["parts"] as? [[String: Any]] ?? []).contains { $0["functionResponse"] != nil }
         let toolName = lastIsToolResult ? nil : script.tool
         let candidates = max(1, min(8, SimulatorJSON.int(config["candidateCount"]) ?? 1))
@@ -125,7 +115,7 @@ struct GoogleSimulation: SimulatedProvider {
 
         var response: SimulatedResponse
         if stream {
-            let events = Self.streamEvents(identity, words: words, truncated: count < requested, tool: toolName,
+            let events = Self.streamEvents(identity, words: words, truncated: truncated, tool: toolName,
                                            promptTokens: promptTokens, script: script)
             if sse {
                 response = .eventStream(events.map { $0.sse })
@@ -141,8 +131,7 @@ struct GoogleSimulation: SimulatedProvider {
             }
             if let k = script.disconnectAfter, sse { response.interruption = .afterEvents(min(k, words.count)) }
         } else if script.malformed {
-            response = SimulatedResponse(status: .ok, contentType: "application/json",
-                                         body: .full(Array(#"{"candidates":[{"content":{"parts":[{"text":"#.utf8)))
+            response = .rawJSON(#"{"candidates":[{"content":{"parts":[{"text":"#)
         } else {
             let parts: [[String: Any]]
             let completion: Int
@@ -154,14 +143,14 @@ struct GoogleSimulation: SimulatedProvider {
             } else {
                 parts = [GoogleWireFormat.textPart(words.joined(separator: " "))]
                 completion = words.count
-                finishReason = count < requested ? "MAX_TOKENS" : "STOP"
+                finishReason = truncated ? "MAX_TOKENS" : "STOP"
             }
             let usage = GoogleWireFormat.Usage(promptTokens: promptTokens, candidatesTokens: completion * candidates)
             response = .json(.ok, GoogleWireFormat.response(
                 identity, candidates: Array(repeating: (parts, finishReason), count: candidates), usage: usage))
             if script.disconnectAfter != nil { response.interruption = .afterHalfBody }
         }
-        return script.decorate(response)
+        return response
     }
 
     /// Completion tokens billed for the scripted tool call.
@@ -221,22 +210,21 @@ struct GoogleSimulation: SimulatedProvider {
 
     // MARK: Embeddings
 
-    private func embed(_ request: SimulatorRequest, model: String, batch: Bool, _ headerScript: SimulatorScript) -> SimulatedResponse {
+    private func embed(_ request: SimulatorRequest, model: String, batch: Bool, _ script: inout SimulatorScript) -> SimulatedResponse {
         guard let body = SimulatorJSON.parse(request.body) as? [String: Any] else {
-            return headerScript.decorate(Self.error(.badRequest, message: "Invalid JSON payload received.", status: "INVALID_ARGUMENT"))
+            return Self.error(.badRequest, message: "Invalid JSON payload received.", status: "INVALID_ARGUMENT")
         }
         let items: [[String: Any]] = batch ? (body["requests"] as? [[String: Any]] ?? []) : [body]
         let texts = items.map { Self.texts(of: $0["content"] as? [String: Any] ?? [:]).joined(separator: " ") }
-        var script = headerScript
         for text in texts { script.scan(text) }
         guard !items.isEmpty, texts.allSatisfy({ !$0.isEmpty }) else {
-            return script.decorate(Self.error(.badRequest, message: "* BatchEmbedContentsRequest.requests: contents must have text parts",
-                                              status: "INVALID_ARGUMENT"))
+            return Self.error(.badRequest, message: "* BatchEmbedContentsRequest.requests: contents must have text parts",
+                              status: "INVALID_ARGUMENT")
         }
         if batch {
             for item in items where (item["model"] as? String).map({ $0 != "models/\(model)" }) ?? false {
-                return script.decorate(Self.error(
-                    .badRequest, message: "* BatchEmbedContentsRequest.model: unexpected model name format", status: "INVALID_ARGUMENT"))
+                return Self.error(
+                    .badRequest, message: "* BatchEmbedContentsRequest.model: unexpected model name format", status: "INVALID_ARGUMENT")
             }
         }
         if let failure = Self.scripted(script) { return failure }
@@ -245,16 +233,16 @@ struct GoogleSimulation: SimulatedProvider {
         }
         var response = SimulatedResponse.json(.ok, batch ? ["embeddings": vectors] : ["embedding": vectors.first ?? [:]])
         if script.disconnectAfter != nil { response.interruption = .afterHalfBody }
-        return script.decorate(response)
+        return response
     }
 
     // MARK: Errors
 
-    /// The error response for a `status=` directive (any status but 200), already decorated.
+    /// The error response for a `status=` directive (any status but 200).
     static func scripted(_ script: SimulatorScript) -> SimulatedResponse? {
-        guard let status = script.status, status != 200 else { return nil }
-        return script.decorate(.json(HTTPResponseStatus(statusCode: status),
-                                     GoogleWireFormat.scriptedError(status: status, retryAfter: script.retryAfterSeconds)))
+        guard let status = script.failureStatus else { return nil }
+        return .json(HTTPResponseStatus(statusCode: status),
+                     GoogleWireFormat.scriptedError(status: status, retryAfter: script.retryAfterSeconds))
     }
 
     static func error(_ status: HTTPResponseStatus, message: String, status name: String) -> SimulatedResponse {

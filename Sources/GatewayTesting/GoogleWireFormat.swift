@@ -105,8 +105,7 @@ enum GoogleWireFormat {
             return error(code: 503, message: "The model is overloaded. Please try again later. (simulated HTTP 503 \(reason))",
                          status: "UNAVAILABLE")
         default:
-            return error(code: status, message: "Simulated HTTP \(status) \(reason) from the provider simulator.",
-                         status: statusName(for: status))
+            return error(code: status, message: SimulatedReply.scriptedErrorMessage(status: status), status: statusName(for: status))
         }
     }
 
@@ -144,10 +143,10 @@ enum GoogleWireFormat {
 
     static func modelList() -> [String: Any] { ["models": models.map(model)] }
 
-    /// The deterministic vector for `text`, cut to `dimensions` when asked.
+    /// The deterministic vector for `text`: 8 values, fewer when `dimensions` asks for fewer.
     static func embedding(for text: String, dimensions: Int?) -> [String: Any] {
-        var values = OpenAIWireFormat.embeddingVector(for: text)
-        if let dimensions, dimensions > 0, dimensions < values.count { values = Array(values.prefix(dimensions)) }
-        return ["values": values]
+        let standard = SimulatedReply.embeddingDimensions
+        let length = dimensions.flatMap { (1..<standard).contains($0) ? $0 : nil } ?? standard
+        return ["values": SimulatedReply.embeddingVector(for: text, dimensions: length)]
     }
 }

@@ -9,8 +9,6 @@ import NIOHTTP1
 struct MistralSimulation: SimulatedProvider {
     let mountPoints = ["/mistral"]
 
-    static let rejectedKeys: Set<String> = ["sk-invalid"]
-
     /// The body fields Mistral's chat endpoint accepts (§5.2).
     static let chatFields: Set<String> = [
         "model", "messages", "temperature", "top_p", "max_tokens", "stream", "stop", "random_seed", "metadata",
@@ -19,8 +17,7 @@ struct MistralSimulation: SimulatedProvider {
     ]
     static let embeddingFields: Set<String> = ["model", "input", "output_dimension", "output_dtype", "encoding_format"]
 
-    func respond(to request: SimulatorRequest, path: String, context: SimulationContext) -> SimulatedResponse {
-        let headerScript = SimulatorScript(header: request.header("x-sim"), texts: [])
+    func respond(to request: SimulatorRequest, path: String, script: inout SimulatorScript, context: SimulationContext) -> SimulatedResponse {
         enum Route { case chat, embeddings, models, model(String) }
         let route: Route
         switch (request.method, path) {
@@ -29,66 +26,56 @@ struct MistralSimulation: SimulatedProvider {
         case (.GET, "/v1/models"): route = .models
         case (.GET, _) where path.hasPrefix("/v1/models/"): route = .model(String(path.dropFirst("/v1/models/".count)))
         case (_, "/v1/chat/completions"), (_, "/v1/embeddings"), (_, "/v1/models"):
-            return headerScript.decorate(.json(.methodNotAllowed, ["detail": "Method Not Allowed"]))
+            return .json(.methodNotAllowed, ["detail": "Method Not Allowed"])
         default:
-            return headerScript.decorate(.json(.notFound, ["detail": "Not Found"]))
+            return .json(.notFound, ["detail": "Not Found"])
         }
 
         // Mistral checks the bearer key before the body.
         guard let key = request.bearerToken, !key.isEmpty else {
-            return headerScript.decorate(.json(.unauthorized, Self.unauthorized("No API key found in request", context)))
+            return .json(.unauthorized, Self.unauthorized("No API key found in request", context))
         }
         guard !Self.rejectedKeys.contains(key) else {
-            return headerScript.decorate(.json(.unauthorized, Self.unauthorized("Unauthorized", context)))
+            return .json(.unauthorized, Self.unauthorized("Unauthorized", context))
         }
 
         switch route {
-        case .chat: return chat(request, headerScript, context)
-        case .embeddings: return embeddings(request, headerScript, context)
-        case .models: return Self.scripted(headerScript, context) ?? headerScript.decorate(.json(.ok, Self.modelList()))
+        case .chat: return chat(request, &script, context)
+        case .embeddings: return embeddings(request, &script, context)
+        case .models: return Self.scripted(script, context) ?? .json(.ok, Self.modelList())
         case .model(let id):
-            if let failure = Self.scripted(headerScript, context) { return failure }
+            if let failure = Self.scripted(script, context) { return failure }
             guard let model = Self.models.first(where: { $0.id == id }) else {
-                return headerScript.decorate(.json(.notFound, Self.error("Invalid model: \(id)", type: "invalid_model", code: "1500")))
+                return .json(.notFound, Self.error("Invalid model: \(id)", type: "invalid_model", code: "1500"))
             }
-            return headerScript.decorate(.json(.ok, Self.model(model)))
+            return .json(.ok, Self.model(model))
         }
     }
 
     // MARK: Chat
 
-    private func chat(_ request: SimulatorRequest, _ headerScript: SimulatorScript, _ context: SimulationContext) -> SimulatedResponse {
+    private func chat(_ request: SimulatorRequest, _ script: inout SimulatorScript, _ context: SimulationContext) -> SimulatedResponse {
         guard let body = SimulatorJSON.parse(request.body) as? [String: Any] else {
-            return headerScript.decorate(.json(.badRequest, Self.error("Invalid JSON body", type: "invalid_request_error", code: nil)))
+            return .json(.badRequest, Self.error("Invalid JSON body", type: "invalid_request_error", code: nil))
         }
         let messages = body["messages"] as? [[String: Any]] ?? []
-        let texts = messages.map(Self.texts(of:))
-        var script = headerScript
+        let texts = messages.map(OpenAISimulation.texts(of:))
         for text in texts.joined() { script.scan(text) }
 
-        if let invalid = Self.validateChat(body, messages: messages) { return script.decorate(invalid) }
-        guard let model = body["model"] as? String else { return script.decorate(Self.validation([])) }
+        if let invalid = Self.validateChat(body, messages: messages) { return invalid }
         if let failure = Self.scripted(script, context) { return failure }
+        let model = body["model"] as? String ?? ""  // `validateChat` made sure it is a non-empty string.
 
         let number = context.stats.nextCompletionNumber()
         let id = Self.hex32(UInt64(truncatingIfNeeded: number) &* 0x9E37_79B9_7F4A_7C15)
-        let requested = script.words ?? SimulatedReply.defaultWordCount
-        let limit = SimulatorJSON.int(body["max_tokens"])
-        let count = limit.flatMap { (0..<requested).contains($0) ? $0 : nil } ?? requested
-        let words = SimulatedReply.words(count: count, unicode: script.unicode)
-        let toolCall: OpenAIWireFormat.ToolCall? = script.tool.flatMap { name in
-            messages.last?["role"] as? String == "tool" ? nil
-                : OpenAIWireFormat.ToolCall(id: Self.toolCallID(number), name: name,
-                                            arguments: OpenAIWireFormat.toolCallArguments)
-        }
-        let promptTokens = texts.reduce(0) { total, parts in
-            total + SimulatedReply.tokensPerMessage + parts.reduce(0) { $0 + SimulatedReply.wordCount($1) }
-        }
+        let (words, truncated) = SimulatedReply.words(for: script, limit: SimulatorJSON.int(body["max_tokens"]))
+        let toolCall = OpenAISimulation.scriptedToolCall(script, messages: messages, id: Self.toolCallID(number))
+        let promptTokens = SimulatedReply.promptTokens(texts)
         let completionTokens = toolCall == nil ? words.count : OpenAIWireFormat.toolCallCompletionTokens
         let usage: [String: Any] = [
             "prompt_tokens": promptTokens, "completion_tokens": completionTokens, "total_tokens": promptTokens + completionTokens,
         ]
-        let finishReason = toolCall != nil ? "tool_calls" : count < requested ? "length" : "stop"
+        let finishReason = toolCall != nil ? "tool_calls" : truncated ? "length" : "stop"
         let created = context.now
 
         var response: SimulatedResponse
@@ -104,11 +91,11 @@ struct MistralSimulation: SimulatedProvider {
             var events = [chunk(["role": "assistant", "content": ""])]
             if script.malformed {
                 events.append(OpenAIWireFormat.event(raw: #"{"id":"\#(id)","choices":[{"delta":{"content":"x"#))
-                events.append(OpenAIWireFormat.done)
+                events.append(SimulatedSSE.done)
             } else if let toolCall {
                 // Mistral streams a tool call whole, with the finish reason and usage on the same chunk.
                 events.append(chunk(["content": "", "tool_calls": [Self.toolCall(toolCall)]], "tool_calls", usage: usage))
-                events.append(OpenAIWireFormat.done)
+                events.append(SimulatedSSE.done)
             } else if let errorAfter = script.streamErrorAfter {
                 events += SimulatedReply.streamPieces(words).prefix(errorAfter).map { chunk(["content": $0]) }
                 events.append(OpenAIWireFormat.event(Self.error(
@@ -116,13 +103,12 @@ struct MistralSimulation: SimulatedProvider {
             } else {
                 events += SimulatedReply.streamPieces(words).map { chunk(["content": $0]) }
                 events.append(chunk(["content": ""], finishReason, usage: usage))
-                events.append(OpenAIWireFormat.done)
+                events.append(SimulatedSSE.done)
             }
             response = .eventStream(events)
             if let k = script.disconnectAfter { response.interruption = .afterEvents(1 + min(k, words.count)) }
         } else if script.malformed {
-            response = SimulatedResponse(status: .ok, contentType: "application/json",
-                                         body: .full(Array(#"{"id":"\#(id)","object":"chat.completion","choices":[{"message":"#.utf8)))
+            response = .rawJSON(#"{"id":"\#(id)","object":"chat.completion","choices":[{"message":"#)
         } else {
             let message: [String: Any] = toolCall.map { ["role": "assistant", "content": "", "tool_calls": [Self.toolCall($0)]] }
                 ?? ["role": "assistant", "content": words.joined(separator: " "), "tool_calls": NSNull()]
@@ -135,7 +121,7 @@ struct MistralSimulation: SimulatedProvider {
         response.headers.add(name: "mistral-correlation-id", value: id)
         response.headers.add(name: "x-ratelimit-limit-req-minute", value: "600")
         response.headers.add(name: "x-ratelimit-remaining-req-minute", value: "599")
-        return script.decorate(response)
+        return response
     }
 
     /// 32 lowercase hex digits, the shape of Mistral's ids.
@@ -212,42 +198,36 @@ struct MistralSimulation: SimulatedProvider {
         id.utf8.count == 9 && id.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0)) }
     }
 
-    /// The text of a message: string content, the `text` of text chunks.
-    static func texts(of message: [String: Any]) -> [String] {
-        OpenAISimulation.texts(of: message)
-    }
-
     // MARK: Embeddings
 
-    private func embeddings(_ request: SimulatorRequest, _ headerScript: SimulatorScript, _ context: SimulationContext) -> SimulatedResponse {
+    private func embeddings(_ request: SimulatorRequest, _ script: inout SimulatorScript, _ context: SimulationContext) -> SimulatedResponse {
         guard let body = SimulatorJSON.parse(request.body) as? [String: Any] else {
-            return headerScript.decorate(.json(.badRequest, Self.error("Invalid JSON body", type: "invalid_request_error", code: nil)))
+            return .json(.badRequest, Self.error("Invalid JSON body", type: "invalid_request_error", code: nil))
         }
         var inputs: [String]?
         if let text = body["input"] as? String { inputs = [text] }
         else if let items = body["input"] as? [Any], !items.isEmpty, items.allSatisfy({ $0 is String }) { inputs = items.compactMap { $0 as? String } }
-        var script = headerScript
         for input in inputs ?? [] { script.scan(input) }
         for key in body.keys.sorted() where !Self.embeddingFields.contains(key) {
-            return script.decorate(Self.validation([(["body", key], "extra_forbidden", "Extra inputs are not permitted", body[key] ?? NSNull())]))
+            return Self.validation([(["body", key], "extra_forbidden", "Extra inputs are not permitted", body[key] ?? NSNull())])
         }
         guard let model = body["model"] as? String, !model.isEmpty else {
-            return script.decorate(Self.validation([(["body", "model"], "missing", "Field required", NSNull())]))
+            return Self.validation([(["body", "model"], "missing", "Field required", NSNull())])
         }
         guard let inputs else {
-            return script.decorate(Self.validation([(["body", "input"], "string_type", "Input should be a valid string", body["input"] ?? NSNull())]))
+            return Self.validation([(["body", "input"], "string_type", "Input should be a valid string", body["input"] ?? NSNull())])
         }
         if let failure = Self.scripted(script, context) { return failure }
-        let tokens = inputs.reduce(0) { $0 + SimulatedReply.wordCount($1) }
+        let tokens = SimulatedReply.wordCount(inputs)
         var response = SimulatedResponse.json(.ok, [
             "id": "embd-sim\(context.stats.nextCompletionNumber())", "object": "list", "model": model,
             "data": inputs.enumerated().map { index, text -> [String: Any] in
-                ["object": "embedding", "embedding": OpenAIWireFormat.embeddingVector(for: text), "index": index]
+                ["object": "embedding", "embedding": SimulatedReply.embeddingVector(for: text), "index": index]
             },
             "usage": ["prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0],
         ] as [String: Any])
         if script.disconnectAfter != nil { response.interruption = .afterHalfBody }
-        return script.decorate(response)
+        return response
     }
 
     // MARK: Models
@@ -288,25 +268,23 @@ struct MistralSimulation: SimulatedProvider {
         return .json(HTTPResponseStatus(statusCode: 422), error(["detail": detail], type: "invalid_request_error", code: nil))
     }
 
-    /// Mistral's error body for a `status=CODE` directive, already decorated.
+    /// Mistral's error body for a `status=CODE` directive.
     static func scripted(_ script: SimulatorScript, _ context: SimulationContext) -> SimulatedResponse? {
-        guard let status = script.status, status != 200 else { return nil }
+        guard let status = script.failureStatus else { return nil }
         let reason = HTTPResponseStatus(statusCode: status).reasonPhrase
+        let message = SimulatedReply.scriptedErrorMessage(status: status)
         let body: [String: Any]
         switch status {
         case 401: body = unauthorized("Unauthorized (simulated HTTP 401 \(reason))", context)
-        case 422:
-            return script.decorate(validation([(["body"], "value_error", "Simulated HTTP 422 \(reason) from the provider simulator.", NSNull())]))
+        case 422: return validation([(["body"], "value_error", message, NSNull())])
         case 429: body = error("Requests rate limit exceeded (simulated HTTP 429 \(reason))", type: "rate_limited", code: "1300")
-        case 400: body = error("Simulated HTTP 400 \(reason) from the provider simulator.", type: "invalid_request_error", code: nil)
-        case 403: body = error("Simulated HTTP 403 \(reason) from the provider simulator.", type: "tier_not_allowed", code: "1910")
+        case 403: body = error(message, type: "tier_not_allowed", code: "1910")
         case 404: body = error("Invalid model (simulated HTTP 404 \(reason))", type: "invalid_model", code: "1500")
-        case 500...:
-            body = error("Simulated HTTP \(status) \(reason) from the provider simulator.", type: "internal_server_error", code: "1000")
-        default: body = error("Simulated HTTP \(status) \(reason) from the provider simulator.", type: "invalid_request_error", code: nil)
+        case 500...: body = error(message, type: "internal_server_error", code: "1000")
+        default: body = error(message, type: "invalid_request_error", code: nil)
         }
         var response = SimulatedResponse.json(HTTPResponseStatus(statusCode: status), body)
         if status >= 400 { response.headers.add(name: "mistral-correlation-id", value: "sim-error-\(status)") }
-        return script.decorate(response)
+        return response
     }
 }

@@ -5,25 +5,24 @@ import NIOHTTP1
 extension OpenAISimulation {
     // MARK: Embeddings
 
-    func embeddings(_ request: SimulatorRequest, _ headerScript: SimulatorScript) -> SimulatedResponse {
+    func embeddings(_ request: SimulatorRequest, _ script: inout SimulatorScript) -> SimulatedResponse {
         guard let body = SimulatorJSON.parse(request.body) as? [String: Any] else {
-            return headerScript.decorate(Self.invalidJSON(request.body))
+            return Self.invalidJSON(request.body)
         }
         let inputs = Self.embeddingInputs(body["input"])
-        var script = headerScript
         for input in inputs ?? [] { script.scan(input.text) }
         guard let model = body["model"] as? String, !model.isEmpty else {
-            return script.decorate(Self.error(status: .badRequest, message: "you must provide a model parameter", param: "model", code: nil))
+            return Self.error(status: .badRequest, message: "you must provide a model parameter", param: "model", code: nil)
         }
         guard let inputs, !inputs.isEmpty else {
-            return script.decorate(Self.error(
+            return Self.error(
                 status: .badRequest, message: "'input' must be a string, an array of strings or an array of token arrays.",
-                param: "input", code: nil))
+                param: "input", code: nil)
         }
         if let failure = Self.scripted(script) { return failure }
         var response = SimulatedResponse.json(.ok, OpenAIWireFormat.embeddings(model: model, inputs: inputs))
         if script.disconnectAfter != nil { response.interruption = .afterHalfBody }
-        return script.decorate(response)
+        return response
     }
 
     /// `input` as texts with token counts: a string, strings, a token array or token arrays.

@@ -7,9 +7,6 @@ import NIOHTTP1
 struct OpenAISimulation: SimulatedProvider {
     let mountPoints = ["/openai", ""]
 
-    /// Keys that are always refused, so tests can exercise a bad upstream key.
-    static let rejectedKeys: Set<String> = ["sk-invalid"]
-
     /// The endpoints this provider serves.
     private enum Route {
         case chatCompletions
@@ -18,8 +15,7 @@ struct OpenAISimulation: SimulatedProvider {
         case model(id: String)
     }
 
-    func respond(to request: SimulatorRequest, path: String, context: SimulationContext) -> SimulatedResponse {
-        let headerScript = SimulatorScript(header: request.header("x-sim"), texts: [])
+    func respond(to request: SimulatorRequest, path: String, script: inout SimulatorScript, context: SimulationContext) -> SimulatedResponse {
         let route: Route
         switch (request.method, path) {
         case (.POST, "/v1/chat/completions"): route = .chatCompletions
@@ -27,59 +23,52 @@ struct OpenAISimulation: SimulatedProvider {
         case (.GET, "/v1/models"): route = .models
         case (.GET, _) where path.hasPrefix("/v1/models/"): route = .model(id: String(path.dropFirst("/v1/models/".count)))
         case (_, "/v1/chat/completions"), (_, "/v1/embeddings"), (_, "/v1/models"):
-            return headerScript.decorate(Self.error(
-                status: .methodNotAllowed, message: "Method \(request.method.rawValue) is not allowed on \(request.path).", code: nil))
+            return Self.error(
+                status: .methodNotAllowed, message: "Method \(request.method.rawValue) is not allowed on \(request.path).", code: nil)
         default:
-            return headerScript.decorate(Self.error(
-                status: .notFound, message: "Invalid URL (\(request.method.rawValue) \(request.path))", code: nil))
+            return Self.error(status: .notFound, message: "Invalid URL (\(request.method.rawValue) \(request.path))", code: nil)
         }
 
         // OpenAI checks the key before it looks at the body.
         guard let key = request.bearerToken, !key.isEmpty, !Self.rejectedKeys.contains(key) else {
-            return headerScript.decorate(Self.error(status: .unauthorized, message: "Incorrect API key provided.", code: "invalid_api_key"))
+            return Self.error(status: .unauthorized, message: "Incorrect API key provided.", code: "invalid_api_key")
         }
 
         switch route {
-        case .chatCompletions: return chatCompletions(request, headerScript, context)
-        case .embeddings: return embeddings(request, headerScript)
-        case .models: return Self.scripted(headerScript) ?? headerScript.decorate(.json(.ok, OpenAIWireFormat.modelList()))
-        case .model(let id): return Self.scripted(headerScript) ?? headerScript.decorate(Self.model(id: id))
+        case .chatCompletions: return chatCompletions(request, &script, context)
+        case .embeddings: return embeddings(request, &script)
+        case .models: return Self.scripted(script) ?? .json(.ok, OpenAIWireFormat.modelList())
+        case .model(let id): return Self.scripted(script) ?? Self.model(id: id)
         }
     }
 
     // MARK: Chat completions
 
-    private func chatCompletions(_ request: SimulatorRequest, _ headerScript: SimulatorScript, _ context: SimulationContext) -> SimulatedResponse {
+    private func chatCompletions(_ request: SimulatorRequest, _ script: inout SimulatorScript, _ context: SimulationContext) -> SimulatedResponse {
         guard let body = SimulatorJSON.parse(request.body) as? [String: Any] else {
-            return headerScript.decorate(Self.invalidJSON(request.body))
+            return Self.invalidJSON(request.body)
         }
         let messages = body["messages"] as? [[String: Any]] ?? []
         let texts = messages.map(Self.texts(of:))
-        var script = headerScript
         for text in texts.joined() { script.scan(text) }
 
         guard let model = body["model"] as? String, !model.isEmpty else {
-            return script.decorate(Self.error(status: .badRequest, message: "you must provide a model parameter", param: "model", code: nil))
+            return Self.error(status: .badRequest, message: "you must provide a model parameter", param: "model", code: nil)
         }
         guard body["messages"] is [Any], !messages.isEmpty else {
-            return script.decorate(Self.error(
-                status: .badRequest, message: "'messages' must be a non-empty array of message objects.", param: "messages", code: nil))
+            return Self.error(
+                status: .badRequest, message: "'messages' must be a non-empty array of message objects.", param: "messages", code: nil)
         }
         if let failure = Self.scripted(script) { return failure }
 
-        let requested = script.words ?? SimulatedReply.defaultWordCount
         let limit = SimulatorJSON.int(body["max_completion_tokens"]) ?? SimulatorJSON.int(body["max_tokens"])
-        let count = limit.flatMap { (0..<requested).contains($0) ? $0 : nil } ?? requested
-        let truncated = count < requested
-        let words = SimulatedReply.words(count: count, unicode: script.unicode)
+        let (words, truncated) = SimulatedReply.words(for: script, limit: limit)
         let identity = OpenAIWireFormat.Identity(
             id: "chatcmpl-sim-\(context.stats.nextCompletionNumber())", created: context.now, model: model)
         // `tool=NAME`: one call of NAME, unless the conversation already answered a call.
         let toolCall = Self.scriptedToolCall(script, messages: messages, id: "call_sim\(identity.id.split(separator: "-").last ?? "0")")
         let usage = OpenAIWireFormat.Usage(
-            promptTokens: texts.reduce(0) { total, parts in
-                total + SimulatedReply.tokensPerMessage + parts.reduce(0) { $0 + SimulatedReply.wordCount($1) }
-            },
+            promptTokens: SimulatedReply.promptTokens(texts),
             completionTokens: toolCall == nil ? words.count : OpenAIWireFormat.toolCallCompletionTokens
         )
         let finishReason = toolCall != nil ? "tool_calls" : truncated ? "length" : "stop"
@@ -99,8 +88,7 @@ struct OpenAISimulation: SimulatedProvider {
             // Role chunk + K word chunks, then the connection drops.
             if let k = script.disconnectAfter { response.interruption = .afterEvents(1 + min(k, words.count)) }
         } else if script.malformed {
-            response = SimulatedResponse(
-                status: .ok, contentType: "application/json", body: .full(Array(#"{"id":"chatcmpl-sim","choices":[{"message":"#.utf8)))
+            response = .rawJSON(#"{"id":"chatcmpl-sim","choices":[{"message":"#)
         } else {
             if let toolCall {
                 response = .json(.ok, OpenAIWireFormat.toolCallCompletion(identity, call: toolCall, usage: usage))
@@ -111,19 +99,19 @@ struct OpenAISimulation: SimulatedProvider {
             if script.disconnectAfter != nil { response.interruption = .afterHalfBody }
         }
         response.headers.add(name: "x-request-id", value: "req_sim_\(identity.id.split(separator: "-").last ?? "0")")
-        return script.decorate(response)
+        return response
     }
 
     /// The tool call a `tool=NAME` directive asks for, or nil when there is none or the last
     /// message is already a tool result (the round trip then ends with text).
     static func scriptedToolCall(_ script: SimulatorScript, messages: [[String: Any]], id: String) -> OpenAIWireFormat.ToolCall? {
         guard let name = script.tool, messages.last?["role"] as? String != "tool" else { return nil }
-        return OpenAIWireFormat.ToolCall(id: id, name: name, arguments: OpenAIWireFormat.toolCallArguments)
+        return OpenAIWireFormat.ToolCall(id: id, name: name, arguments: SimulatedReply.toolCallArguments)
     }
 
     static func streamEvents(
         _ identity: OpenAIWireFormat.Identity, words: [String], finishReason: String,
-        usage: OpenAIWireFormat.Usage, includeUsage: Bool, malformed: Bool, errorAfter: Int? = nil
+        usage: OpenAIWireFormat.Usage, includeUsage: Bool, malformed: Bool, errorAfter: Int?
     ) -> [[UInt8]] {
         func chunk(_ delta: [String: Any], _ finish: String? = nil) -> [UInt8] {
             OpenAIWireFormat.event(OpenAIWireFormat.chunk(identity, delta: delta, finishReason: finish, includeUsage: includeUsage))
@@ -131,7 +119,7 @@ struct OpenAISimulation: SimulatedProvider {
         var events = [chunk(["role": "assistant", "content": ""])]
         if malformed {
             events.append(OpenAIWireFormat.event(raw: #"{"choices": [{"delta": {"content": "x""#))
-            events.append(OpenAIWireFormat.done)
+            events.append(SimulatedSSE.done)
             return events
         }
         let pieces = SimulatedReply.streamPieces(words)
@@ -145,7 +133,7 @@ struct OpenAISimulation: SimulatedProvider {
         events += pieces.map { chunk(["content": $0]) }
         events.append(chunk([:], finishReason))
         if includeUsage { events.append(OpenAIWireFormat.event(OpenAIWireFormat.usageChunk(identity, usage: usage))) }
-        events.append(OpenAIWireFormat.done)
+        events.append(SimulatedSSE.done)
         return events
     }
 
@@ -161,12 +149,12 @@ struct OpenAISimulation: SimulatedProvider {
         events.append(chunk(["tool_calls": [[
             "index": 0, "id": call.id, "type": "function", "function": ["name": call.name, "arguments": ""],
         ] as [String: Any]]]))
-        for fragment in OpenAIWireFormat.argumentFragments(call.arguments) {
+        for fragment in SimulatedReply.argumentFragments(call.arguments) {
             events.append(chunk(["tool_calls": [["index": 0, "function": ["arguments": fragment]] as [String: Any]]]))
         }
         events.append(chunk([:], "tool_calls"))
         if includeUsage { events.append(OpenAIWireFormat.event(OpenAIWireFormat.usageChunk(identity, usage: usage))) }
-        events.append(OpenAIWireFormat.done)
+        events.append(SimulatedSSE.done)
         return events
     }
 
@@ -182,14 +170,13 @@ struct OpenAISimulation: SimulatedProvider {
 
     // MARK: Errors
 
-    /// The error response for a `status=` directive (any status but 200), already decorated.
+    /// The error response for a `status=` directive (any status but 200).
     static func scripted(_ script: SimulatorScript) -> SimulatedResponse? {
-        guard let status = script.status, status != 200 else { return nil }
+        guard let status = script.failureStatus else { return nil }
         let kind = OpenAIWireFormat.errorKind(for: status)
-        let response = SimulatedResponse.json(
+        return .json(
             HTTPResponseStatus(statusCode: status),
             OpenAIWireFormat.error(message: OpenAIWireFormat.simulatedErrorMessage(status: status), type: kind.type, code: kind.code))
-        return script.decorate(response)
     }
 
     static func error(status: HTTPResponseStatus, message: String, param: String? = nil, code: String?) -> SimulatedResponse {

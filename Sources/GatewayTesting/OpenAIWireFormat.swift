@@ -50,20 +50,11 @@ enum OpenAIWireFormat {
         var arguments: String
     }
 
-    /// The arguments of every scripted tool call.
-    static let toolCallArguments = #"{"city":"Paris"}"#
     /// `completion_tokens` of a reply that is one scripted tool call.
     static let toolCallCompletionTokens = 5
 
     /// The message of a `stream_error_after=K` mid-stream error.
     static let simulatedStreamErrorMessage = "The server had an error while processing your request. (simulated mid-stream error)"
-
-    /// `{"city":"Paris"}` → `{"city":` + `"Paris"}`: the pieces a streamed call's arguments arrive in.
-    static func argumentFragments(_ arguments: String) -> [String] {
-        guard let colon = arguments.firstIndex(of: ":") else { return [arguments] }
-        let cut = arguments.index(after: colon)
-        return [String(arguments[..<cut]), String(arguments[cut...])].filter { !$0.isEmpty }
-    }
 
     /// A completion whose only output is one tool call: `content: null`, `finish_reason: tool_calls`.
     static func toolCallCompletion(_ identity: Identity, call: ToolCall, usage: Usage) -> [String: Any] {
@@ -123,8 +114,6 @@ enum OpenAIWireFormat {
         Array("data: \(payload)\n\n".utf8)
     }
 
-    static let done = event(raw: "[DONE]")
-
     /// `{"error": {"message", "type", "param", "code"}}`.
     static func error(message: String, type: String, param: String? = nil, code: String?) -> [String: Any] {
         ["error": ["message": message, "type": type, "param": param ?? NSNull(), "code": code ?? NSNull()] as [String: Any]]
@@ -159,7 +148,7 @@ enum OpenAIWireFormat {
         case 401: return "Incorrect API key provided. (simulated HTTP 401 \(reason))"
         case 404: return "The model does not exist or you do not have access to it. (simulated HTTP 404 \(reason))"
         case 429: return "Rate limit reached for requests. Please try again later. (simulated HTTP 429 \(reason))"
-        default: return "Simulated HTTP \(status) \(reason) from the provider simulator."
+        default: return SimulatedReply.scriptedErrorMessage(status: status)
         }
     }
 
@@ -177,21 +166,12 @@ enum OpenAIWireFormat {
         ["object": "list", "data": models.map(model)]
     }
 
-    /// Eight deterministic floats in [-1, 1) derived from the text, rounded to 6 decimals.
-    static func embeddingVector(for text: String) -> [Double] {
-        var random = SimulatorRandom(seedText: text)
-        return (0..<8).map { _ in
-            let unit = Double(random.next() >> 11) / Double(1 << 53)
-            return ((unit * 2 - 1) * 1_000_000).rounded() / 1_000_000
-        }
-    }
-
     static func embeddings(model: String, inputs: [(text: String, tokens: Int)]) -> [String: Any] {
         let tokens = inputs.reduce(0) { $0 + $1.tokens }
         return [
             "object": "list",
             "data": inputs.enumerated().map { index, input -> [String: Any] in
-                ["object": "embedding", "index": index, "embedding": embeddingVector(for: input.text)]
+                ["object": "embedding", "index": index, "embedding": SimulatedReply.embeddingVector(for: input.text)]
             },
             "model": model,
             "usage": ["prompt_tokens": tokens, "total_tokens": tokens],

@@ -8,8 +8,15 @@ protocol SimulatedProvider: Sendable {
     var mountPoints: [String] { get }
 
     /// Answers a request. `path` is the request path with the mount point removed
-    /// (`/v1/chat/completions`). Must not throw or trap on any input: bad input is a 4xx.
-    func respond(to request: SimulatorRequest, path: String, context: SimulationContext) -> SimulatedResponse
+    /// (`/v1/chat/completions`). `script` holds the `X-Sim` header's directives; the provider
+    /// `scan`s its message texts into it and returns a plain response, which the router then
+    /// decorates with the final script. Must not throw or trap on any input: bad input is a 4xx.
+    func respond(to request: SimulatorRequest, path: String, script: inout SimulatorScript, context: SimulationContext) -> SimulatedResponse
+}
+
+extension SimulatedProvider {
+    /// Keys that are always refused, so tests can exercise a bad upstream key.
+    static var rejectedKeys: Set<String> { ["sk-invalid"] }
 }
 
 /// Simulator-wide services a provider may use while answering.

@@ -41,10 +41,32 @@ struct SimulatedResponse: Sendable {
         SimulatedResponse(status: status, contentType: "application/json", body: .full(SimulatorJSON.encode(object)))
     }
 
+    /// A 200 whose body is `text` as is, labelled JSON: how a `malformed=1` script gets cut-off JSON.
+    static func rawJSON(_ text: String) -> SimulatedResponse {
+        SimulatedResponse(status: .ok, contentType: "application/json", body: .full(Array(text.utf8)))
+    }
+
     /// A `text/event-stream` response.
     static func eventStream(_ events: [[UInt8]]) -> SimulatedResponse {
         var response = SimulatedResponse(status: .ok, contentType: "text/event-stream", body: .events(events))
         response.headers.add(name: "cache-control", value: "no-cache")
         return response
     }
+}
+
+/// Server-sent event framing shared by the providers that end events with `\n\n`.
+enum SimulatedSSE {
+    /// `event: NAME\ndata: {...}\n\n`, the JSON's `type` set to the event name (Anthropic, Cohere).
+    static func event(_ name: String, _ object: [String: Any]) -> [UInt8] {
+        var object = object
+        object["type"] = name
+        return Array("event: \(name)\ndata: ".utf8) + SimulatorJSON.encode(object) + Array("\n\n".utf8)
+    }
+
+    static func event(_ name: String, raw payload: String) -> [UInt8] {
+        Array("event: \(name)\ndata: \(payload)\n\n".utf8)
+    }
+
+    /// `data: [DONE]\n\n`, the end of an OpenAI-style (and Cohere) stream.
+    static let done = Array("data: [DONE]\n\n".utf8)
 }

@@ -23,7 +23,9 @@ struct SimulatorRouter: Sendable {
         guard let (provider, subpath) = provider(for: request.path) else {
             return OpenAISimulation.error(status: .notFound, message: "Unknown request URL: \(request.path).", code: nil)
         }
-        return provider.respond(to: request, path: subpath, context: SimulationContext(stats: stats))
+        var script = SimulatorScript(header: request.header("x-sim"))
+        let response = provider.respond(to: request, path: subpath, script: &script, context: SimulationContext(stats: stats))
+        return script.decorate(response)
     }
 
     /// The answer for a body over `maxBodyBytes` (the body was not kept).

@@ -32,13 +32,13 @@ struct SimulatorScript: Sendable, Equatable {
     /// `stream_error_after=K`: stream K word chunks, then the provider's own mid-stream error event.
     var streamErrorAfter: Int?
 
-    init() {}
-
-    /// The script for a request: `X-Sim` header first, then the directives found in `texts`.
-    init(header: String?, texts: [String]) {
+    /// The script from a request's `X-Sim` header; the provider then `scan`s the message texts.
+    init(header: String?) {
         if let header { apply(directives: header) }
-        for text in texts { scan(text) }
     }
+
+    /// The status a `status=` directive asks the provider to fail with; nil for none or 200.
+    var failureStatus: Int? { status == 200 ? nil : status }
 
     /// Applies every `[sim ...]` block found in `text`.
     mutating func scan(_ text: String) {
