@@ -46,10 +46,11 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
 
-        // The request pipeline: authenticate → (limit) → translate → send → audit.
+        // The request pipeline: authenticate → limit → cache → translate → send (with fallback) → audit.
         .target(name: "GatewayAPI", dependencies: [
             "GatewayCore", "GatewayHTTP", "GatewayProviders", "GatewayUpstream", "GatewayStore",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
 
         // Provider simulator and test support, shipped as a library.

@@ -6,7 +6,8 @@ import GatewayProviders
 import GatewayStore
 import GatewayUpstream
 
-/// POST /v1/chat/completions: validate, pick the provider, translate, send, translate back.
+/// POST /v1/chat/completions: validate, answer from the cache or pick the targets, translate,
+/// send (falling back down the chain), translate back.
 struct ChatCompletionsHandler: RouteHandler {
     let application: GatewayApplication
 
@@ -16,103 +17,177 @@ struct ChatCompletionsHandler: RouteHandler {
         context.audit.modelRequested = chat.model
         context.audit.user = chat.user
         context.audit.stream = chat.stream
-
-        let target = try ProviderTarget.resolve(request, model: chat.model, key: key, application: application, context: context)
-        let provider = target.provider
-        let upstreamRequest = try target.adapter.makeChatRequest(chat, settings: target.settings)
-
+        let policy = try CachePolicy.from(request)
+        let primary = try ProviderTarget.primary(request, model: chat.model, key: key, store: application.store, context: context)
+        let chain = try TargetChain.resolve(request, primary: primary, key: key, store: application.store)
         let meter = RequestMeter(application: application, key: key, context: context)
+
+        let cache = application.cacheSession(policy, route: request.path, body: chat.body, provider: primary.provider,
+                                             key: key, context: context)
+        defer { cache?.finish() }
+        if let answer = await cache?.findAnswer() {
+            try await CacheReplay.write(answer, meter: meter, context: context, writer: writer)
+            return
+        }
+
         try meter.admit(estimatedTokens: RequestLimiter.estimateTokens(bodyBytes: request.body.count, maxTokens: chat.maxTokens))
         var providerAnswered = false
         defer { meter.finish(providerAnswered: providerAnswered) }
 
-        let call = ProviderCall(application: application, target: target, model: chat.model, context: context)
-        let response = try await call.send(upstreamRequest)
-        providerAnswered = true
-
-        if chat.stream {
+        let runner = FallbackRunner(chain: chain, breaker: application.breaker, projectID: key.project.id, context: context)
+        try await runner.run { target in
+            let targetChat = chat.retargeted(model: target.model)
+            let upstreamRequest: UpstreamRequest
             do {
-                let streamError = try await relayStream(response, adapter: target.adapter, chat: chat, provider: provider,
-                                                        meter: meter, context: context, writer: writer)
-                call.record(status: response.status, error: streamError)
-            } catch let disconnected as ClientDisconnected {
-                // The provider did answer; the row lists that call before saying the client left.
-                call.record(status: response.status, error: nil)
-                throw disconnected
+                upstreamRequest = try target.adapter.makeChatRequest(targetChat, settings: target.settings)
+            } catch let error as GatewayError {
+                throw TargetUnusable(error: error)
             }
-        } else {
+            let call = ProviderCall(application: application, target: target, context: context)
+            let response = try await call.send(upstreamRequest)
+            providerAnswered = true
+            if chat.stream {
+                try await relayStream(response, call: call, chat: targetChat, meter: meter, cache: cache, context: context, writer: writer)
+                return
+            }
             let body = try await call.body(of: response)
-            let result = try call.decode(status: response.status) { () throws(GatewayError) in try target.adapter.decodeChatResponse(body, for: chat) }
-            // Settled before the answer leaves, so the client's next request sees this one's tokens and spend.
-            let cost = meter.record(result.usage, modelServed: result.modelServed)
-            try await writeAnswer(result.body, provider: provider, cost: cost, context: context, writer: writer)
+            let result = try call.decode(status: response.status) { () throws(GatewayError) in
+                try target.adapter.decodeChatResponse(body, for: targetChat)
+            }
+            // Settled (and stored) before the answer leaves, so the client's next request sees
+            // this one's tokens, spend and cache entry.
+            let cost = meter.record(result.usage, modelServed: result.modelServed, priceModel: target.model)
+            cache?.save(CachedAnswer(provider: target.provider.rawValue, modelServed: result.modelServed, stream: false, body: result.body))
+            try await writeAnswer(result.body, provider: target.provider.rawValue, cost: cost, context: context, writer: writer)
         }
     }
 
-    /// Relays a provider's SSE stream as OpenAI chunks, one flush per upstream read. Once the
-    /// first byte has gone out, failures become a final error event and `[DONE]`.
-    private func relayStream(_ response: UpstreamResponse, adapter: any ProviderAdapter, chat: ChatRequest, provider: Provider,
-                             meter: RequestMeter, context: RequestContext, writer: any ResponseWriter) async throws -> GatewayError? {
-        var headers = baseHeaders(context, contentType: "text/event-stream")
-        headers.add(name: "Cache-Control", value: "no-cache")
-        headers.add(name: "X-Accel-Buffering", value: "no")
-        headers.add(name: "X-AI-Provider", value: provider.rawValue)
-        context.audit.status = 200
-        try await writer.writeHead(status: 200, headers: headers)
+    /// Relays a provider's SSE stream as OpenAI chunks, one flush per upstream read. The response
+    /// head waits for the first content chunk: a failure before it throws, so the next target can
+    /// answer instead. Once the first byte has gone out, failures become a final error event and
+    /// `[DONE]`.
+    private func relayStream(_ response: UpstreamResponse, call: ProviderCall, chat: ChatRequest, meter: RequestMeter,
+                             cache: CacheSession?, context: RequestContext, writer: any ResponseWriter) async throws {
+        let target = call.target
+        let state = RelayState(StreamRelay(providerName: target.provider.rawValue, translator: target.adapter.makeStreamTranslator(for: chat)),
+                               capturing: cache?.storesAnswer == true, captureLimit: cache?.maxEntryBytes ?? 0)
 
-        let state = RelayState(StreamRelay(providerName: provider.rawValue, translator: adapter.makeStreamTranslator(for: chat)))
-        defer {
-            // Usage is metered from what arrived, whether or not the client asked for it.
-            meter.record(state.relay.usage, modelServed: state.relay.modelServed)
-            if let error = state.relay.error { context.audit.errorCode = error.auditCode }
-        }
-        do {
-            try await application.upstream.readBody(response) { body in
-                do {
-                    for try await chunk in body {
-                        let out = state.relay.feed(chunk)
-                        // The provider said it is done: meter before [DONE] reaches the client.
-                        if state.relay.isComplete { meter.record(state.relay.usage, modelServed: state.relay.modelServed) }
-                        if !out.isEmpty {
-                            if context.audit.timeToFirstTokenMs == nil { context.audit.timeToFirstTokenMs = context.elapsedMs }
-                            try await writer.writeBody(out, flush: true)
-                        }
-                        // After an error event nothing more is read; after [DONE] the rest is
-                        // drained so the connection can be reused.
-                        if state.relay.error != nil { break }
-                    }
-                    let out = state.relay.finish()
-                    if state.relay.isComplete { meter.record(state.relay.usage, modelServed: state.relay.modelServed) }
-                    if !out.isEmpty { try await writer.writeBody(out, flush: true) }
-                } catch let failure as UpstreamFailure where !Task.isCancelled {
-                    // (A cancelled read is the idle watchdog's doing; readBody reports it below.)
-                    let out = state.relay.fail(failure.gatewayError(provider: provider.rawValue))
-                    if !out.isEmpty { try await writer.writeBody(out, flush: true) }
+        /// Writes what the relay produced. The head and the opening role chunk wait for the first
+        /// chunk with content (or the end): a provider that fails before producing any, even after
+        /// its HTTP 200, has sent the client nothing, and the attempt fails over. Whether content
+        /// came first is a matter of the events, not of how the bytes were split into reads.
+        func emit(_ produced: [UInt8]) async throws {
+            guard !produced.isEmpty else { return }
+            var out = produced
+            if !state.committed {
+                // The role chunk is one payload; an error event is not counted.
+                let hasContent = state.relay.payloadEvents >= 2
+                if state.relay.error != nil && !hasContent { return }
+                state.held += produced
+                guard hasContent || state.relay.isComplete else { return }
+                out = state.held
+                state.held = []
+                try await writeStreamHead(provider: target.provider.rawValue, context: context, writer: writer)
+                state.committed = true
+                context.audit.timeToFirstTokenMs = context.elapsedMs
+            }
+            state.capture(out)
+            if state.relay.isComplete && state.relay.error == nil {
+                // The provider said it is done: meter and store before [DONE] reaches the client.
+                meter.record(state.relay.usage, modelServed: state.relay.modelServed, priceModel: target.model)
+                if let captured = state.captured {
+                    cache?.save(CachedAnswer(provider: target.provider.rawValue, modelServed: state.relay.modelServed, stream: true, body: captured))
                 }
             }
-        } catch let failure as UpstreamFailure {
-            // The idle watchdog stopped the read.
-            let out = state.relay.fail(failure.gatewayError(provider: provider.rawValue))
-            if !out.isEmpty { try await writer.writeBody(out, flush: true) }
+            try await writer.writeBody(out, flush: true)
         }
-        return state.relay.error
+
+        do {
+            do {
+                try await application.upstream.readBody(response) { body in
+                    do {
+                        for try await chunk in body {
+                            try await emit(state.relay.feed(chunk))
+                            // After an error event nothing more is read; after [DONE] the rest is
+                            // drained so the connection can be reused.
+                            if state.relay.error != nil { break }
+                        }
+                        try await emit(state.relay.finish())
+                    } catch let failure as UpstreamFailure where !Task.isCancelled {
+                        // (A cancelled read is the watchdog's doing; readBody reports it below.)
+                        try await emit(state.relay.fail(failure.gatewayError(provider: target.provider.rawValue)))
+                    }
+                }
+            } catch let failure as UpstreamFailure {
+                // The idle or total deadline stopped the read.
+                try await emit(state.relay.fail(failure.gatewayError(provider: target.provider.rawValue)))
+            }
+        } catch let disconnected as ClientDisconnected {
+            // The provider did answer; the row lists that call before saying the client left.
+            call.record(status: response.status, error: nil)
+            meter.record(state.relay.usage, modelServed: state.relay.modelServed, priceModel: target.model)
+            throw disconnected
+        }
+        call.record(status: response.status, error: state.relay.error)
+        guard state.committed else {
+            throw state.relay.error ?? GatewayError.upstreamError("\(target.provider.rawValue) ended the stream without any event.")
+        }
+        // Usage is metered from what arrived, whether or not the client asked for it.
+        meter.record(state.relay.usage, modelServed: state.relay.modelServed, priceModel: target.model)
+        if let error = state.relay.error { context.audit.errorCode = error.auditCode }
     }
 }
 
 /// The relay shared between the body reader task and the handler; used by one task at a time.
+/// Also keeps a copy of the bytes sent, when the answer is to be cached.
 private final class RelayState: @unchecked Sendable {
     var relay: StreamRelay
-    init(_ relay: StreamRelay) { self.relay = relay }
+    /// The response head has been written: no falling back from here on.
+    var committed = false
+    /// Output held back until the first content chunk.
+    var held: [UInt8] = []
+    private(set) var captured: [UInt8]?
+    private let captureLimit: Int
+
+    init(_ relay: StreamRelay, capturing: Bool, captureLimit: Int) {
+        self.relay = relay
+        self.captured = capturing ? [] : nil
+        self.captureLimit = captureLimit
+    }
+
+    /// Keeps `bytes` for the cache; an answer over the entry limit is not kept at all.
+    func capture(_ bytes: [UInt8]) {
+        guard captured != nil else { return }
+        if captured!.count + bytes.count > captureLimit {
+            captured = nil
+        } else {
+            captured!.append(contentsOf: bytes)
+        }
+    }
 }
 
 /// A non-streamed answer: 200 with `X-AI-Provider` and, when the price is known, `X-Gateway-Cost-USD`.
-func writeAnswer(_ body: [UInt8], provider: Provider, cost: Double?, context: RequestContext, writer: any ResponseWriter) async throws {
+func writeAnswer(_ body: [UInt8], provider: String, cost: Double?, context: RequestContext, writer: any ResponseWriter) async throws {
     var headers = baseHeaders(context)
-    headers.add(name: "X-AI-Provider", value: provider.rawValue)
-    if let cost { headers.add(name: "X-Gateway-Cost-USD", value: SpendAmount.text(cost, fractionDigits: 10, keepPoint: true)) }
+    headers.add(name: "X-AI-Provider", value: provider)
+    if let cost { headers.add(name: "X-Gateway-Cost-USD", value: costText(cost)) }
     context.audit.status = 200
     try await writer.writeHead(status: 200, headers: headers)
     try await writer.writeBody(body, flush: false)
+}
+
+private func costText(_ cost: Double) -> String { SpendAmount.text(cost, fractionDigits: 10, keepPoint: true) }
+
+/// The head of a streamed answer: SSE, never buffered by nginx. `cost` only when known up
+/// front (a replayed stream); a live stream's cost is in its audit row.
+func writeStreamHead(provider: String, cost: Double? = nil, context: RequestContext, writer: any ResponseWriter) async throws {
+    var headers = baseHeaders(context, contentType: "text/event-stream")
+    headers.add(name: "Cache-Control", value: "no-cache")
+    headers.add(name: "X-Accel-Buffering", value: "no")
+    headers.add(name: "X-AI-Provider", value: provider)
+    if let cost { headers.add(name: "X-Gateway-Cost-USD", value: costText(cost)) }
+    context.audit.status = 200
+    try await writer.writeHead(status: 200, headers: headers)
 }
 
 /// SPEC: the `X-AI-Provider` header, else inferred from the model name, else 400.

@@ -5,6 +5,7 @@ import GatewayStore
 import GatewayUpstream
 
 /// POST /v1/embeddings: openai, google, mistral and cohere, answered in OpenAI's list format.
+/// Cached like chat answers; never falls back: another model's vectors live in another space.
 struct EmbeddingsHandler: RouteHandler {
     let application: GatewayApplication
 
@@ -12,22 +13,32 @@ struct EmbeddingsHandler: RouteHandler {
         let embeddings = try EmbeddingsRequest.parse(request.body)
         context.audit.modelRequested = embeddings.model
         context.audit.user = embeddings.user
-        let target = try ProviderTarget.resolve(request, model: embeddings.model, key: key, application: application, context: context)
+        let policy = try CachePolicy.from(request)
+        let target = try ProviderTarget.primary(request, model: embeddings.model, key: key, store: application.store, context: context)
         let upstreamRequest = try target.adapter.makeEmbeddingsRequest(embeddings, settings: target.settings)
-
         let meter = RequestMeter(application: application, key: key, context: context)
+
+        let cache = application.cacheSession(policy, route: request.path, body: embeddings.body, provider: target.provider,
+                                             key: key, context: context)
+        defer { cache?.finish() }
+        if let answer = await cache?.findAnswer() {
+            try await CacheReplay.write(answer, meter: meter, context: context, writer: writer)
+            return
+        }
+
         try meter.admit(estimatedTokens: RequestLimiter.estimateTokens(bodyBytes: request.body.count, maxTokens: nil))
         var providerAnswered = false
         defer { meter.finish(providerAnswered: providerAnswered) }
 
-        let call = ProviderCall(application: application, target: target, model: embeddings.model, context: context)
+        let call = ProviderCall(application: application, target: target, context: context)
         let response = try await call.send(upstreamRequest)
         providerAnswered = true
         let body = try await call.body(of: response)
         let result = try call.decode(status: response.status) { () throws(GatewayError) in
             try target.adapter.decodeEmbeddingsResponse(body, for: embeddings)
         }
-        let cost = meter.record(result.usage, modelServed: result.modelServed)
-        try await writeAnswer(result.body, provider: target.provider, cost: cost, context: context, writer: writer)
+        let cost = meter.record(result.usage, modelServed: result.modelServed, priceModel: target.model)
+        cache?.save(CachedAnswer(provider: target.provider.rawValue, modelServed: result.modelServed, stream: false, body: result.body))
+        try await writeAnswer(result.body, provider: target.provider.rawValue, cost: cost, context: context, writer: writer)
     }
 }

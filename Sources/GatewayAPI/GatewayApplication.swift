@@ -13,11 +13,27 @@ public struct GatewayConfiguration: Sendable {
     public var maxUpstreamBodyBytes: Int = 64 * 1024 * 1024
     /// The RPM/TPM sliding window (SPEC: 60 s; tests shorten it with the `limits.window_seconds` setting).
     public var limitWindowSeconds: Int = 60
+    /// Consecutive failures that open a provider's circuit breaker (0: no breaker, and a
+    /// provider's Retry-After is only passed on).
+    public var breakerFailures: Int = 5
+    /// How long an open breaker skips the provider before one request probes it.
+    public var breakerCooldownSeconds: Double = 30
+    /// Largest answer the cache stores.
+    public var cacheMaxEntryBytes: Int = 4 * 1024 * 1024
+    /// How long identical requests wait for the one computing their answer (the longest a
+    /// provider attempt may take).
+    public var cacheLeaseSeconds: Double = 900
 
-    public init(maxBodyBytes: Int = 10 * 1024 * 1024, maxUpstreamBodyBytes: Int = 64 * 1024 * 1024, limitWindowSeconds: Int = 60) {
+    public init(maxBodyBytes: Int = 10 * 1024 * 1024, maxUpstreamBodyBytes: Int = 64 * 1024 * 1024, limitWindowSeconds: Int = 60,
+                breakerFailures: Int = 5, breakerCooldownSeconds: Double = 30, cacheMaxEntryBytes: Int = 4 * 1024 * 1024,
+                cacheLeaseSeconds: Double = 900) {
         self.maxBodyBytes = maxBodyBytes
         self.maxUpstreamBodyBytes = maxUpstreamBodyBytes
         self.limitWindowSeconds = max(1, limitWindowSeconds)
+        self.breakerFailures = max(0, breakerFailures)
+        self.breakerCooldownSeconds = max(0.1, breakerCooldownSeconds)
+        self.cacheMaxEntryBytes = max(0, cacheMaxEntryBytes)
+        self.cacheLeaseSeconds = max(1, cacheLeaseSeconds)
     }
 }
 
@@ -32,6 +48,8 @@ public final class GatewayApplication: Responder {
     let authenticator: Authenticator
     let limiter: RequestLimiter
     let priceBook: PriceBook
+    let cache: ResponseCache
+    let breaker: CircuitBreaker
 
     public init(configuration: GatewayConfiguration, store: GatewayStore, auditWriter: AuditWriter,
                 upstream: UpstreamClient, logger: Logger) {
@@ -43,6 +61,19 @@ public final class GatewayApplication: Responder {
         self.authenticator = Authenticator(store: store)
         self.limiter = RequestLimiter(store: store, windowSeconds: configuration.limitWindowSeconds)
         self.priceBook = PriceBook(store: store)
+        self.cache = ResponseCache(store: store, logger: logger, leaseSeconds: configuration.cacheLeaseSeconds,
+                                   maxEntryBytes: configuration.cacheMaxEntryBytes)
+        self.breaker = CircuitBreaker(store: store, logger: logger, threshold: configuration.breakerFailures,
+                                      cooldownSeconds: configuration.breakerCooldownSeconds)
+    }
+
+    /// The request's cache session when it asked for caching (`X-Cache-TTL`), keyed on the
+    /// project, the provider asked for, the route and the canonical body.
+    func cacheSession(_ policy: CachePolicy?, route: String, body: JSONObject, provider: Provider, key: AuthenticatedKey,
+                      context: RequestContext) -> CacheSession? {
+        guard let policy else { return nil }
+        return CacheSession(policy: policy, key: CacheKey(projectID: key.project.id, provider: provider, route: route, body: body),
+                            cache: cache, projectID: key.project.id, context: context)
     }
 
     public func respond(to request: HTTPRequest, writer: any ResponseWriter) async {

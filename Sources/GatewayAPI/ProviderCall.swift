@@ -5,27 +5,36 @@ import GatewayProviders
 import GatewayStore
 import GatewayUpstream
 
-/// The provider a request goes to, with the project's settings for it and the adapter.
+/// One target a request may be sent to: a provider and the model to ask it for, with the
+/// project's settings for that provider and its adapter.
 struct ProviderTarget {
     let provider: Provider
+    let model: String
     let settings: ProviderSettings
     let adapter: any ProviderAdapter
 
-    /// SPEC's choice (`X-AI-Provider`, else the model name), recorded in the audit row before
-    /// the project's settings for it are looked up, so a refused request still names it.
-    static func resolve(_ request: HTTPRequest, model: String, key: AuthenticatedKey, application: GatewayApplication,
+    var name: FallbackTarget { FallbackTarget(provider: provider, model: model) }
+
+    /// The target, if the project has the provider configured; otherwise SPEC's 400.
+    static func configured(_ target: FallbackTarget, key: AuthenticatedKey, store: GatewayStore, param: String) throws -> ProviderTarget {
+        guard let settings = try store.providerSettings(projectID: key.project.id, provider: target.provider) else {
+            throw GatewayError.invalidRequest("Provider '\(target.provider.rawValue)' is not configured for project \(key.project.slug).",
+                                              param: param, code: "provider_not_configured")
+        }
+        guard let adapter = ProviderRegistry.adapter(for: target.provider) else {
+            throw GatewayError.invalidRequest("Provider '\(target.provider.rawValue)' is not available in this gateway build.",
+                                              param: param, code: "unsupported_provider")
+        }
+        return ProviderTarget(provider: target.provider, model: target.model, settings: settings, adapter: adapter)
+    }
+
+    /// SPEC's choice for the request itself (`X-AI-Provider`, else the model name), recorded in
+    /// the audit row before the project's settings are looked up, so a refused request still names it.
+    static func primary(_ request: HTTPRequest, model: String, key: AuthenticatedKey, store: GatewayStore,
                         context: RequestContext) throws -> ProviderTarget {
         let provider = try ProviderSelection.provider(header: request.headers["x-ai-provider"], model: model)
         context.audit.provider = provider.rawValue
-        guard let settings = try application.store.providerSettings(projectID: key.project.id, provider: provider) else {
-            throw GatewayError.invalidRequest("Provider '\(provider.rawValue)' is not configured for project \(key.project.slug).",
-                                              param: "X-AI-Provider", code: "provider_not_configured")
-        }
-        guard let adapter = ProviderRegistry.adapter(for: provider) else {
-            throw GatewayError.invalidRequest("Provider '\(provider.rawValue)' is not available in this gateway build.",
-                                              param: "X-AI-Provider", code: "unsupported_provider")
-        }
-        return ProviderTarget(provider: provider, settings: settings, adapter: adapter)
+        return try configured(FallbackTarget(provider: provider, model: model), key: key, store: store, param: "X-AI-Provider")
     }
 }
 
@@ -35,7 +44,6 @@ struct ProviderTarget {
 struct ProviderCall {
     let application: GatewayApplication
     let target: ProviderTarget
-    let model: String
     let context: RequestContext
     let sentAt = DispatchTime.now().uptimeNanoseconds
 
@@ -83,7 +91,7 @@ struct ProviderCall {
 
     func record(status: Int, error: GatewayError?) {
         context.audit.attempts.append(AuditAttempt(
-            provider: target.provider.rawValue, model: model, status: status, latencyMs: elapsedMs, errorCode: error?.auditCode))
+            provider: target.provider.rawValue, model: target.model, status: status, latencyMs: elapsedMs, errorCode: error?.auditCode))
     }
 
     private func recordFailure(_ error: GatewayError) -> GatewayError {

@@ -12,6 +12,8 @@ final class RequestContext: @unchecked Sendable {
     var audit: AuditRecord
     /// Headroom of the limits that apply, for the `x-ratelimit-*` headers of the answer.
     var limitStatus: LimitStatus?
+    /// `HIT` or `MISS` for the `X-Cache` header, when the request asked for caching.
+    var cacheStatus: String?
 
     init(request: HTTPRequest) {
         requestID = RequestContext.makeRequestID()
@@ -48,5 +50,6 @@ func baseHeaders(_ context: RequestContext, contentType: String = "application/j
     headers.add(name: "Content-Type", value: contentType)
     headers.add(name: "X-Request-Id", value: context.requestID)
     RateLimitHeaders.add(context.limitStatus, to: &headers)
+    if let cacheStatus = context.cacheStatus { headers.add(name: "X-Cache", value: cacheStatus) }
     return headers
 }

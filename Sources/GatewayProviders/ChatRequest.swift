@@ -19,6 +19,14 @@ public struct ChatRequest: Sendable {
     /// Unix seconds for `created` when the provider gives none (gateway clock).
     public var created: Int = Int(Date().timeIntervalSince1970)
 
+    /// The same request for another model (a fallback target): field and body agree.
+    public func retargeted(model: String) -> ChatRequest {
+        var copy = self
+        copy.model = model
+        copy.body["model"] = .string(model)
+        return copy
+    }
+
     private static let roles: Set<String> = ["system", "developer", "user", "assistant", "tool", "function"]
 
     /// Parses and checks the body; every problem is a 400 naming the parameter.

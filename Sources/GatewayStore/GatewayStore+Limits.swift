@@ -24,6 +24,9 @@ public struct AdmissionPlan: Sendable {
     public var now: Date
     /// The sliding window of RPM/TPM (60 s; shorter only in tests).
     public var windowSeconds: Int
+    /// A cache hit: counted as a request (RPM, free plan) but not refused by TPM or a spent
+    /// budget, since it uses no tokens and costs nothing.
+    public var servedFromCache = false
 
     public init(scopes: [Scope], estimatedTokens: Int, now: Date = Date(), windowSeconds: Int = 60) {
         self.scopes = scopes
@@ -127,7 +130,7 @@ extension GatewayStore {
                         let remaining = Int64(tpm) - usedTokens - Int64(estimate)
                         Self.tighten(&status.tokens, LimitHeadroom(limit: tpm, remaining: Int(max(0, remaining)), resetSeconds: reset))
                         // SPEC: at or over the limit, refuse (the reservation may overshoot once).
-                        if usedTokens >= Int64(tpm) {
+                        if usedTokens >= Int64(tpm) && !plan.servedFromCache {
                             reject(.tokensPerMinute, entry.scope, "\(tpm) tokens per minute",
                                    retry: Self.secondsUntilExpired(buckets.map { ($0.second, $0.tokens) }, amount: usedTokens - Int64(tpm) + 1, now: second, window: window))
                         }
@@ -138,7 +141,7 @@ extension GatewayStore {
                     let totals = try connection.queryFirst(
                         "SELECT requests, cost_nanos FROM monthly_totals WHERE scope = ? AND month = ?",
                         [.text(key), .text(month)]) { (requests: $0.int64(0), cost: $0.int64(1)) } ?? (requests: 0, cost: 0)
-                    if let budget = entry.limits.monthlyBudgetUSD, totals.cost >= SpendAmount.nanos(budget) {
+                    if let budget = entry.limits.monthlyBudgetUSD, totals.cost >= SpendAmount.nanos(budget), !plan.servedFromCache {
                         reject(.monthlyBudget, entry.scope, String(format: "monthly budget of $%.2f", budget),
                                retry: SpendAmount.secondsToNextMonth(from: plan.now))
                     }

@@ -127,5 +127,50 @@ enum Migrations {
             ALTER TABLE audit_log ADD COLUMN cache_write_tokens INTEGER;
             CREATE INDEX audit_log_key_time ON audit_log (key_id, time_ms);
             """ + DefaultPrices.insertSQL),
+        Migration(version: 3, name: "cache_and_fallback", sql: """
+            -- Cached answers. `key` is the SHA-256 of project, provider, route and canonical body;
+            -- `body` is exactly what the client got (JSON, or the SSE bytes of a stream).
+            CREATE TABLE cache_entries (
+                key BLOB PRIMARY KEY,
+                project_id INTEGER NOT NULL,
+                stream INTEGER NOT NULL,
+                provider TEXT NOT NULL,
+                model_served TEXT,
+                body BLOB NOT NULL,
+                size INTEGER NOT NULL,
+                created_at INTEGER NOT NULL,
+                expires_at INTEGER NOT NULL
+            ) WITHOUT ROWID;
+            CREATE INDEX cache_entries_expires ON cache_entries (expires_at);
+            CREATE INDEX cache_entries_created ON cache_entries (created_at);
+
+            -- One row while a request computes the answer for a cache key, so identical requests
+            -- (in any worker) wait for it instead of calling the provider again.
+            CREATE TABLE cache_leases (
+                key BLOB PRIMARY KEY,
+                expires_at INTEGER NOT NULL
+            ) WITHOUT ROWID;
+
+            -- A project's fallback chain for requests to one provider/model: targets is a JSON
+            -- array of "provider/model" strings, tried in order.
+            CREATE TABLE fallback_chains (
+                project_id INTEGER NOT NULL REFERENCES projects(id),
+                provider TEXT NOT NULL,
+                model TEXT NOT NULL,
+                targets TEXT NOT NULL,
+                updated_at INTEGER NOT NULL,
+                PRIMARY KEY (project_id, provider, model)
+            );
+
+            -- Circuit breakers, per project and provider: consecutive failures, and until when the
+            -- provider is skipped (cool-down after too many failures, or a provider's Retry-After).
+            CREATE TABLE circuit_breakers (
+                project_id INTEGER NOT NULL,
+                provider TEXT NOT NULL,
+                failures INTEGER NOT NULL DEFAULT 0,
+                open_until INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (project_id, provider)
+            ) WITHOUT ROWID;
+            """),
     ]
 }

@@ -23,7 +23,8 @@ public struct SimulatorConfiguration: Sendable {
 /// Behaviour is scripted per request by `[sim k=v ...]` directives inside message text (they
 /// pass through the gateway) or an `X-Sim: k=v ...` header: `words`, `status`, `retry_after`,
 /// `latency_ms`, `chunk_delay_ms`, `split`, `unicode`, `disconnect_after`, `malformed`,
-/// `empty_body`. `GET /_sim/stats`, `GET /_sim/last` and `POST /_sim/reset` expose what the
+/// `empty_body`, `tool`, `stream_error_after`; `provider:key=value` applies only to that
+/// provider (`[sim openai:status=500]` fails the first target of a fallback chain only). `GET /_sim/stats`, `GET /_sim/last` and `POST /_sim/reset` expose what the
 /// simulator saw; credentials appear only as SHA-256 digests.
 ///
 /// All timing runs on event-loop timers of `MultiThreadedEventLoopGroup.singleton`, so one

@@ -15,6 +15,9 @@ protocol SimulatedProvider: Sendable {
 }
 
 extension SimulatedProvider {
+    /// The name provider-scoped directives use: the first mount point without its slash.
+    var name: String { String(mountPoints[0].dropFirst()) }
+
     /// Keys that are always refused, so tests can exercise a bad upstream key.
     static var rejectedKeys: Set<String> { ["sk-invalid"] }
 }

@@ -23,7 +23,7 @@ struct SimulatorRouter: Sendable {
         guard let (provider, subpath) = provider(for: request.path) else {
             return OpenAISimulation.error(status: .notFound, message: "Unknown request URL: \(request.path).", code: nil)
         }
-        var script = SimulatorScript(header: request.header("x-sim"))
+        var script = SimulatorScript(header: request.header("x-sim"), provider: provider.name)
         let response = provider.respond(to: request, path: subpath, script: &script, context: SimulationContext(stats: stats))
         return script.decorate(response)
     }

@@ -3,8 +3,13 @@
 /// Directives ride inside message text so they pass through the gateway untouched; the
 /// `X-Sim` header (same `k=v k=v` syntax) serves direct tests. Header directives are applied
 /// first, then every `[sim ...]` block in message order, so later values win. Unknown keys
-/// and malformed values are ignored.
+/// and malformed values are ignored. A key prefixed with a provider's name (`openai:status=500`)
+/// applies only when that provider answers, so one prompt can script a failure on the first
+/// target of a fallback chain and a success on the next.
 struct SimulatorScript: Sendable, Equatable {
+    /// The simulated provider answering (`openai`, `anthropic`, …), for provider-scoped keys.
+    let provider: String
+
     /// `words=N`: reply length in words.
     var words: Int?
     /// `status=CODE`: answer with this HTTP status and the provider's error body.
@@ -33,7 +38,8 @@ struct SimulatorScript: Sendable, Equatable {
     var streamErrorAfter: Int?
 
     /// The script from a request's `X-Sim` header; the provider then `scan`s the message texts.
-    init(header: String?) {
+    init(header: String?, provider: String) {
+        self.provider = provider
         if let header { apply(directives: header) }
     }
 
@@ -60,7 +66,12 @@ struct SimulatorScript: Sendable, Equatable {
         for pair in directives.split(whereSeparator: { $0.isWhitespace }) {
             let parts = pair.split(separator: "=", maxSplits: 1)
             guard parts.count == 2 else { continue }
-            set(key: parts[0].lowercased(), value: String(parts[1]))
+            var key = parts[0].lowercased()[...]
+            if let colon = key.firstIndex(of: ":") {
+                guard key[..<colon] == provider else { continue }
+                key = key[key.index(after: colon)...]
+            }
+            set(key: String(key), value: String(parts[1]))
         }
     }
 

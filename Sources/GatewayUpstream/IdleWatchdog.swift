@@ -1,19 +1,24 @@
 import Dispatch
 import Foundation
 
-/// Enforces the idle deadline of every provider body being read in this process with one timer:
-/// a read that has waited longer than `idleSeconds` gets its task cancelled (which aborts the
-/// HTTP read) and is marked timed out, so `readBody` can report a timeout rather than a cancel.
+/// Enforces the deadlines of every provider body being read in this process with one timer: a
+/// read that has waited longer than `idleSeconds`, or an attempt past its total deadline, gets
+/// its task cancelled (which aborts the HTTP read) and is marked timed out, so `readBody` can
+/// report which timeout it was rather than a cancel.
 ///
 /// The task handle is only used while the read is registered, and registration ends (under the
 /// same lock) before `readBody` returns, so the task is alive whenever it is cancelled.
 final class IdleWatchdog: @unchecked Sendable {
     struct Registration: Hashable { let id: UInt64 }
 
+    enum Expiry: Sendable { case idle, total }
+
     private struct Entry {
         let activity: BodyActivity
         let task: UnsafeCurrentTask
-        var timedOut = false
+        /// Uptime nanoseconds after which the whole attempt has taken too long.
+        let deadline: UInt64
+        var expired: Expiry?
     }
 
     private let lock = NSLock()
@@ -23,16 +28,16 @@ final class IdleWatchdog: @unchecked Sendable {
     private let idleNanoseconds: UInt64
     private let interval: DispatchTimeInterval
 
-    init(idleSeconds: Double) {
+    init(idleSeconds: Double, totalSeconds: Double) {
         idleNanoseconds = UInt64(idleSeconds * 1e9)
-        interval = .milliseconds(Int(min(max(idleSeconds / 4, 0.01), 1) * 1000))
+        interval = .milliseconds(Int(min(max(min(idleSeconds, totalSeconds) / 4, 0.01), 1) * 1000))
     }
 
-    func register(activity: BodyActivity, task: UnsafeCurrentTask) -> Registration {
+    func register(activity: BodyActivity, task: UnsafeCurrentTask, deadline: UInt64) -> Registration {
         lock.lock()
         defer { lock.unlock() }
         nextID += 1
-        entries[nextID] = Entry(activity: activity, task: task)
+        entries[nextID] = Entry(activity: activity, task: task, deadline: deadline)
         if timer == nil { startTimer() }
         return Registration(id: nextID)
     }
@@ -43,10 +48,11 @@ final class IdleWatchdog: @unchecked Sendable {
         lock.unlock()
     }
 
-    func timedOut(_ registration: Registration) -> Bool {
+    /// Which deadline stopped the read, if one did.
+    func expiry(_ registration: Registration) -> Expiry? {
         lock.lock()
         defer { lock.unlock() }
-        return entries[registration.id]?.timedOut ?? false
+        return entries[registration.id]?.expired
     }
 
     func stop() {
@@ -68,8 +74,15 @@ final class IdleWatchdog: @unchecked Sendable {
     private func scan() {
         lock.lock()
         defer { lock.unlock() }
-        for (id, entry) in entries where !entry.timedOut && entry.activity.waitedNanoseconds > idleNanoseconds {
-            entries[id]?.timedOut = true
+        let now = DispatchTime.now().uptimeNanoseconds
+        for (id, entry) in entries where entry.expired == nil {
+            if now > entry.deadline {
+                entries[id]?.expired = .total
+            } else if entry.activity.waitedNanoseconds > idleNanoseconds {
+                entries[id]?.expired = .idle
+            } else {
+                continue
+            }
             entry.task.cancel()
         }
     }

@@ -5,19 +5,23 @@ import GatewayCore
 import NIOCore
 import NIOHTTP1
 
-/// Deadlines for provider calls. Generations can take minutes, so the first-byte deadline is
-/// generous by default; a stream that goes quiet for `idle` is dead.
+/// Deadlines for one provider call (one attempt of a fallback chain). Generations can take
+/// minutes, so the first-byte deadline is generous by default; a stream that goes quiet for
+/// `idle` is dead; `total` bounds the whole attempt, head and body.
 public struct UpstreamTimeouts: Sendable, Equatable {
     public var connect: Double
     /// Until the response head arrives (for non-streamed calls that is most of the generation).
     public var firstByte: Double
     /// Longest silence between two reads of the body.
     public var idle: Double
+    /// From sending the request to the body's last byte.
+    public var total: Double
 
-    public init(connect: Double = 10, firstByte: Double = 600, idle: Double = 300) {
+    public init(connect: Double = 10, firstByte: Double = 600, idle: Double = 300, total: Double = 900) {
         self.connect = connect
         self.firstByte = firstByte
         self.idle = idle
+        self.total = total
     }
 }
 
@@ -41,6 +45,8 @@ public struct UpstreamResponse: Sendable {
     public var status: Int
     public var headers: [(name: String, value: String)]
     public var body: UpstreamBody
+    /// Uptime nanoseconds at which the attempt's total deadline passes.
+    var deadline: UInt64 = .max
 }
 
 /// When the reader started waiting for the next body chunk (nil: not waiting). Only time spent
@@ -112,7 +118,7 @@ public final class UpstreamClient: Sendable {
         configuration.httpVersion = .http1Only
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.timeouts = timeouts
-        self.watchdog = IdleWatchdog(idleSeconds: timeouts.idle)
+        self.watchdog = IdleWatchdog(idleSeconds: timeouts.idle, totalSeconds: timeouts.total)
     }
 
     public func send(_ request: UpstreamRequest) async throws(UpstreamFailure) -> UpstreamResponse {
@@ -122,31 +128,37 @@ public final class UpstreamClient: Sendable {
         if !request.body.isEmpty || request.method == "POST" {
             outgoing.body = .bytes(ByteBuffer(bytes: request.body))
         }
+        let sentAt = DispatchTime.now().uptimeNanoseconds
+        let headDeadline = min(timeouts.firstByte, timeouts.total)
         do {
-            let response = try await client.execute(outgoing, timeout: .milliseconds(Int64(timeouts.firstByte * 1000)))
+            let response = try await client.execute(outgoing, timeout: .milliseconds(Int64(headDeadline * 1000)))
             return UpstreamResponse(
                 status: Int(response.status.code),
                 headers: response.headers.map { (name: $0.name, value: $0.value) },
-                body: UpstreamBody(base: response.body))
+                body: UpstreamBody(base: response.body),
+                deadline: sentAt &+ UInt64(timeouts.total * 1e9))
         } catch {
             throw UpstreamClient.classify(error)
         }
     }
 
     /// Runs `work`, which reads `response.body`, and fails it with `.timeout` when the provider
-    /// stays silent for longer than the idle deadline while the body is being waited on. One
-    /// watchdog per client checks every read in flight, so a request costs no extra task or timer.
+    /// stays silent for longer than the idle deadline while the body is being waited on, or the
+    /// attempt passes its total deadline. One watchdog per client checks every read in flight, so
+    /// a request costs no extra task or timer.
     public func readBody<T>(_ response: UpstreamResponse, _ work: (UpstreamBody) async throws -> T) async throws -> T {
         let body = response.body
         let registration = withUnsafeCurrentTask { task in
-            task.map { watchdog.register(activity: body.activity, task: $0) }
+            task.map { watchdog.register(activity: body.activity, task: $0, deadline: response.deadline) }
         }
         defer { registration.map(watchdog.unregister) }
         do {
             return try await work(body)
         } catch {
-            if let registration, watchdog.timedOut(registration) {
-                throw UpstreamFailure.timeout("the provider went quiet for more than \(Int(timeouts.idle)) s")
+            switch registration.flatMap(watchdog.expiry) {
+            case .idle?: throw UpstreamFailure.timeout("the provider went quiet for more than \(Self.seconds(timeouts.idle))")
+            case .total?: throw UpstreamFailure.timeout("the answer took longer than the total deadline of \(Self.seconds(timeouts.total))")
+            case nil: break
             }
             throw error
         }
@@ -161,6 +173,10 @@ public final class UpstreamClient: Sendable {
     public func shutdownBlocking() {
         watchdog.stop()
         try? client.syncShutdown()
+    }
+
+    private static func seconds(_ value: Double) -> String {
+        value == value.rounded() ? "\(Int(value)) s" : "\(value) s"
     }
 
     static func classify(_ error: any Error) -> UpstreamFailure {

@@ -10,7 +10,7 @@ struct DeploxaGateway: AsyncParsableCommand {
         discussion: "Global option: --db PATH (or DEPLOXA_GATEWAY_DB), accepted before or after the command.",
         subcommands: [
             MigrateCommand.self, OrgCommand.self, ProjectCommand.self, ProviderCommand.self, KeyCommand.self,
-            PriceCommand.self, UsageCommand.self, AuditCommand.self, AdmitLoopCommand.self, ServeCommand.self, WorkerCommand.self, SimulateCommand.self,
+            PriceCommand.self, FallbackCommand.self, UsageCommand.self, AuditCommand.self, AdmitLoopCommand.self, ServeCommand.self, WorkerCommand.self, SimulateCommand.self,
         ])
 
     static func main() async {

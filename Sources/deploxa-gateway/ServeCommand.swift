@@ -15,6 +15,12 @@ struct WorkerOptions: ParsableArguments {
     @Option(name: .customLong("upstream-connect-timeout"), help: "Seconds to connect to a provider.") var upstreamConnectTimeout = 10.0
     @Option(name: .customLong("upstream-timeout"), help: "Seconds until a provider's response head (504 after that).") var upstreamTimeout = 600.0
     @Option(name: .customLong("upstream-idle-timeout"), help: "Longest silence, in seconds, inside a provider's response body.") var upstreamIdleTimeout = 300.0
+    @Option(name: .customLong("upstream-total-timeout"), help: "Seconds one provider attempt may take in all, head and body (then the next fallback target, or 504).") var upstreamTotalTimeout = 900.0
+    @Option(name: .customLong("breaker-failures"), help: "Consecutive failures after which a provider is skipped for the cool-down (0: no circuit breaker).") var breakerFailures = 5
+    @Option(name: .customLong("breaker-cooldown"), help: "Seconds an open circuit breaker skips a provider before one request probes it.") var breakerCooldown = 30.0
+    @Option(name: .customLong("cache-max-mb"), help: "Size bound of the response cache, in MiB (oldest entries evicted above it).") var cacheMaxMB = 256
+    @Option(name: .customLong("cache-max-entry-kb"), help: "Largest answer the cache stores, in KiB.") var cacheMaxEntryKB = 4096
+    @Option(name: .customLong("cache-prune-interval"), help: "Seconds between each worker's pruning of expired and excess cache entries.") var cachePruneInterval = 10.0
     @Option(name: .customLong("db-busy-timeout"), help: "Milliseconds a request waits for the database's write lock before failing closed with 503.") var dbBusyTimeout = 2000
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
 
@@ -22,6 +28,9 @@ struct WorkerOptions: ParsableArguments {
         ["--accept-threads", "\(acceptThreads)", "--max-requests", "\(maxRequests)", "--max-body-size", "\(maxBodySize)",
          "--graceful-timeout", "\(gracefulTimeout)", "--upstream-connect-timeout", "\(upstreamConnectTimeout)",
          "--upstream-timeout", "\(upstreamTimeout)", "--upstream-idle-timeout", "\(upstreamIdleTimeout)",
+         "--upstream-total-timeout", "\(upstreamTotalTimeout)", "--breaker-failures", "\(breakerFailures)",
+         "--breaker-cooldown", "\(breakerCooldown)", "--cache-max-mb", "\(cacheMaxMB)", "--cache-max-entry-kb", "\(cacheMaxEntryKB)",
+         "--cache-prune-interval", "\(cachePruneInterval)",
          "--db-busy-timeout", "\(dbBusyTimeout)", "--log-level", logLevel]
     }
 
@@ -30,6 +39,13 @@ struct WorkerOptions: ParsableArguments {
         guard acceptThreads >= 1 else { throw ValidationError("--accept-threads must be at least 1.") }
         guard dbBusyTimeout >= 1 else { throw ValidationError("--db-busy-timeout must be at least 1 ms.") }
         guard maxBodySize >= 1024 else { throw ValidationError("--max-body-size must be at least 1024 bytes.") }
+        for (name, value) in [("--upstream-connect-timeout", upstreamConnectTimeout), ("--upstream-timeout", upstreamTimeout),
+                              ("--upstream-idle-timeout", upstreamIdleTimeout), ("--upstream-total-timeout", upstreamTotalTimeout),
+                              ("--breaker-cooldown", breakerCooldown), ("--cache-prune-interval", cachePruneInterval)] where !(value > 0) {
+            throw ValidationError("\(name) must be a positive number of seconds.")
+        }
+        guard breakerFailures >= 0 else { throw ValidationError("--breaker-failures must be 0 (off) or more.") }
+        guard cacheMaxMB >= 0, cacheMaxEntryKB >= 0 else { throw ValidationError("--cache-max-mb and --cache-max-entry-kb must be 0 or more.") }
     }
 }
 
@@ -111,11 +127,17 @@ struct WorkerCommand: ParsableCommand {
         if !schemaReady { _ = try store.migrate() }
         let auditWriter = AuditWriter(store: try GatewayStore(path: global.databasePath))
         let upstream = UpstreamClient(timeouts: UpstreamTimeouts(
-            connect: workerOptions.upstreamConnectTimeout, firstByte: workerOptions.upstreamTimeout, idle: workerOptions.upstreamIdleTimeout))
+            connect: workerOptions.upstreamConnectTimeout, firstByte: workerOptions.upstreamTimeout, idle: workerOptions.upstreamIdleTimeout,
+            total: workerOptions.upstreamTotalTimeout))
+        let cacheJanitor = CacheJanitor(store: try GatewayStore(path: global.databasePath), maxBytes: Int64(workerOptions.cacheMaxMB) << 20,
+                                        interval: workerOptions.cachePruneInterval)
         let application = GatewayApplication(
             configuration: GatewayConfiguration(
                 maxBodyBytes: workerOptions.maxBodySize,
-                limitWindowSeconds: (try? store.setting("limits.window_seconds")).flatMap { Int($0) } ?? 60),
+                limitWindowSeconds: (try? store.setting("limits.window_seconds")).flatMap { Int($0) } ?? 60,
+                breakerFailures: workerOptions.breakerFailures, breakerCooldownSeconds: workerOptions.breakerCooldown,
+                cacheMaxEntryBytes: workerOptions.cacheMaxEntryKB << 10,
+                cacheLeaseSeconds: min(workerOptions.upstreamTotalTimeout, workerOptions.upstreamTimeout + workerOptions.upstreamIdleTimeout)),
             store: store, auditWriter: auditWriter, upstream: upstream, logger: logger)
         let worker = FastCGIWorker(
             configuration: FastCGIWorkerConfiguration(
@@ -125,6 +147,7 @@ struct WorkerCommand: ParsableCommand {
         logger.debug("worker ready")
         let reason = worker.run()
         auditWriter.close()
+        cacheJanitor.close()
         upstream.shutdownBlocking()
         logger.info("worker exiting", metadata: ["reason": "\(reason)"])
         Foundation.exit(0)

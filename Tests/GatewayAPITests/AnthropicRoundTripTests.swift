@@ -122,7 +122,10 @@ final class AnthropicRoundTripTests: TestPipeline {
     }
 
     @Test func streamCutBeforeMessageStopIsAnError() async throws {
-        let writer = await chat(#"{"model":"claude-sonnet-4-5","stream":true,"messages":[{"role":"user","content":"[sim words=20 disconnect_after=2]"}]}"#)
+        // The delay lets the first words reach the client before the cut (a cut before any
+        // content is an HTTP 502 instead: nothing was sent, so the request could fall back).
+        let writer = await chat(#"{"model":"claude-sonnet-4-5","stream":true,"messages":[{"role":"user","content":"[sim words=20 disconnect_after=2 chunk_delay_ms=20]"}]}"#)
+        #expect(writer.status == 200)
         #expect(writer.text.contains("data: {\"error\""))
         #expect(writer.text.hasSuffix("data: [DONE]\n\n"))
     }

@@ -140,7 +140,7 @@ final class GatewayApplicationTests: TestPipeline {
     }
 
     @Test func midStreamDisconnectFromTheProviderEndsWithAnErrorEvent() async throws {
-        let writer = await chat(#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"[sim words=20 disconnect_after=2]"}]}"#)
+        let writer = await chat(#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"[sim words=20 disconnect_after=2 chunk_delay_ms=20]"}]}"#)
         #expect(writer.status == 200)
         #expect(writer.text.contains("data: {\"error\""))
         #expect(writer.text.hasSuffix("data: [DONE]\n\n"))

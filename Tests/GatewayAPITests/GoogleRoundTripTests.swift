@@ -117,7 +117,7 @@ final class GoogleRoundTripTests: TestPipeline {
         #expect(failing.text.contains(#"data: {"error""#))
         #expect(failing.text.contains("An internal error has occurred"))
         #expect(failing.text.hasSuffix("data: [DONE]\n\n"))
-        let cut = await chat(#"{"model":"gemini-2.5-flash","stream":true,"messages":[{"role":"user","content":"[sim words=20 disconnect_after=2]"}]}"#)
+        let cut = await chat(#"{"model":"gemini-2.5-flash","stream":true,"messages":[{"role":"user","content":"[sim words=20 disconnect_after=2 chunk_delay_ms=20]"}]}"#)
         #expect(cut.text.contains(#"data: {"error""#))
         #expect(try auditRow(for: cut).errorCode != nil)
     }

@@ -207,8 +207,21 @@ def test_unreadable_upstream_answer_502(stack, http, directive):
     assert_openai_error(stack, response, 502, type="upstream_error", code="upstream_error")
 
 
-@pytest.mark.parametrize("directive", ["malformed=1", "disconnect_after=2 chunk_delay_ms=100", "disconnect_after=2"])
-def test_stream_failure_ends_with_error_event(stack, http, directive):
+@pytest.mark.parametrize("directive", ["malformed=1", "disconnect_after=0"])
+def test_stream_failure_before_any_content_is_a_plain_502(stack, http, directive):
+    # The provider answered 200 but broke before its first content chunk: the gateway had sent
+    # nothing yet (it holds the head until content, so such a stream can fall back), so the
+    # client gets an ordinary error answer rather than a 200 with an error event.
+    body = chat_body(f"stream then break [sim {directive}]", stream=True)
+    response = post_chat(stack, http, body)
+    assert_openai_error(stack, response, 502, type="upstream_error", code="upstream_error")
+    row = stack.wait_for_audit(response.headers["x-request-id"])
+    assert row["status"] == 502 and row["stream"] is True, row
+    assert [a["status"] for a in row["attempts"]] == [200], row["attempts"]
+
+
+@pytest.mark.parametrize("directive", ["disconnect_after=2 chunk_delay_ms=100", "stream_error_after=2 chunk_delay_ms=50"])
+def test_stream_failure_after_content_ends_with_error_event(stack, http, directive):
     body = chat_body(f"stream then break [sim {directive}]", stream=True)
     response = post_chat(stack, http, body)
     assert response.status_code == 200
@@ -221,19 +234,13 @@ def test_stream_failure_ends_with_error_event(stack, http, directive):
     assert set(last_event["error"]) == {"message", "type", "param", "code"}
     assert last_event["error"]["message"]
     ERROR_BODIES.append(payloads[-2])
-    # Everything before the error event is a normal chunk.
+    # Everything before the error event is a normal chunk, and the chunks that arrived before
+    # the provider broke off are all relayed.
     for payload in payloads[:-2]:
         assert json.loads(payload)["object"] == "chat.completion.chunk"
-    if directive.startswith("disconnect_after"):
-        content = "".join((c.get("delta") or {}).get("content") or ""
-                          for p in payloads[:-2] for c in json.loads(p)["choices"])
-        if "chunk_delay_ms" in directive:
-            # Chunks that arrived before the provider hung up are all relayed.
-            assert content == "The quick "
-        else:
-            # Closed in the same breath as the last chunks: AsyncHTTPClient drops body parts it
-            # still buffered when the connection closes, so only a prefix is guaranteed.
-            assert "The quick ".startswith(content), content
+    content = "".join((c.get("delta") or {}).get("content") or ""
+                      for p in payloads[:-2] for c in json.loads(p)["choices"])
+    assert content == "The quick "
     row = stack.wait_for_audit(response.headers["x-request-id"])
     assert row["status"] == 200
     assert row["stream"] is True

@@ -14,7 +14,7 @@ struct RequestLimiter: Sendable {
     static let freePlanMonthlyRequests = 1_000
 
     /// The checks that apply to `key`, or nil when none does (no transaction at all then).
-    func plan(for key: AuthenticatedKey, estimatedTokens: Int, now: Date = Date()) -> AdmissionPlan? {
+    func plan(for key: AuthenticatedKey, estimatedTokens: Int, servedFromCache: Bool = false, now: Date = Date()) -> AdmissionPlan? {
         var scopes: [AdmissionPlan.Scope] = [
             .init(scope: LimitScope(.key, key.key.id), limits: key.key.limits),
             .init(scope: LimitScope(.project, String(key.project.id)), limits: key.project.limits,
@@ -22,14 +22,15 @@ struct RequestLimiter: Sendable {
             .init(scope: LimitScope(.org, String(key.org.id)), limits: key.org.limits),
         ]
         scopes.removeAll { $0.limits == .none && $0.monthlyRequestCap == nil }
-        let plan = AdmissionPlan(scopes: scopes, estimatedTokens: estimatedTokens, now: now, windowSeconds: windowSeconds)
+        var plan = AdmissionPlan(scopes: scopes, estimatedTokens: estimatedTokens, now: now, windowSeconds: windowSeconds)
+        plan.servedFromCache = servedFromCache
         return plan.isEmpty ? nil : plan
     }
 
     /// Counts the request or throws SPEC's 429. The headroom goes into the context for the
     /// `x-ratelimit-*` headers of whatever answer follows. A store failure propagates (503).
-    func admit(key: AuthenticatedKey, estimatedTokens: Int, context: RequestContext) throws -> Admission? {
-        guard let plan = plan(for: key, estimatedTokens: estimatedTokens) else { return nil }
+    func admit(key: AuthenticatedKey, estimatedTokens: Int, servedFromCache: Bool, context: RequestContext) throws -> Admission? {
+        guard let plan = plan(for: key, estimatedTokens: estimatedTokens, servedFromCache: servedFromCache) else { return nil }
         switch try store.admit(plan) {
         case .admitted(let admission):
             context.limitStatus = admission.status

@@ -23,14 +23,21 @@ final class RequestMeter: @unchecked Sendable {
 
     /// Throws 429 when a limit refuses the request, 503 when the store cannot decide.
     func admit(estimatedTokens: Int) throws {
-        admission = try application.limiter.admit(key: key, estimatedTokens: estimatedTokens, context: context)
+        admission = try application.limiter.admit(key: key, estimatedTokens: estimatedTokens, servedFromCache: false, context: context)
+    }
+
+    /// A request answered from the cache counts toward RPM and the free plan's requests, but
+    /// reserves no tokens and is not refused by TPM or a spent budget: it costs nothing.
+    func admitCacheHit() throws {
+        admission = try application.limiter.admit(key: key, estimatedTokens: 0, servedFromCache: true, context: context)
     }
 
     /// The provider's usage for this request: recorded in the audit row with its cost, and
-    /// reconciled with the limits, once (later calls return the first one's cost). Returns the
-    /// cost (nil = unknown).
+    /// reconciled with the limits, once (later calls return the first one's cost). `priceModel`
+    /// is the model the answering target was asked for (after fallback, not the client's).
+    /// Returns the cost (nil = unknown).
     @discardableResult
-    func record(_ usage: TokenUsage?, modelServed: String?) -> Double? {
+    func record(_ usage: TokenUsage?, modelServed: String?, priceModel: String) -> Double? {
         if isRecorded { return recordedCost }
         context.audit.modelServed = modelServed ?? context.audit.modelServed
         var cost: Double?
@@ -40,13 +47,25 @@ final class RequestMeter: @unchecked Sendable {
             context.audit.cachedTokens = usage.cachedPromptTokens
             context.audit.reasoningTokens = usage.reasoningTokens
             context.audit.cacheWriteTokens = usage.cacheWriteTokens
-            cost = application.priceBook.cost(models: [context.audit.modelRequested, modelServed], usage: usage)
+            cost = application.priceBook.cost(models: [priceModel, modelServed], usage: usage)
             context.audit.costUSD = cost
         }
         settle(actualTokens: usage?.totalTokens, cost: cost)
         isRecorded = true
         recordedCost = cost
         return cost
+    }
+
+    /// A cache hit: no tokens used, nothing spent.
+    func recordCacheHit(modelServed: String?) {
+        guard !isRecorded else { return }
+        context.audit.modelServed = modelServed
+        context.audit.promptTokens = 0
+        context.audit.completionTokens = 0
+        context.audit.costUSD = 0
+        settle(actualTokens: 0, cost: 0)
+        isRecorded = true
+        recordedCost = 0
     }
 
     /// No usage will come: the provider never answered (reservation released) or the answer

@@ -1,0 +1,79 @@
+import Foundation
+import GatewayCore
+import GatewayStore
+import Logging
+
+/// Skips a provider that keeps failing, for every worker at once: the state lives in the store
+/// (per project and provider, where the credentials and base URL live). After `threshold`
+/// consecutive fallback-worthy failures the provider is skipped for `cooldownSeconds`; then one
+/// request probes it: a success closes the breaker, a failure opens it again. A provider's own
+/// `Retry-After` (on 429 or 5xx) keeps it skipped at least that long. Store errors fail open:
+/// the provider is tried.
+struct CircuitBreaker: Sendable {
+    let store: GatewayStore
+    let logger: Logger
+    /// 0 turns the breaker (and Retry-After skipping) off.
+    let threshold: Int
+    let cooldownSeconds: Double
+    /// A provider's Retry-After longer than this is capped (a misbehaving header must not take
+    /// a provider out for a day).
+    static let maxRetryAfterSeconds = 600
+
+    enum Gate: Equatable {
+        /// Call it. `known`: a failure was recorded before, so a success has something to clear.
+        case closed(known: Bool)
+        /// Call it: this request is the one probe after a cool-down.
+        case probe
+        /// Skip it for this many more seconds.
+        case open(retryAfter: Int)
+    }
+
+    var isEnabled: Bool { threshold > 0 }
+
+    func gate(projectID: Int64, provider: Provider, now: Date = Date()) -> Gate {
+        guard isEnabled else { return .closed(known: false) }
+        do {
+            guard let state = try store.breakerState(projectID: projectID, provider: provider) else { return .closed(known: false) }
+            let nowMs = Int64(now.timeIntervalSince1970 * 1000)
+            if state.openUntil > nowMs {
+                return .open(retryAfter: max(1, Int((Double(state.openUntil - nowMs) / 1000).rounded(.up))))
+            }
+            guard state.failures >= threshold else { return .closed(known: true) }
+            // Cool-down over: the first request to move the deadline probes; the rest keep skipping.
+            let until = now.addingTimeInterval(cooldownSeconds)
+            if try store.claimBreakerProbe(projectID: projectID, provider: provider, seenOpenUntil: state.openUntil, until: until) {
+                return .probe
+            }
+            return .open(retryAfter: max(1, Int(cooldownSeconds.rounded(.up))))
+        } catch {
+            logger.warning("circuit breaker unreadable; trying the provider", metadata: ["provider": "\(provider.rawValue)", "error": "\(error)"])
+            return .closed(known: false)
+        }
+    }
+
+    func failed(projectID: Int64, provider: Provider, retryAfter: Int?) {
+        guard isEnabled else { return }
+        do {
+            let state = try store.recordProviderFailure(
+                projectID: projectID, provider: provider, threshold: threshold, cooldownSeconds: cooldownSeconds,
+                retryAfterSeconds: retryAfter.map { min($0, Self.maxRetryAfterSeconds) })
+            if state.failures == threshold {
+                logger.warning("circuit breaker opened", metadata: [
+                    "provider": "\(provider.rawValue)", "project_id": "\(projectID)", "failures": "\(state.failures)"])
+            }
+        } catch {
+            logger.warning("could not record a provider failure", metadata: ["provider": "\(provider.rawValue)", "error": "\(error)"])
+        }
+    }
+
+    /// Clears the failures, when there are any (a healthy provider costs no write).
+    func succeeded(projectID: Int64, provider: Provider, gate: Gate) {
+        guard isEnabled, gate != .closed(known: false) else { return }
+        do {
+            try store.recordProviderSuccess(projectID: projectID, provider: provider)
+            if gate == .probe { logger.info("circuit breaker closed", metadata: ["provider": "\(provider.rawValue)", "project_id": "\(projectID)"]) }
+        } catch {
+            logger.warning("could not clear a provider's failures", metadata: ["provider": "\(provider.rawValue)", "error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import GatewayCore
+import Testing
+@testable import GatewayStore
+
+@Suite("Response cache store")
+struct CacheStoreTests {
+    let now = Date(timeIntervalSince1970: 1_767_225_600)
+    let key = [UInt8](repeating: 7, count: 32)
+    let answer = CachedAnswer(provider: "openai", modelServed: "gpt-4o-2024-08-06", stream: false, body: Array(#"{"id":"x"}"#.utf8))
+
+    @Test func storedAnswerIsServedUntilItExpires() throws {
+        let database = try TestDatabase()
+        try database.store.storeCachedAnswer(answer, key: key, projectID: 1, ttlSeconds: 60, now: now)
+        #expect(try database.store.cachedAnswer(key: key, projectID: 1, now: now.addingTimeInterval(59.9)) == answer)
+        #expect(try database.store.cachedAnswer(key: key, projectID: 1, now: now.addingTimeInterval(60)) == nil)
+    }
+
+    @Test func anEntryIsOnlyEverFoundForItsOwnProject() throws {
+        let database = try TestDatabase()
+        try database.store.storeCachedAnswer(answer, key: key, projectID: 1, ttlSeconds: 60, now: now)
+        #expect(try database.store.cachedAnswer(key: key, projectID: 2, now: now) == nil)
+    }
+
+    @Test func oneRequestHoldsTheLeaseUntilItStoresOrReleasesOrTheLeaseExpires() throws {
+        let database = try TestDatabase()
+        let other = try database.openAnother()
+        #expect(try database.store.claimCacheLease(key: key, seconds: 30, now: now))
+        #expect(try !other.claimCacheLease(key: key, seconds: 30, now: now.addingTimeInterval(1)))
+        #expect(try other.cacheLeaseIsLive(key: key, now: now.addingTimeInterval(1)))
+        // Storing the answer ends the lease in the same transaction.
+        try database.store.storeCachedAnswer(answer, key: key, projectID: 1, ttlSeconds: 60, now: now.addingTimeInterval(2))
+        #expect(try !other.cacheLeaseIsLive(key: key, now: now.addingTimeInterval(2)))
+        // A released lease can be taken again; an expired one too.
+        #expect(try other.claimCacheLease(key: key, seconds: 30, now: now.addingTimeInterval(3)))
+        try other.releaseCacheLease(key: key)
+        #expect(try database.store.claimCacheLease(key: key, seconds: 5, now: now.addingTimeInterval(4)))
+        #expect(try other.claimCacheLease(key: key, seconds: 5, now: now.addingTimeInterval(9)))
+    }
+
+    @Test func pruningDropsExpiredEntriesThenTheOldestAboveTheBound() throws {
+        let database = try TestDatabase()
+        let body = [UInt8](repeating: 65, count: 1000)
+        for index in 0..<10 {
+            var entryKey = key
+            entryKey[0] = UInt8(index)
+            let ttl = index < 3 ? 10 : 3600
+            try database.store.storeCachedAnswer(CachedAnswer(provider: "openai", modelServed: nil, stream: true, body: body),
+                                                 key: entryKey, projectID: 1, ttlSeconds: ttl, now: now.addingTimeInterval(Double(index)))
+        }
+        // Each entry counts its body plus key and row overhead (1,096 bytes): 7 live ones are 7,672.
+        let result = try database.store.pruneCache(maxBytes: 5000, now: now.addingTimeInterval(100), batch: 2)
+        #expect(result.expired == 3)
+        #expect(result.evicted == 3)
+        #expect(result.remainingBytes <= 5000)
+        let survivors = (0..<10).filter { index in
+            var entryKey = key
+            entryKey[0] = UInt8(index)
+            return (try? database.store.cachedAnswer(key: entryKey, projectID: 1, now: now.addingTimeInterval(100))) != nil
+        }
+        #expect(survivors == [6, 7, 8, 9])
+    }
+}
+
+@Suite("Fallback chains and circuit breakers")
+struct FallbackStoreTests {
+    let now = Date(timeIntervalSince1970: 1_767_225_600)
+
+    func target(_ text: String) throws -> FallbackTarget { try FallbackTarget.parse(text).get() }
+
+    @Test func aChainIsSetReplacedListedAndRemoved() throws {
+        let database = try TestDatabase()
+        _ = try database.store.createOrg(name: "acme", limits: .none)
+        let project = try database.store.createProject(orgName: "acme", name: "web", plan: .pro, limits: .none)
+        let primary = try target("openai/gpt-4o")
+        try database.store.setFallbackChain(FallbackChain(projectID: project.id, primary: primary, targets: [try target("anthropic/claude-sonnet-4")]))
+        try database.store.setFallbackChain(FallbackChain(projectID: project.id, primary: primary,
+                                                          targets: [try target("google/gemini-2.0-flash"), try target("mistral/mistral-large-latest")]))
+        let chain = try #require(try database.store.fallbackChain(projectID: project.id, primary: primary))
+        #expect(chain.targets.map(\.description) == ["google/gemini-2.0-flash", "mistral/mistral-large-latest"])
+        #expect(try database.store.fallbackChains(projectID: project.id).count == 1)
+        #expect(try database.store.fallbackChain(projectID: project.id, primary: try target("openai/gpt-4o-mini")) == nil)
+        #expect(throws: StoreError.self) {
+            try database.store.setFallbackChain(FallbackChain(projectID: project.id, primary: primary, targets: [primary]))
+        }
+        #expect(try database.store.removeFallbackChain(projectID: project.id, primary: primary))
+        #expect(try !database.store.removeFallbackChain(projectID: project.id, primary: primary))
+    }
+
+    @Test func theBreakerOpensAtTheThresholdAndOnlyOneRequestProbes() throws {
+        let database = try TestDatabase()
+        let store = database.store
+        for failure in 1...2 {
+            let state = try store.recordProviderFailure(projectID: 1, provider: .openai, threshold: 3, cooldownSeconds: 30,
+                                                        retryAfterSeconds: nil, now: now)
+            #expect(state == BreakerState(failures: failure, openUntil: 0))
+        }
+        let opened = try store.recordProviderFailure(projectID: 1, provider: .openai, threshold: 3, cooldownSeconds: 30,
+                                                     retryAfterSeconds: nil, now: now)
+        #expect(opened.openUntil == Int64(now.timeIntervalSince1970 * 1000) + 30_000)
+        // Another project's breaker is its own.
+        #expect(try store.breakerState(projectID: 2, provider: .openai) == nil)
+        // After the cool-down exactly one claimant gets the probe.
+        let other = try database.openAnother()
+        let later = now.addingTimeInterval(31)
+        #expect(try store.claimBreakerProbe(projectID: 1, provider: .openai, seenOpenUntil: opened.openUntil, until: later.addingTimeInterval(30)))
+        #expect(try !other.claimBreakerProbe(projectID: 1, provider: .openai, seenOpenUntil: opened.openUntil, until: later.addingTimeInterval(30)))
+        try store.recordProviderSuccess(projectID: 1, provider: .openai)
+        #expect(try store.breakerState(projectID: 1, provider: .openai) == nil)
+    }
+
+    @Test func aProvidersRetryAfterKeepsItSkippedBelowTheThreshold() throws {
+        let database = try TestDatabase()
+        let state = try database.store.recordProviderFailure(projectID: 1, provider: .anthropic, threshold: 5, cooldownSeconds: 30,
+                                                             retryAfterSeconds: 7, now: now)
+        #expect(state.failures == 1)
+        #expect(state.openUntil == Int64(now.timeIntervalSince1970 * 1000) + 7_000)
+    }
+}
