@@ -99,6 +99,12 @@ public struct UpstreamBody: AsyncSequence, Sendable {
     }
 }
 
+/// Carries the caller's body-reading closure into the child task that runs it. The closure never
+/// outlives `readBody`, which waits for the child, and runs on one task at a time.
+private struct BodyReader<T>: @unchecked Sendable {
+    let work: (UpstreamBody) async throws -> T
+}
+
 /// The only place that speaks HTTP to providers: pooled keep-alive connections, TLS, streaming.
 public final class UpstreamClient: Sendable {
     private let client: HTTPClient
@@ -145,22 +151,33 @@ public final class UpstreamClient: Sendable {
     /// Runs `work`, which reads `response.body`, and fails it with `.timeout` when the provider
     /// stays silent for longer than the idle deadline while the body is being waited on, or the
     /// attempt passes its total deadline. One watchdog per client checks every read in flight, so
-    /// a request costs no extra task or timer.
-    public func readBody<T>(_ response: UpstreamResponse, _ work: (UpstreamBody) async throws -> T) async throws -> T {
+    /// a request costs no extra timer. The read runs in a child task, which is what the watchdog
+    /// cancels: the request's own task stays usable, so it can go on to a fallback target.
+    public func readBody<T: Sendable>(_ response: UpstreamResponse, _ work: (UpstreamBody) async throws -> T) async throws -> T {
         let body = response.body
-        let registration = withUnsafeCurrentTask { task in
-            task.map { watchdog.register(activity: body.activity, task: $0, deadline: response.deadline) }
-        }
-        defer { registration.map(watchdog.unregister) }
-        do {
-            return try await work(body)
-        } catch {
-            switch registration.flatMap(watchdog.expiry) {
-            case .idle?: throw UpstreamFailure.timeout("the provider went quiet for more than \(Self.seconds(timeouts.idle))")
-            case .total?: throw UpstreamFailure.timeout("the answer took longer than the total deadline of \(Self.seconds(timeouts.total))")
-            case nil: break
+        let watchdog = self.watchdog
+        let timeouts = self.timeouts
+        return try await withoutActuallyEscaping(work) { work in
+            let reader = BodyReader(work: work)
+            return try await withThrowingTaskGroup(of: T.self) { group in
+                group.addTask {
+                    let registration = withUnsafeCurrentTask { task in
+                        task.map { watchdog.register(activity: body.activity, task: $0, deadline: response.deadline) }
+                    }
+                    defer { registration.map(watchdog.unregister) }
+                    do {
+                        return try await reader.work(body)
+                    } catch {
+                        switch registration.flatMap(watchdog.expiry) {
+                        case .idle?: throw UpstreamFailure.timeout("the provider went quiet for more than \(Self.seconds(timeouts.idle))")
+                        case .total?: throw UpstreamFailure.timeout("the answer took longer than the total deadline of \(Self.seconds(timeouts.total))")
+                        case nil: throw error
+                        }
+                    }
+                }
+                // One child: its result or its error is the read's.
+                return try await group.next()!
             }
-            throw error
         }
     }
 

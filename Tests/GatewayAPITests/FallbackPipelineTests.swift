@@ -9,7 +9,7 @@ import Testing
 final class FallbackPipelineTests: TestPipeline {
     init() async throws {
         try await super.init(providers: [(.openai, "sk-sim-openai"), (.anthropic, "sk-ant-sim"), (.google, "sim-google-key")],
-                             firstByteTimeout: 1, breakerFailures: 2, breakerCooldownSeconds: 1)
+                             firstByteTimeout: 1, totalTimeout: 1.5, breakerFailures: 2, breakerCooldownSeconds: 1)
     }
 
     func body(_ text: String, stream: Bool = false) -> String {
@@ -69,6 +69,18 @@ final class FallbackPipelineTests: TestPipeline {
         #expect(streamEvents(late).last?["error"] != nil, "\(late.text)")
         #expect(late.text.hasSuffix("data: [DONE]\n\n"))
         #expect(try attempts(auditRow(for: late)).count == 1)
+    }
+
+    @Test func theTotalDeadlineEndsAnAttempt() async throws {
+        // No content within the 1.5 s total deadline (the role chunk alone is held back): falls back.
+        let slow = await chat(body("hi [sim openai:chunk_delay_ms=2000]", stream: true), headers: [("X-AI-Fallback", "google/gemini-2.0-flash")])
+        #expect(slow.headers["X-AI-Provider"] == "google", "\(slow.text)")
+        #expect(try attempts(auditRow(for: slow)).first == "openai/gpt-4o 200 upstream_timeout")
+        // Content already sent: the stream ends with the timeout as its error event.
+        let long = await chat(body("hi [sim words=40 chunk_delay_ms=100]", stream: true))
+        #expect(long.status == 200)
+        #expect(streamEvents(long).last?["error"]?["code"] == "upstream_timeout", "\(long.text)")
+        #expect(long.text.contains("total deadline"))
     }
 
     @Test func theBreakerSkipsAFailingProviderThenProbesIt() async throws {

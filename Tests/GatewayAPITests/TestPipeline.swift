@@ -28,7 +28,8 @@ class TestPipeline {
     /// `providers`: each provider with the API key the project stores for it.
     /// `breakerFailures` 0 leaves the circuit breaker off (suites that script failures on purpose).
     init(providers: [(Provider, String)], defaultHeaders: [(String, String)] = [], maxBodyBytes: Int = 65536,
-         firstByteTimeout: Double = 2, breakerFailures: Int = 0, breakerCooldownSeconds: Double = 30) async throws {
+         firstByteTimeout: Double = 2, totalTimeout: Double = 900, breakerFailures: Int = 0,
+         breakerCooldownSeconds: Double = 30) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("deploxa-pipeline-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let path = directory.appendingPathComponent("gw.db").path
@@ -46,7 +47,7 @@ class TestPipeline {
         secret = try store.createKey(projectID: project.id, name: "t", limits: .none).secret
         self.defaultHeaders = defaultHeaders
         auditWriter = AuditWriter(store: try GatewayStore(path: path))
-        upstream = UpstreamClient(timeouts: UpstreamTimeouts(connect: 2, firstByte: firstByteTimeout, idle: 2))
+        upstream = UpstreamClient(timeouts: UpstreamTimeouts(connect: 2, firstByte: firstByteTimeout, idle: 2, total: totalTimeout))
         application = GatewayApplication(configuration: GatewayConfiguration(maxBodyBytes: maxBodyBytes, breakerFailures: breakerFailures,
                                                                              breakerCooldownSeconds: breakerCooldownSeconds), store: store,
                                           auditWriter: auditWriter, upstream: upstream, logger: Logger(label: "test"))
