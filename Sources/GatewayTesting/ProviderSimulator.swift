@@ -23,7 +23,7 @@ public struct SimulatorConfiguration: Sendable {
 /// Behaviour is scripted per request by `[sim k=v ...]` directives inside message text (they
 /// pass through the gateway) or an `X-Sim: k=v ...` header: `words`, `status`, `retry_after`,
 /// `latency_ms`, `chunk_delay_ms`, `split`, `unicode`, `disconnect_after`, `malformed`,
-/// `empty_body`, `tool`, `stream_error_after`; `provider:key=value` applies only to that
+/// `empty_body`, `tool`, `stream_error_after`, `pause_after` + `pause_ms`; `provider:key=value` applies only to that
 /// provider (`[sim openai:status=500]` fails the first target of a fallback chain only). `GET /_sim/stats`, `GET /_sim/last` and `POST /_sim/reset` expose what the
 /// simulator saw; credentials appear only as SHA-256 digests.
 ///

@@ -26,6 +26,9 @@ struct SimulatedResponse: Sendable {
     var latencyMs = 0
     /// Delay between stream events.
     var eventDelayMs = 0
+    /// An extra silence after this many stream events (`pause_after`), of `pauseMs`.
+    var pauseAfterEvents: Int?
+    var pauseMs = 0
     /// Write the body in flushed pieces of 1–3 bytes.
     var splitWrites = false
     var interruption: Interruption?

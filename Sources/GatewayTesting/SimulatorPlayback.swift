@@ -63,6 +63,7 @@ enum SimulatorPlayback {
             if case .afterEvents(let limit) = response.interruption { sendCount = min(limit, events.count) }
             for (index, event) in events.prefix(sendCount).enumerated() {
                 if index > 0 && response.eventDelayMs > 0 { steps.append(.wait(milliseconds: response.eventDelayMs)) }
+                if index > 0 && index == response.pauseAfterEvents && response.pauseMs > 0 { steps.append(.wait(milliseconds: response.pauseMs)) }
                 appendWrites(event)
             }
             if response.interruption == nil {

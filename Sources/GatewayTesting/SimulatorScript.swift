@@ -36,6 +36,10 @@ struct SimulatorScript: Sendable, Equatable {
     var tool: String?
     /// `stream_error_after=K`: stream K word chunks, then the provider's own mid-stream error event.
     var streamErrorAfter: Int?
+    /// `pause_after=K pause_ms=N`: after the first K stream events (the provider's own events,
+    /// e.g. OpenAI's role chunk then one per word), stay silent N ms more.
+    var pauseAfter: Int?
+    var pauseMs: Int?
 
     /// The script from a request's `X-Sim` header; the provider then `scan`s the message texts.
     init(header: String?, provider: String) {
@@ -89,6 +93,8 @@ struct SimulatorScript: Sendable, Equatable {
         case "empty_body": emptyBody = Self.flag(value) ?? emptyBody
         case "tool": tool = value.isEmpty ? tool : value
         case "stream_error_after": streamErrorAfter = Self.integer(value, in: 0...100_000) ?? streamErrorAfter
+        case "pause_after": pauseAfter = Self.integer(value, in: 1...100_000) ?? pauseAfter
+        case "pause_ms": pauseMs = Self.integer(value, in: 0...600_000) ?? pauseMs
         default: break
         }
     }
@@ -113,6 +119,8 @@ struct SimulatorScript: Sendable, Equatable {
         var response = response
         response.latencyMs = latencyMs ?? 0
         response.eventDelayMs = chunkDelayMs ?? 0
+        response.pauseAfterEvents = pauseAfter
+        response.pauseMs = pauseMs ?? 0
         response.splitWrites = split
         if let retryAfterSeconds { response.headers.replaceOrAdd(name: "retry-after", value: String(retryAfterSeconds)) }
         if emptyBody && response.status == .ok {

@@ -56,14 +56,27 @@ def test_head_deadline_is_upstream_timeout(timeout_stack):
 
 
 def test_idle_deadline_inside_a_stream(timeout_stack):
-    response, elapsed = _chat(timeout_stack, "pause mid-way [sim chunk_delay_ms=2500 words=3]", stream=True)
+    # The role chunk and the first word come at once, then 2.5 s of silence: cut after ~1 s.
+    response, elapsed = _chat(timeout_stack, "pause mid-way [sim pause_after=2 pause_ms=2500 words=3]", stream=True)
     assert response.status_code == 200
     payloads = parse_sse(response.content)
     assert payloads[-1] == "[DONE]"
     error = json.loads(payloads[-2])["error"]
     assert error["code"] == "upstream_timeout", error
-    # The first event comes at once, then 2.5 s of silence: cut after ~1 s.
+    content = "".join((c.get("delta") or {}).get("content") or "" for p in payloads[:-2] for c in json.loads(p)["choices"])
+    assert content == "The ", content
     assert 0.8 < elapsed < 2.2, f"stream cut after {elapsed:.2f}s with --upstream-idle-timeout 1"
     row = timeout_stack.wait_for_audit(response.headers["x-request-id"])
     assert row["status"] == 200
     assert row["error_code"] == "upstream_timeout"
+
+
+def test_idle_deadline_before_any_content_is_a_504(timeout_stack):
+    # Only the role chunk before 2.5 s of silence: nothing reached the client, so it is a plain
+    # 504 (with a fallback target it would have gone there).
+    response, elapsed = _chat(timeout_stack, "silent start [sim chunk_delay_ms=2500 words=3]", stream=True)
+    assert response.status_code == 504, response.text
+    assert response.json()["error"]["code"] == "upstream_timeout"
+    assert 0.8 < elapsed < 2.2, f"cut after {elapsed:.2f}s with --upstream-idle-timeout 1"
+    row = timeout_stack.wait_for_audit(response.headers["x-request-id"])
+    assert row["status"] == 504 and row["stream"] is True
