@@ -25,7 +25,15 @@
 #      gateway with X-AI-Provider (translated both ways) against that provider's own request sent
 #      through nginx straight to the simulator ("native"), alternating REPEATS times;
 #   t. translation cost per provider in-process (deploxa-translation-bench: request, response,
-#      500-chunk stream, each against a JSON parse+serialise baseline of the same bytes).
+#      500-chunk stream, each against a JSON parse+serialise baseline of the same bytes);
+#   h. cache hits: one entry seeded (X-Cache-TTL: 3600, a MISS) in a project of its own, then the
+#      same request open-loop at HIT_RATES (1000) req/s through nginx → gateway (every answer a
+#      HIT), alternating REPEATS times with a plain nginx `location = /static-hit { return 200
+#      '<the hit's exact body bytes>'; }` in the same nginx; added latency = median(hit) −
+#      median(static) at p50/p99 (target: ≤ 1 ms p99 at 1,000 req/s). Then the highest rate of
+#      HIT_STEP_RATES held with hit p99 ≤ HIT_MAX_P99_MS (5) and no errors. Checked afterwards: the
+#      simulator saw no request during the hit runs, and the project's audit rows are all cache
+#      hits but the seed (deploxa-loadgen does not read response headers).
 #
 # Prints a summary table and writes Benchmarks/results/latest.json (plus the gateway's and nginx's
 # logs of the run next to it).
@@ -36,9 +44,11 @@
 #   MAX_P99_OVERHEAD_MS [5]  CONNECTIONS [256]  LOADGEN_THREADS [1]
 #   STREAMS [1000]  STREAM_HOLD [20]  STREAM_SAMPLE_AT [10]  STREAM_WORDS [30]  STREAM_CHUNK_DELAY_MS [1000]
 #   STREAM_BASELINE_HOLD [5] (the same streams sent direct first, for a time-to-first-byte baseline)
-#   WORDS [8]  PARTS ["a c b l p t"] (any of a, b, c, l, p, t; d rides on a)  SKIP_BUILD [0]
+#   WORDS [8]  PARTS ["a c b l p t h"] (any of a, b, c, l, p, t, h; d rides on a)  SKIP_BUILD [0]
 #   LIMITS_RATE [500]  HAMMER_PROCESSES [4]  HAMMER_COUNT [5000]  HAMMER_LIMIT [10000]
 #   PROVIDER_LIST ["openai anthropic google mistral cohere"]  PROVIDER_RATE [500]
+#   HIT_RATES ["1000"]  HIT_STEP_RATES ["2000 3000 4000 6000 8000"]  HIT_STEP_DURATION [STEP_DURATION]
+#   HIT_MAX_P99_MS [5]
 #   QUIET_LOAD [unset]: if set (e.g. 0.5), first wait up to QUIET_WAIT [300] s for the 1-minute
 #   load average to fall below it.
 #   IDLE_CPU_SECONDS [5] (idle CPU of each component, measured before the load)
@@ -72,10 +82,14 @@ STREAM_WORDS="${STREAM_WORDS:-30}"
 STREAM_BASELINE_HOLD="${STREAM_BASELINE_HOLD:-5}"
 STREAM_CHUNK_DELAY_MS="${STREAM_CHUNK_DELAY_MS:-1000}"
 WORDS="${WORDS:-8}"
-PARTS="${PARTS:-a c b l p t}"
+PARTS="${PARTS:-a c b l p t h}"
 LIMITS_RATE="${LIMITS_RATE:-500}"
 PROVIDER_LIST="${PROVIDER_LIST:-openai anthropic google mistral cohere}"
 PROVIDER_RATE="${PROVIDER_RATE:-500}"
+HIT_RATES="${HIT_RATES:-1000}"
+HIT_STEP_RATES="${HIT_STEP_RATES:-2000 3000 4000 6000 8000}"
+HIT_STEP_DURATION="${HIT_STEP_DURATION:-$STEP_DURATION}"
+HIT_MAX_P99_MS="${HIT_MAX_P99_MS:-5}"
 HAMMER_PROCESSES="${HAMMER_PROCESSES:-4}"
 HAMMER_COUNT="${HAMMER_COUNT:-5000}"
 HAMMER_LIMIT="${HAMMER_LIMIT:-10000}"
@@ -303,10 +317,16 @@ done
 log "starting nginx on 127.0.0.1:$NGINX_PORT"
 TEMPLATE="$ROOT/nginx/nginx.local.conf.template"
 CONF="$T/nginx/nginx.conf"
+# Part h's static baseline: a location answering with the cache hit's exact bytes. Its body is
+# only known once an entry is seeded, so it lives in an included file that part h rewrites
+# before reloading nginx; until then it answers '{}'.
+STATIC_HIT_CONF="$T/nginx/static-hit.conf"
+printf '%s\n' "location = /static-hit { default_type application/json; return 200 '{}'; }" >"$STATIC_HIT_CONF"
 sed -e "s|@PREFIX@|$T/nginx|g" -e "s|@SOCKET@|$SOCK|g" -e "s|@LISTEN@|127.0.0.1:$NGINX_PORT|g" "$TEMPLATE" |
-awk -v simport="$SIM_PORT" '
-    # Benchmark additions: access log off, and a /direct/ location proxying straight to the
-    # simulator over kept-alive connections, unbuffered, in the same server as /v1/.
+awk -v simport="$SIM_PORT" -v statichit="$STATIC_HIT_CONF" '
+    # Benchmark additions: access log off, a /direct/ location proxying straight to the
+    # simulator over kept-alive connections, unbuffered, in the same server as /v1/, and the
+    # /static-hit location of part h (included).
     /^[[:space:]]*access_log[[:space:]]/ { print "    access_log off;"; next }
     /^[[:space:]]*http[[:space:]]*\{/ {
         print
@@ -333,11 +353,14 @@ awk -v simport="$SIM_PORT" '
         print "            proxy_read_timeout 900s;"
         print "        }"
         print ""
+        print "        include " statichit ";"
+        print ""
         added = 1
     }
     { print }
 ' >"$CONF"
-grep -q 'deploxa_bench_sim/openai/' "$CONF" && grep -q 'upstream deploxa_bench_sim' "$CONF" ||
+grep -q 'deploxa_bench_sim/openai/' "$CONF" && grep -q 'upstream deploxa_bench_sim' "$CONF" &&
+    grep -qF "include $STATIC_HIT_CONF;" "$CONF" ||
     die "could not add the /direct/ location to the rendered template ($CONF)"
 nginx -t -q -p "$T/nginx" -c "$CONF" -e "$T/nginx/logs/nginx-error.log" 2>"$T/nginx-t.log" ||
     die "nginx -t failed: $(cat "$T/nginx-t.log")"
@@ -368,7 +391,10 @@ DIRECT_AUTH="Authorization: Bearer sim-key"
 # target_for PATH sets TARGET_URL, TARGET_BODY and TARGET_HEADERS (curl/loadgen -H arguments):
 #   gateway | limited | direct: the OpenAI request through the gateway (unlimited / limited key)
 #   or through nginx straight to the simulator; gw:P — the same for provider P through the
-#   gateway; native:P — P's own request through nginx straight to the simulator.
+#   gateway; native:P — P's own request through nginx straight to the simulator;
+#   gateway-hit | static-hit (part h): the seeded cached request through the gateway, and the
+#   same request (same headers and body) to nginx's /static-hit.
+KEY_CACHE=""
 target_for() {
     local path="$1" line
     TARGET_HEADERS=()
@@ -380,6 +406,9 @@ target_for() {
               TARGET_HEADERS=(-H "$GW_AUTH" -H "X-AI-Provider: ${path#gw:}") ;;
         native:*) TARGET_URL="$BASE/native$(cat "$T/native/${path#native:}.path")"; TARGET_BODY="$T/native/${path#native:}.body"
                   while IFS= read -r line || [ -n "$line" ]; do [ -n "$line" ] && TARGET_HEADERS+=(-H "$line"); done <"$T/native/${path#native:}.headers" ;;
+        gateway-hit|static-hit)
+            TARGET_URL="$GW_URL"; [ "$path" = static-hit ] && TARGET_URL="$BASE/static-hit"
+            TARGET_BODY="$T/cache.json"; TARGET_HEADERS=(-H "Authorization: Bearer $KEY_CACHE" -H "X-Cache-TTL: 3600") ;;
         *) die "unknown path $path" ;;
     esac
 }
@@ -744,9 +773,136 @@ part_t() {
     "$TB" --json >"$T/translation.json" 2>"$T/translation.err" || { log "translation bench failed: $(tail -3 "$T/translation.err")"; echo null >"$T/translation.json"; }
 }
 
+# ---------------------------------------------------------------------------------------------
+# h. Cache hits: the seeded entry replayed by the gateway against nginx returning the same bytes.
+
+header_of() {  # header_of FILE NAME: the value of header NAME in a curl -D dump (last one wins)
+    tr -d '\r' <"$1" | awk -v n="$(printf '%s' "$2" | tr 'A-Z' 'a-z')" -F': ' 'tolower($1) == n { v = substr($0, length($1) + 3) } END { print v }'
+}
+
+cache_usage() {  # bench/cache's audit totals as {requests, cache_hits, errors}
+    "$GW" usage --project bench/cache --by project --json 2>/dev/null |
+        jq -c '(.[0] // {}) | {requests: (.requests // 0), cache_hits: (.cache_hits // 0), errors: (.errors // 0)}'
+}
+
+part_h() {
+    log "part h: cache hits at $HIT_RATES req/s against a static nginx answer of the same bytes, then stepping $HIT_STEP_RATES; load $(loadavg)"
+    local code verdict r i files=() steps=() held=null stop_reason="all step rates held" escaped
+    h_fail() { log "part h: $*"; jq -n --arg e "$*" '{ran: false, error: $e}' >"$T/cache_hit.json"; }
+
+    # A project of its own: its audit rows are this part's requests only.
+    {
+        "$GW" project create bench/cache &&
+        echo sim-key | "$GW" provider set bench/cache openai --base-url "http://127.0.0.1:$SIM_PORT/openai"
+    } >>"$T/setup.log" 2>&1 || { h_fail "setup of bench/cache failed: $(tail -3 "$T/setup.log")"; return; }
+    KEY_CACHE="$("$GW" key create bench/cache --json 2>>"$T/setup.log" | jq -r '.secret')"
+    [ -n "$KEY_CACHE" ] && [ "$KEY_CACHE" != null ] || { h_fail "key create for bench/cache failed"; return; }
+    printf '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Cache this answer. [sim words=%s]"}]}' \
+        "$WORDS" >"$T/cache.json"
+    target_for gateway-hit
+
+    # Seed (MISS), then one HIT: its bytes are what every hit of the runs returns.
+    code="$(curl -s -o "$T/cache-seed.json" -D "$T/cache-seed.headers" -w '%{http_code}' "${TARGET_HEADERS[@]}" \
+        -H 'Content-Type: application/json' --data-binary @"$TARGET_BODY" "$TARGET_URL")"
+    [ "$code" = 200 ] && [ "$(header_of "$T/cache-seed.headers" X-Cache)" = MISS ] ||
+        { h_fail "seeding: HTTP $code, X-Cache '$(header_of "$T/cache-seed.headers" X-Cache)': $(head -c 300 "$T/cache-seed.json")"; return; }
+    code="$(curl -s -o "$T/cache-hit.json" -D "$T/cache-hit.headers" -w '%{http_code}' "${TARGET_HEADERS[@]}" \
+        -H 'Content-Type: application/json' --data-binary @"$TARGET_BODY" "$TARGET_URL")"
+    [ "$code" = 200 ] && [ "$(header_of "$T/cache-hit.headers" X-Cache)" = HIT ] ||
+        { h_fail "first hit: HTTP $code, X-Cache '$(header_of "$T/cache-hit.headers" X-Cache)': $(head -c 300 "$T/cache-hit.json")"; return; }
+    cmp -s "$T/cache-seed.json" "$T/cache-hit.json" || log "part h: WARNING: the hit's body differs from the seeding answer's"
+
+    # The static location answers with exactly those bytes: nginx single-quoted string, with
+    # \ and ' escaped and newlines as \n; a $ would be read as a variable, so it is refused.
+    grep -q '\$' "$T/cache-hit.json" && { h_fail "the hit's body contains '\$', which nginx's return would expand"; return; }
+    escaped="$(sed -e 's/\\/\\\\/g' -e "s/'/\\\\'/g" "$T/cache-hit.json" | awk 'NR > 1 { printf "\\n" } { printf "%s", $0 }')"
+    [ "$(tail -c 1 "$T/cache-hit.json" | od -An -tx1 | tr -d ' ')" = 0a ] && escaped="$escaped\\n"
+    printf 'location = /static-hit { default_type application/json; return 200 '"'"'%s'"'"'; }\n' "$escaped" >"$STATIC_HIT_CONF"
+    nginx -t -q -p "$T/nginx" -c "$CONF" -e "$T/nginx/logs/nginx-error.log" 2>"$T/nginx-t-h.log" ||
+        { h_fail "nginx -t with the static-hit location: $(cat "$T/nginx-t-h.log")"; return; }
+    nginx -p "$T/nginx" -c "$CONF" -e "$T/nginx/logs/nginx-error.log" -s reload 2>"$T/nginx-reload.log" ||
+        { h_fail "nginx reload failed: $(cat "$T/nginx-reload.log")"; return; }
+    for ((i = 0; i < 100; i++)); do
+        curl -s -o "$T/static-hit.out" -H 'Content-Type: application/json' --data-binary @"$T/cache.json" "$BASE/static-hit" &&
+            cmp -s "$T/static-hit.out" "$T/cache-hit.json" && break
+        sleep 0.1
+    done
+    cmp -s "$T/static-hit.out" "$T/cache-hit.json" ||
+        { h_fail "/static-hit does not answer the hit's bytes after the reload: $(head -c 300 "$T/static-hit.out")"; return; }
+    log "part h: seeded ($(wc -c <"$T/cache-hit.json") bytes); /static-hit answers the same bytes"
+
+    local sim_before sim_after usage_after prev
+    sim_before="$(curl -s --max-time 5 "http://127.0.0.1:$SIM_PORT/_sim/stats" | jq '.requests')"
+    run_rate warm-static static-hit 200 2 >/dev/null 2>&1
+    run_rate warm-hit gateway-hit 200 2 >/dev/null 2>&1
+    for r in $HIT_RATES; do
+        pair "hit$r" "$r" "$DURATION" "$REPEATS" static-hit gateway-hit
+        files+=("$T/runs/hit$r.pair.json")
+    done
+
+    # Highest hit rate held: p99 ≤ HIT_MAX_P99_MS, no errors, no non-2xx, ≥ 98 % of the target rate.
+    for r in $HIT_STEP_RATES; do
+        run_rate "hitstep$r" gateway-hit "$r" "$HIT_STEP_DURATION"
+        steps+=("$T/runs/hitstep$r.json")
+        verdict="$(jq -r --argjson max "$HIT_MAX_P99_MS" '
+            if .failed == true or (.errors // 1) > 0 or (.non_2xx // 1) > 0 then "errors or non-2xx answers"
+            elif (.achieved_rate // 0) < 0.98 * .target_rate then "saturated (achieved rate < 98 % of target)"
+            elif (.p99_ms == null or .p99_ms > $max) then "p99 over the limit"
+            else "pass" end' "$T/runs/hitstep$r.json")"
+        [ "$verdict" = "p99 over the limit" ] && verdict="p99 > $HIT_MAX_P99_MS ms"
+        if [ "$verdict" = pass ]; then
+            held="$r"
+        else
+            stop_reason="$verdict at $r req/s"
+            log "part h: step $r req/s: $verdict; stopping"
+            break
+        fi
+    done
+
+    # Every answer a hit: the simulator saw nothing, and the project's audit rows (written
+    # asynchronously: wait until the count settles, bounded) are all hits but the seed.
+    sim_after="$(curl -s --max-time 5 "http://127.0.0.1:$SIM_PORT/_sim/stats" | jq '.requests')"
+    prev=""
+    for ((i = 0; i < 30; i++)); do
+        usage_after="$(cache_usage)"
+        [ -n "$usage_after" ] && [ "$usage_after" = "$prev" ] && break
+        prev="$usage_after"
+        sleep 1
+    done
+    [ -n "$usage_after" ] || usage_after='{"requests":0,"cache_hits":0,"errors":0}'
+
+    jq -n --argjson max "$HIT_MAX_P99_MS" --argjson held "$held" --arg reason "$stop_reason" \
+        --argjson sim_before "${sim_before:-null}" --argjson sim_after "${sim_after:-null}" --argjson usage "$usage_after" \
+        --argjson bytes "$(wc -c <"$T/cache-hit.json")" \
+        --slurpfile pairs <(if [ "${#files[@]}" -gt 0 ]; then jq -s . "${files[@]}"; else echo '[]'; fi) \
+        --slurpfile steps <(if [ "${#steps[@]}" -gt 0 ]; then jq -s . "${steps[@]}"; else echo '[]'; fi) '
+        def r3: if . == null then null else (. * 1000 | round) / 1000 end;
+        ($pairs[0] | map({rate, repeats, static: .direct, hit: .gateway,
+                          added_p50_ms: .overhead_p50_ms, added_p99_ms: .overhead_p99_ms,
+                          runs: {static: .runs.direct, hit: .runs.gateway}})) as $rates
+        | {sim_requests_during_hit_runs: (if $sim_before == null or $sim_after == null then null else $sim_after - $sim_before end),
+           audit: $usage, non_hit_requests: ($usage.requests - $usage.cache_hits)} as $check
+        | ($check.sim_requests_during_hit_runs == 0 and $check.non_hit_requests == 1 and $usage.errors == 0) as $all_hits
+        | {ran: true, ttl_s: 3600, body_bytes: $bytes,
+           nginx_static: "location = /static-hit { default_type application/json; return 200 <the hit body>; } in the same server",
+           verification: ($check + {all_hits: $all_hits,
+                          how: "deploxa-loadgen does not read headers: simulator requests during the runs must be 0, and the bench/cache audit rows all cache hits but the seeding MISS"}),
+           rates: $rates,
+           target_1000: ($rates | map(select(.rate == 1000)) | .[0] // null
+                         | if . == null then null else
+                           {added_p99_ms, added_p50_ms, target_added_p99_ms: 1,
+                            met: (.added_p99_ms != null and .added_p99_ms <= 1 and .hit.errors == 0 and .hit.non_2xx == 0 and $all_hits)} end),
+           max_rate: {max_p99_ms: $max, highest_rate_held: $held, stop_reason: $reason,
+                      steps: ($steps[0] | map({rate: .target_rate, achieved_rate, p50_ms, p90_ms, p99_ms, p999_ms, max_ms,
+                                               errors, non_2xx, status_counts, error_counts, cpu}))}}' >"$T/cache_hit.json" ||
+        { h_fail "could not summarise part h"; return; }
+    log "part h: $(jq -c '{added: (.rates | map({rate, added_p50_ms, added_p99_ms, hit_p99: .hit.p99_ms, static_p99: .static.p99_ms})), held: .max_rate.highest_rate_held, verification: (.verification | del(.how))}' "$T/cache_hit.json")"
+}
+
 echo '{"ran":false}' >"$T/limits.json"
 echo '[]' >"$T/providers.json"
 echo 'null' >"$T/translation.json"
+echo '{"ran":false}' >"$T/cache_hit.json"
 for part in $PARTS; do
     case "$part" in
         a) part_a ;;
@@ -755,7 +911,8 @@ for part in $PARTS; do
         l) part_l ;;
         p) part_p ;;
         t) part_t ;;
-        *) log "unknown part '$part' (a, b, c, l, p or t)" ;;
+        h) part_h ;;
+        *) log "unknown part '$part' (a, b, c, l, p, t or h)" ;;
     esac
 done
 
@@ -793,7 +950,8 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -srm)" --a
     --argjson idle_cpu "$IDLE_CPU_JSON" --argjson serve_lines "$serve_lines" --argjson serve_err "$serve_err_lines" --argjson nginx_err "$nginx_err_lines" \
     --slurpfile overhead "$T/overhead.json" --slurpfile steps "$T/steps.json" \
     --slurpfile memory "$T/memory.json" --slurpfile cpuper "$T/cpu.json" --slurpfile limits "$T/limits.json" \
-    --slurpfile providers "$T/providers.json" --slurpfile translation "$T/translation.json" '
+    --slurpfile providers "$T/providers.json" --slurpfile translation "$T/translation.json" \
+    --slurpfile cachehit "$T/cache_hit.json" '
     {date: $date,
      machine: {kernel: $host, cpu: $cpu, cores: $cores, mem_total_mb: ($mem / 1024 | round),
                swift: $swift, nginx: $nginx, sqlite: $sqlite},
@@ -802,7 +960,7 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -srm)" --a
      loadavg: {start: $load_start, end: $load_end},
      config: {workers: $workers, duration_s: $dur, warmup_s: $warm, step_duration_s: $step_dur,
               loadgen_connections: $conns, loadgen_threads: $lgthreads, sim_words: $words, parts: $parts,
-              nginx: "nginx/nginx.local.conf.template (worker_processes 1), access_log off, + /direct/ proxy location (upstream keepalive 256, proxy_buffering off)"},
+              nginx: "nginx/nginx.local.conf.template (worker_processes 1), access_log off, + /direct/ proxy location (upstream keepalive 256, proxy_buffering off), + /static-hit return location (part h)"},
      targets: {
        overhead_500: ($overhead[0] | map(select(.rate == 500)) | .[0] // null
                       | if . == null then null else
@@ -815,11 +973,13 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -srm)" --a
                          established: $memory[0].loadgen.established,
                          met: ($memory[0].rss_mb.workers_streams_open < 400
                                and $memory[0].loadgen.established == $memory[0].streams)}
-                      else null end)},
+                      else null end),
+       cache_hit_1000: (if $cachehit[0].ran then $cachehit[0].target_1000 else null end)},
      limits: $limits[0],
      providers: ($providers[0] | map({provider, rate, native: .direct, gateway, overhead_p50_ms, overhead_p99_ms,
                                       met: (.overhead_p50_ms <= 1 and .overhead_p99_ms <= 3 and .gateway.errors == 0 and .gateway.non_2xx == 0)})),
      translation: $translation[0],
+     cache_hit: $cachehit[0],
      overhead: $overhead[0], cpu_per_request: $cpuper[0], idle_cpu: $idle_cpu, memory: $memory[0], max_rate: $steps[0],
      gateway_health: {worker_pids_start: $wstart, worker_pids_end: $wend,
                       serve_log_lines: $serve_lines, serve_log_error_like_lines: $serve_err,
@@ -898,10 +1058,27 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -srm)" --a
             "   hammer: \(.hammer.processes) × \(.hammer.admissions_each) admissions, limit \(.hammer.limit): admitted \(.hammer.admitted), refused \(.hammer.refused), SQLITE_BUSY \(.hammer.busy_errors), exact \(.hammer.exact); \(.hammer.admissions_per_s) admissions/s, p50 \(.hammer.p50_ms_each) ms, p99 \(.hammer.p99_ms_each) ms"' "$RESULTS"
         echo
     fi
+    if [ "$(jq '.cache_hit.ran' "$RESULTS")" = true ]; then
+        echo "h. cache hits vs nginx returning the same bytes (/static-hit), medians of $REPEATS alternating runs, ms"
+        printf '%-9s %9s %9s %9s %9s %9s %9s %10s %7s\n' rate st_p50 st_p99 hit_p50 hit_p99 add_p50 add_p99 hit_achvd hit_err
+        jq -r '.cache_hit.rates[] | [.rate, .static.p50_ms, .static.p99_ms, .hit.p50_ms, .hit.p99_ms, .added_p50_ms, .added_p99_ms,
+            .hit.achieved_rate, ((.hit.errors // 0) + (.hit.non_2xx // 0))] | map(tostring) | @tsv' "$RESULTS" |
+            while IFS=$'\t' read -r a b c d e f g h i; do
+                printf '%-9s %9s %9s %9s %9s %9s %9s %10s %7s\n' "$a" "$b" "$c" "$d" "$e" "$f" "$g" "$h" "$i"
+            done
+        jq -r '.cache_hit | "   every answer a hit: \(.verification.all_hits) (simulator requests during the runs \(.verification.sim_requests_during_hit_runs), audit rows \(.verification.audit.requests), of which cache hits \(.verification.audit.cache_hits), errors \(.verification.audit.errors))",
+            "   highest hit rate held with p99 ≤ \(.max_rate.max_p99_ms) ms and no errors: \(.max_rate.highest_rate_held // "none") req/s (\(.max_rate.stop_reason))",
+            (.max_rate.steps[] | "     \(.rate) req/s: achieved \(.achieved_rate), p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, errors \(.errors), non-2xx \(.non_2xx)")' "$RESULTS"
+        echo
+    elif [ "$(jq -r '.cache_hit.error // empty' "$RESULTS")" != "" ]; then
+        echo "h. cache hits: not measured: $(jq -r '.cache_hit.error' "$RESULTS")"
+        echo
+    fi
     echo "targets:"
     jq -r '.targets | "   overhead at 500 req/s (p50 ≤ 1 ms, p99 ≤ 3 ms): \(if .overhead_500 == null then "not run" else "p50 \(.overhead_500.p50_ms) ms, p99 \(.overhead_500.p99_ms) ms → \(if .overhead_500.met then "MET" else "NOT MET" end)" end)",
         "   1,000 streams under 400 MB worker RSS: \(if .streams_1000 == null then "not run" else "\(.streams_1000.workers_rss_mb) MB, \(.streams_1000.established) established → \(if .streams_1000.met then "MET" else "NOT MET" end)" end)"' "$RESULTS"
     jq -r '.limits | "   limits cost ≤ 0.3 ms p50 at \(.rate // "-") req/s: \(if .ran then "\(.cost_p50_ms) ms → \(if .met then "MET" else "NOT MET" end)" else "not run" end)"' "$RESULTS"
+    jq -r '.targets.cache_hit_1000 | "   cache hit adds ≤ 1 ms p99 at 1,000 req/s: \(if . == null then "not run" else "\(.added_p99_ms) ms → \(if .met then "MET" else "NOT MET" end)" end)"' "$RESULTS"
     echo "gateway: workers [$WORKERS_AT_START] at start, [$WORKERS_AT_END] at end; serve log $serve_lines lines ($serve_err_lines error-like); nginx error log $nginx_err_lines error lines"
     echo "results: $RESULTS"
 }

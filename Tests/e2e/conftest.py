@@ -42,7 +42,11 @@ def simulator():
 
 @pytest.fixture(scope="session")
 def stack(simulator):
-    st = GatewayStack(simulator, name="main", workers=4, serve_args=["--upstream-timeout", "2", "--graceful-timeout", "10"])
+    # The main stack's tests script provider failures on purpose (e.g. `[sim status=429 retry_after=7]`),
+    # so its circuit breaker is off; the breaker and Retry-After skipping are tested on
+    # test_fallback's own stack.
+    st = GatewayStack(simulator, name="main", workers=4,
+                      serve_args=["--upstream-timeout", "2", "--graceful-timeout", "10", "--breaker-failures", "0"])
     try:
         st.start()
         yield st

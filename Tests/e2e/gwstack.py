@@ -209,6 +209,14 @@ class Simulator:
     def last(self) -> dict:
         return self._get("/_sim/last")
 
+    def counts(self) -> dict[str, int]:
+        """Provider requests seen so far, per request path (e.g. `/openai/v1/chat/completions`)."""
+        return dict(self.stats()["by_path"])
+
+    def count(self, path: str) -> int:
+        """Provider requests seen so far on one path."""
+        return self.counts().get(path, 0)
+
     def reset(self) -> dict:
         response = httpx.post(self.url + "/_sim/reset", timeout=5, trust_env=False)
         response.raise_for_status()
