@@ -48,7 +48,7 @@
 #   LIMITS_RATE [500]  HAMMER_PROCESSES [4]  HAMMER_COUNT [5000]  HAMMER_LIMIT [10000]
 #   PROVIDER_LIST ["openai anthropic google mistral cohere"]  PROVIDER_RATE [500]
 #   HIT_RATES ["1000"]  HIT_STEP_RATES ["2000 3000 4000 6000 8000"]  HIT_STEP_DURATION [STEP_DURATION]
-#   HIT_MAX_P99_MS [5]
+#   HIT_MAX_P99_MS [5]  SERVE_EXTRA [""] (more `serve` options, e.g. "--accept-threads 1")
 #   QUIET_LOAD [unset]: if set (e.g. 0.5), first wait up to QUIET_WAIT [300] s for the 1-minute
 #   load average to fall below it.
 #   IDLE_CPU_SECONDS [5] (idle CPU of each component, measured before the load)
@@ -87,6 +87,7 @@ LIMITS_RATE="${LIMITS_RATE:-500}"
 PROVIDER_LIST="${PROVIDER_LIST:-openai anthropic google mistral cohere}"
 PROVIDER_RATE="${PROVIDER_RATE:-500}"
 HIT_RATES="${HIT_RATES:-1000}"
+SERVE_EXTRA="${SERVE_EXTRA:-}"
 HIT_STEP_RATES="${HIT_STEP_RATES:-2000 3000 4000 6000 8000}"
 HIT_STEP_DURATION="${HIT_STEP_DURATION:-$STEP_DURATION}"
 HIT_MAX_P99_MS="${HIT_MAX_P99_MS:-5}"
@@ -305,7 +306,7 @@ KEY_LIMITED="$("$GW" key create bench/limited --rpm 100000000 --tpm 100000000000
 
 log "starting serve --workers $WORKERS on $SOCK"
 "$GW" serve --socket "$SOCK" --workers "$WORKERS" --pid-file "$T/serve.pid" --log-level warning \
-    --graceful-timeout 5 >"$T/serve.log" 2>&1 &
+    --graceful-timeout 5 $SERVE_EXTRA >"$T/serve.log" 2>&1 &
 SERVE_PID=$!
 for ((i = 0; i < 100; i++)); do
     [ -S "$SOCK" ] && [ "$(children_of "$SERVE_PID" | wc -l)" -ge "$WORKERS" ] && break

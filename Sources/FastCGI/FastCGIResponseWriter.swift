@@ -2,16 +2,20 @@ import CFastCGI
 import Dispatch
 import GatewayHTTP
 
-/// Writes one response to its libfcgi request. Every libfcgi call for the request runs on the
-/// request's own serial queue (a Dispatch thread that may block on a slow client), never on the
-/// Swift cooperative pool; async callers just await the queue's answer.
+/// Writes one response to its libfcgi request. Every libfcgi call that could block on a slow
+/// client runs on the request's own serial queue (a Dispatch thread), never on the Swift
+/// cooperative pool; async callers just await the queue's answer. The one exception is a whole
+/// answer of at most 64 KiB written at `end`: it fits in the socket's send buffer, so it is
+/// written and the request finished in place, saving two thread hops per plain JSON answer.
 final class FastCGIResponseWriter: ResponseWriter, @unchecked Sendable {
     private let request: UnsafeMutablePointer<FCGX_Request>
     private let queue: DispatchQueue
     private let onFinish: @Sendable () -> Void
-    // Touched only on `queue`.
+    // Touched only on `queue` once `usedQueue` is set; before that, only by the caller.
     private var failed = false
     private var finished = false
+    /// Something was written through the queue (so `end` must go through it too, in order).
+    private var usedQueue = false
     /// Head and unflushed body bytes, held by the (sequential) caller until a flush or `end`,
     /// so a plain JSON answer costs one hop to the queue instead of three.
     private var pending: [UInt8] = []
@@ -39,6 +43,7 @@ final class FastCGIResponseWriter: ResponseWriter, @unchecked Sendable {
     }
 
     private func write(_ bytes: [UInt8], flush: Bool) async throws(ClientDisconnected) {
+        usedQueue = true
         let ok: Bool = await withCheckedContinuation { continuation in
             queue.async {
                 continuation.resume(returning: self.writeOnQueue(bytes, flush: flush))
@@ -69,18 +74,23 @@ final class FastCGIResponseWriter: ResponseWriter, @unchecked Sendable {
     func end() async {
         let last = pending
         pending = []
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            queue.async {
-                if !last.isEmpty { _ = self.writeOnQueue(last, flush: false) }
-                if !self.finished {
-                    self.finished = true
-                    FCGX_Finish_r(self.request)
-                    self.request.deinitialize(count: 1)
-                    self.request.deallocate()
-                    self.onFinish()
-                }
-                continuation.resume()
-            }
+        guard usedQueue else {
+            // The whole answer is `last` (≤ 64 KiB): no hop.
+            finish(writing: last)
+            return
+        }
+        // Nobody waits for the end: the queue keeps the writer alive until it has run.
+        queue.async { self.finish(writing: last) }
+    }
+
+    private func finish(writing last: [UInt8]) {
+        if !last.isEmpty { _ = writeOnQueue(last, flush: false) }
+        if !finished {
+            finished = true
+            FCGX_Finish_r(request)
+            request.deinitialize(count: 1)
+            request.deallocate()
+            onFinish()
         }
     }
 }

@@ -7,9 +7,12 @@ import Logging
 
 /// How one worker process serves FastCGI requests.
 public struct FastCGIWorkerConfiguration: Sendable {
-    /// Threads blocked in `FCGX_Accept_r`. Each only accepts and reads the request; the work
-    /// itself runs as a Swift task, so a slow upstream never holds a thread.
-    public var acceptThreads: Int = 2
+    /// Threads blocked in `FCGX_Accept_r`. Each only accepts and reads the request (nginx has
+    /// buffered the body, so that is quick); the work itself runs as a Swift task, so a slow
+    /// upstream never holds a thread. One is the default: a second one waits on the accept
+    /// mutex and costs a futex hand-off per request (measured: 390 → 300 µs of worker CPU per
+    /// cache hit, p99 1.43 → 1.06 ms at 1,000 req/s; BENCHMARKS.md, part h).
+    public var acceptThreads: Int = 1
     /// Recycle the process after this many requests (0: never), like php-fpm's `pm.max_requests`.
     public var maxRequests: Int = 0
     /// Bodies over this size are not read; the responder answers 413.
@@ -17,7 +20,7 @@ public struct FastCGIWorkerConfiguration: Sendable {
     /// On stop, how long in-flight requests may take to finish.
     public var gracefulTimeoutSeconds: Double = 30
 
-    public init(acceptThreads: Int = 2, maxRequests: Int = 0, maxBodyBytes: Int = 10 * 1024 * 1024, gracefulTimeoutSeconds: Double = 30) {
+    public init(acceptThreads: Int = 1, maxRequests: Int = 0, maxBodyBytes: Int = 10 * 1024 * 1024, gracefulTimeoutSeconds: Double = 30) {
         self.acceptThreads = acceptThreads
         self.maxRequests = maxRequests
         self.maxBodyBytes = maxBodyBytes

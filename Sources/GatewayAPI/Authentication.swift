@@ -15,7 +15,7 @@ struct Authenticator: Sendable {
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
             throw GatewayError.invalidAPIKey("The Authorization header must be 'Bearer <key>'.")
         }
-        let secret = parts[1].trimmingCharacters(in: .whitespaces)
+        let secret = String(parts[1].trimmedOfSpaces)
         switch try store.authenticate(secret: secret) {
         case .valid(let key):
             return key
@@ -25,5 +25,15 @@ struct Authenticator: Sendable {
             // Never echo the key back, not even partly.
             throw GatewayError.invalidAPIKey("Incorrect gateway key provided.")
         }
+    }
+}
+
+extension Substring {
+    /// Without leading and trailing spaces and tabs (cheaper than Foundation's trimming, and
+    /// on every request's path).
+    var trimmedOfSpaces: Substring {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return self[endIndex...] }
+        return self[first...last]
     }
 }

@@ -74,7 +74,22 @@ public enum SpendAmount {
     /// USD as a plain decimal without float noise or trailing zeros (`2.5`, `0.0000195`), to
     /// `fractionDigits` places; `keepPoint` writes whole amounts as `1.0` instead of `1`.
     public static func text(_ usd: Double, fractionDigits: Int, keepPoint: Bool = false) -> String {
-        var text = String(format: "%.\(fractionDigits)f", usd)
+        // Integer arithmetic: this runs for every priced answer's header, and String(format:)
+        // goes through Foundation's formatter.
+        let digits = max(0, min(fractionDigits, 15))
+        var scale: Int64 = 1
+        for _ in 0..<digits { scale *= 10 }
+        let scaled = (abs(usd) * Double(scale)).rounded()
+        var text: String
+        if usd.isFinite && scaled < 9.0e18 {
+            let units = Int64(scaled)
+            let fraction = String(units % scale)
+            text = (usd < 0 && units > 0 ? "-" : "") + String(units / scale)
+            if digits > 0 { text += "." + String(repeating: "0", count: digits - fraction.count) + fraction }
+        } else {
+            text = String(format: "%.\(digits)f", usd)
+        }
+        guard text.contains(".") else { return text + (keepPoint ? ".0" : "") }
         while text.hasSuffix("0") { text.removeLast() }
         if text.hasSuffix(".") {
             if keepPoint { text += "0" } else { text.removeLast() }

@@ -8,7 +8,7 @@ import Logging
 
 /// Options the master passes on to each worker it starts.
 struct WorkerOptions: ParsableArguments {
-    @Option(name: .customLong("accept-threads"), help: "Threads per worker blocked in FastCGI accept.") var acceptThreads = 2
+    @Option(name: .customLong("accept-threads"), help: "Threads per worker blocked in FastCGI accept (each hands requests to Swift tasks).") var acceptThreads = 1
     @Option(name: .customLong("max-requests"), help: "Recycle a worker after this many requests (0: never).") var maxRequests = 0
     @Option(name: .customLong("max-body-size"), help: "Largest request body in bytes (match nginx's client_max_body_size).") var maxBodySize = 10 * 1024 * 1024
     @Option(name: .customLong("graceful-timeout"), help: "Seconds in-flight requests get to finish on stop or reload.") var gracefulTimeout = 30.0

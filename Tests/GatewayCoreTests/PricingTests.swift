@@ -54,4 +54,15 @@ struct PricingTests {
         #expect(SpendAmount.secondsToNextMonth(from: lastSecondOfNovember) == 1)
         #expect(SpendAmount.nanos(13.0) == 13_000_000_000)
     }
+
+    @Test func usdTextIsShortestWithoutFloatNoise() {
+        #expect(SpendAmount.text(0, fractionDigits: 10, keepPoint: true) == "0.0")
+        #expect(SpendAmount.text(0, fractionDigits: 10) == "0")
+        #expect(SpendAmount.text(0.000135, fractionDigits: 10, keepPoint: true) == "0.000135")
+        #expect(SpendAmount.text(13, fractionDigits: 10, keepPoint: true) == "13.0")
+        #expect(SpendAmount.text(0.1 + 0.2, fractionDigits: 10) == "0.3")
+        #expect(SpendAmount.text(1.23456789016, fractionDigits: 10) == "1.2345678902")
+        #expect(SpendAmount.text(4e-12, fractionDigits: 10, keepPoint: true) == "0.0")
+        #expect(SpendAmount.text(2.5, fractionDigits: 2) == "2.5")
+    }
 }

@@ -1,4 +1,3 @@
-import Foundation
 import GatewayCore
 import GatewayHTTP
 
@@ -17,12 +16,12 @@ struct CachePolicy: Sendable, Equatable {
     /// nil when the request has no `X-Cache-TTL` (no caching, no `X-Cache` header).
     static func from(_ request: HTTPRequest) throws(GatewayError) -> CachePolicy? {
         guard let header = request.headers["x-cache-ttl"] else { return nil }
-        guard let ttl = Int(header.trimmingCharacters(in: .whitespaces)), (0...maxTTLSeconds).contains(ttl) else {
+        guard let ttl = Int(header[...].trimmedOfSpaces), (0...maxTTLSeconds).contains(ttl) else {
             throw .invalidRequest("X-Cache-TTL must be a whole number of seconds from 0 to \(maxTTLSeconds), got '\(header.prefix(40))'.",
                                   param: "X-Cache-TTL", code: "invalid_cache_ttl")
         }
         let directives = Set((request.headers["cache-control"] ?? "").lowercased()
-            .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+            .split(separator: ",").map { String($0.trimmedOfSpaces) })
         let noStore = directives.contains("no-store")
         return CachePolicy(ttlSeconds: ttl, lookup: ttl > 0 && !noStore && !directives.contains("no-cache"), store: ttl > 0 && !noStore)
     }
