@@ -1,57 +1,45 @@
-import Foundation
+import Dispatch
 
-/// Prunes the response cache off the request path: every `interval` (with jitter, so a box's
-/// workers do not all prune at once) it deletes expired entries and leases and evicts the oldest
-/// entries above `maxBytes`. Runs on its own OS thread with its own store connection; a failed
-/// pass is reported to stderr and retried next time (the cache is only ever a miss, never wrong:
-/// lookups check expiry themselves).
+/// Prunes the response cache off the request path: every `interval` (the first pass after a
+/// random part of it, so a box's workers do not all prune at once) it deletes expired entries
+/// and leases and evicts the oldest entries above `maxBytes`. Runs on its own serial Dispatch
+/// queue with its own store connection; a failed pass is reported to stderr and retried next
+/// time (the cache is only ever a miss, never wrong: lookups check expiry themselves).
 public final class CacheJanitor: @unchecked Sendable {
     public let store: GatewayStore
     public let maxBytes: Int64
     public let interval: Double
 
-    private let condition = NSCondition()
-    private var closing = false
-    private var stopped = false
+    private let queue = DispatchQueue(label: "deploxa-cache-janitor")
+    /// Touched only on `queue`.
+    private var timer: DispatchSourceTimer?
 
     public init(store: GatewayStore, maxBytes: Int64, interval: Double = 10) {
         self.store = store
         self.maxBytes = max(0, maxBytes)
         self.interval = max(0.05, interval)
-        let thread = Thread { [self] in run() }
-        thread.name = "deploxa-cache-janitor"
-        thread.start()
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        timer.schedule(deadline: .now() + self.interval * Double.random(in: 0.25...1), repeating: self.interval,
+                       leeway: .milliseconds(Int(self.interval * 100)))
+        timer.setEventHandler { [weak self] in self?.prune() }
+        queue.sync { self.timer = timer }
+        timer.resume()
     }
 
-    /// Stops the thread (waits for a pass in progress). Idempotent.
+    /// Stops pruning; waits for a pass in progress. Idempotent.
     public func close() {
-        condition.lock()
-        closing = true
-        condition.broadcast()
-        while !stopped { condition.wait() }
-        condition.unlock()
-    }
-
-    private func run() {
-        while waitForNextPass() {
-            do {
-                _ = try store.pruneCache(maxBytes: maxBytes)
-            } catch {
-                StandardError.write("cache-janitor: pruning failed: \(error)\n")
-            }
+        queue.sync {
+            timer?.cancel()
+            timer = nil
         }
-        condition.lock()
-        stopped = true
-        condition.broadcast()
-        condition.unlock()
     }
 
-    /// Sleeps about one interval; false once closing.
-    private func waitForNextPass() -> Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        let deadline = Date().addingTimeInterval(interval * Double.random(in: 0.75...1.25))
-        while !closing && Date() < deadline { _ = condition.wait(until: deadline) }
-        return !closing
+    private func prune() {
+        guard timer != nil else { return }
+        do {
+            _ = try store.pruneCache(maxBytes: maxBytes)
+        } catch {
+            StandardError.write("cache-janitor: pruning failed: \(error)\n")
+        }
     }
 }

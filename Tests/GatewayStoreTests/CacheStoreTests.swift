@@ -62,6 +62,22 @@ struct CacheStoreTests {
     }
 }
 
+@Suite("Cache janitor")
+struct CacheJanitorTests {
+    @Test func expiredEntriesArePrunedInTheBackground() async throws {
+        let database = try TestDatabase()
+        let key = [UInt8](repeating: 9, count: 32)
+        try database.store.storeCachedAnswer(CachedAnswer(provider: "openai", modelServed: nil, stream: false, body: [1, 2, 3]),
+                                             key: key, projectID: 1, ttlSeconds: 0)
+        func rows() throws -> Int { try database.store.connection.queryFirst("SELECT count(*) FROM cache_entries") { $0.int(0) } ?? -1 }
+        #expect(try rows() == 1)
+        let janitor = CacheJanitor(store: try database.openAnother(), maxBytes: 1 << 20, interval: 0.05)
+        defer { janitor.close() }
+        for _ in 0..<100 where try rows() > 0 { try await Task.sleep(nanoseconds: 20_000_000) }
+        #expect(try rows() == 0)
+    }
+}
+
 @Suite("Fallback chains and circuit breakers")
 struct FallbackStoreTests {
     let now = Date(timeIntervalSince1970: 1_767_225_600)

@@ -158,25 +158,20 @@ def test_fallback_on_500_to_anthropic(project, fb_stack):
     assert row["cost_usd"] is not None and row["cost_usd"] > 0
 
 
-def test_fallback_on_429_to_google(project, fb_stack):
+@pytest.mark.parametrize("primary, directive, status, fallback", [
+    (("openai", "gpt-4o"), "[sim openai:status=429]", 429, ("google", "gemini-2.0-flash")),
+    (("anthropic", "claude-sonnet-4"), "[sim anthropic:status=529]", 529, ("openai", "gpt-4o")),
+])
+def test_fallback_on_a_provider_status(primary, directive, status, fallback, project, fb_stack):
+    (first, first_model), (second, second_model) = primary, fallback
     counts = Counts(fb_stack)
-    response = project.post(_chat("[sim openai:status=429]"), _fallback("google/gemini-2.0-flash"))
-    _assert_answered_by(response, "google", "gemini-2.0-flash")
-    assert counts.deltas("openai", "google") == {"openai": 1, "google": 1}
+    response = project.post(_chat(directive, model=first_model), _fallback(f"{second}/{second_model}"))
+    _assert_answered_by(response, second, second_model)
+    assert counts.deltas(first, second) == {first: 1, second: 1}
     row = project.row(response)
-    _assert_row_served_by(row, "google", "gemini-2.0-flash")
-    assert _attempts(row) == [("openai", "gpt-4o", 429, True), ("google", "gemini-2.0-flash", 200, False)]
-
-
-def test_fallback_on_anthropic_529_to_openai(project, fb_stack):
-    counts = Counts(fb_stack)
-    response = project.post(_chat("[sim anthropic:status=529]", model="claude-sonnet-4"), _fallback("openai/gpt-4o"))
-    _assert_answered_by(response, "openai", "gpt-4o")
-    assert counts.deltas("anthropic", "openai") == {"anthropic": 1, "openai": 1}
-    row = project.row(response)
-    _assert_row_served_by(row, "openai", "gpt-4o")
-    assert row["model_requested"] == "claude-sonnet-4"
-    assert _attempts(row) == [("anthropic", "claude-sonnet-4", 529, True), ("openai", "gpt-4o", 200, False)]
+    _assert_row_served_by(row, second, second_model)
+    assert row["model_requested"] == first_model
+    assert _attempts(row) == [(first, first_model, status, True), (second, second_model, 200, False)]
 
 
 def test_fallback_on_timeout_to_mistral(project, fb_stack):
