@@ -18,17 +18,17 @@ struct ChatCompletionsHandler: RouteHandler {
         context.audit.user = chat.user
         context.audit.stream = chat.stream
         let policy = try CachePolicy.from(request)
-        let primary = try ProviderTarget.primary(request, model: chat.model, key: key, store: application.store, context: context)
-        let chain = try TargetChain.resolve(request, primary: primary, key: key, store: application.store)
+        let requested = try RequestedTargets.read(request, model: chat.model, allowFallback: true, context: context)
         let meter = RequestMeter(application: application, key: key, context: context)
 
-        let cache = application.cacheSession(policy, route: request.path, body: chat.body, provider: primary.provider,
+        let cache = application.cacheSession(policy, route: request.path, body: chat.body, provider: requested.primary.provider,
                                              key: key, context: context)
         defer { cache?.finish() }
         if let answer = await cache?.findAnswer() {
             try await CacheReplay.write(answer, meter: meter, context: context, writer: writer)
             return
         }
+        let chain = try TargetChain.resolve(requested, key: key, store: application.store)
 
         try meter.admit(estimatedTokens: RequestLimiter.estimateTokens(bodyBytes: request.body.count, maxTokens: chat.maxTokens))
         var providerAnswered = false

@@ -14,17 +14,18 @@ struct EmbeddingsHandler: RouteHandler {
         context.audit.modelRequested = embeddings.model
         context.audit.user = embeddings.user
         let policy = try CachePolicy.from(request)
-        let target = try ProviderTarget.primary(request, model: embeddings.model, key: key, store: application.store, context: context)
-        let upstreamRequest = try target.adapter.makeEmbeddingsRequest(embeddings, settings: target.settings)
+        let requested = try RequestedTargets.read(request, model: embeddings.model, allowFallback: false, context: context)
         let meter = RequestMeter(application: application, key: key, context: context)
 
-        let cache = application.cacheSession(policy, route: request.path, body: embeddings.body, provider: target.provider,
+        let cache = application.cacheSession(policy, route: request.path, body: embeddings.body, provider: requested.primary.provider,
                                              key: key, context: context)
         defer { cache?.finish() }
         if let answer = await cache?.findAnswer() {
             try await CacheReplay.write(answer, meter: meter, context: context, writer: writer)
             return
         }
+        let target = try ProviderTarget.configured(requested.primary, key: key, store: application.store, param: "X-AI-Provider")
+        let upstreamRequest = try target.adapter.makeEmbeddingsRequest(embeddings, settings: target.settings)
 
         try meter.admit(estimatedTokens: RequestLimiter.estimateTokens(bodyBytes: request.body.count, maxTokens: nil))
         var providerAnswered = false

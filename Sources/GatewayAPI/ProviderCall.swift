@@ -27,15 +27,6 @@ struct ProviderTarget {
         }
         return ProviderTarget(provider: target.provider, model: target.model, settings: settings, adapter: adapter)
     }
-
-    /// SPEC's choice for the request itself (`X-AI-Provider`, else the model name), recorded in
-    /// the audit row before the project's settings are looked up, so a refused request still names it.
-    static func primary(_ request: HTTPRequest, model: String, key: AuthenticatedKey, store: GatewayStore,
-                        context: RequestContext) throws -> ProviderTarget {
-        let provider = try ProviderSelection.provider(header: request.headers["x-ai-provider"], model: model)
-        context.audit.provider = provider.rawValue
-        return try configured(FallbackTarget(provider: provider, model: model), key: key, store: store, param: "X-AI-Provider")
-    }
 }
 
 /// One call to a provider on behalf of a request: sends, maps transport failures and the
