@@ -10,8 +10,8 @@ public struct FastCGIWorkerConfiguration: Sendable {
     /// Threads blocked in `FCGX_Accept_r`. Each only accepts and reads the request (nginx has
     /// buffered the body, so that is quick); the work itself runs as a Swift task, so a slow
     /// upstream never holds a thread. One is the default: a second one waits on the accept
-    /// mutex and costs a futex hand-off per request (measured: 390 → 300 µs of worker CPU per
-    /// cache hit, p99 1.43 → 1.06 ms at 1,000 req/s; BENCHMARKS.md, part h).
+    /// mutex and costs a futex hand-off per request (measured: 382 → 301 µs of worker CPU per
+    /// cache hit, added p99 1.11 → 0.80 ms at 1,000 req/s; BENCHMARKS.md, part h).
     public var acceptThreads: Int = 1
     /// Recycle the process after this many requests (0: never), like php-fpm's `pm.max_requests`.
     public var maxRequests: Int = 0
