@@ -17,17 +17,12 @@ struct ChatCompletionsHandler: RouteHandler {
         context.audit.modelRequested = chat.model
         context.audit.user = chat.user
         context.audit.stream = chat.stream
-        let policy = try CachePolicy.from(request)
         let requested = try RequestedTargets.read(request, model: chat.model, allowFallback: true, context: context)
         let meter = RequestMeter(application: application, key: key, context: context)
-
-        let cache = application.cacheSession(policy, route: request.path, body: chat.body, provider: requested.primary.provider,
-                                             key: key, context: context)
+        guard case .miss(let cache) = try await application.cacheStep(
+            request, body: chat.body, provider: requested.primary.provider, key: key, meter: meter, context: context, writer: writer)
+        else { return }
         defer { cache?.finish() }
-        if let answer = await cache?.findAnswer() {
-            try await CacheReplay.write(answer, meter: meter, context: context, writer: writer)
-            return
-        }
         let chain = try TargetChain.resolve(requested, key: key, store: application.store)
 
         try meter.admit(estimatedTokens: RequestLimiter.estimateTokens(bodyBytes: request.body.count, maxTokens: chat.maxTokens))

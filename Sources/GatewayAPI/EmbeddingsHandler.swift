@@ -13,17 +13,12 @@ struct EmbeddingsHandler: RouteHandler {
         let embeddings = try EmbeddingsRequest.parse(request.body)
         context.audit.modelRequested = embeddings.model
         context.audit.user = embeddings.user
-        let policy = try CachePolicy.from(request)
         let requested = try RequestedTargets.read(request, model: embeddings.model, allowFallback: false, context: context)
         let meter = RequestMeter(application: application, key: key, context: context)
-
-        let cache = application.cacheSession(policy, route: request.path, body: embeddings.body, provider: requested.primary.provider,
-                                             key: key, context: context)
+        guard case .miss(let cache) = try await application.cacheStep(
+            request, body: embeddings.body, provider: requested.primary.provider, key: key, meter: meter, context: context, writer: writer)
+        else { return }
         defer { cache?.finish() }
-        if let answer = await cache?.findAnswer() {
-            try await CacheReplay.write(answer, meter: meter, context: context, writer: writer)
-            return
-        }
         let target = try ProviderTarget.configured(requested.primary, key: key, store: application.store, param: "X-AI-Provider")
         let upstreamRequest = try target.adapter.makeEmbeddingsRequest(embeddings, settings: target.settings)
 

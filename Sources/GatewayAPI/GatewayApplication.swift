@@ -67,15 +67,6 @@ public final class GatewayApplication: Responder {
                                       cooldownSeconds: configuration.breakerCooldownSeconds)
     }
 
-    /// The request's cache session when it asked for caching (`X-Cache-TTL`), keyed on the
-    /// project, the provider asked for, the route and the canonical body.
-    func cacheSession(_ policy: CachePolicy?, route: String, body: JSONObject, provider: Provider, key: AuthenticatedKey,
-                      context: RequestContext) -> CacheSession? {
-        guard let policy else { return nil }
-        return CacheSession(policy: policy, key: CacheKey(projectID: key.project.id, provider: provider, route: route, body: body),
-                            cache: cache, projectID: key.project.id, context: context)
-    }
-
     public func respond(to request: HTTPRequest, writer: any ResponseWriter) async {
         let context = RequestContext(request: request)
         if request.path == "/healthz" {
