@@ -117,6 +117,12 @@ Stream:
 Another provider, same request (translated to Anthropic's Messages API and back):
   curl http://127.0.0.1:$PORT/v1/chat/completions -H "Authorization: Bearer $KEY" -d '{"model": "claude-sonnet-4", "messages": [{"role": "user", "content": "Hello!"}]}'
 
+Cached for 60 s (the second call says X-Cache: HIT and costs nothing):
+  curl -i http://127.0.0.1:$PORT/v1/chat/completions -H "Authorization: Bearer $KEY" -H "X-Cache-TTL: 60" -d '{"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello!"}]}'
+
+Falling back to Anthropic when OpenAI fails (the simulator fails OpenAI on "[sim openai:status=503]"):
+  curl -i http://127.0.0.1:$PORT/v1/chat/completions -H "Authorization: Bearer $KEY" -H "X-AI-Fallback: anthropic/claude-sonnet-4" -d '{"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello! [sim openai:status=503]"}]}'
+
 Audit log:  DEPLOXA_GATEWAY_DB=$RUN/gateway.db $BIN audit export
 Stop:       deploy/run-local.sh stop
 INFO
