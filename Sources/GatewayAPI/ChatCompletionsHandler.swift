@@ -49,11 +49,8 @@ struct ChatCompletionsHandler: RouteHandler {
             let result = try call.decode(status: response.status) { () throws(GatewayError) in
                 try target.adapter.decodeChatResponse(body, for: targetChat)
             }
-            // Settled (and stored) before the answer leaves, so the client's next request sees
-            // this one's tokens, spend and cache entry.
-            let cost = meter.record(result.usage, modelServed: result.modelServed, priceModel: target.model)
-            cache?.save(CachedAnswer(provider: target.provider.rawValue, modelServed: result.modelServed, stream: false, body: result.body))
-            try await writeAnswer(result.body, provider: target.provider.rawValue, cost: cost, context: context, writer: writer)
+            try await deliverAnswer(result.body, usage: result.usage, modelServed: result.modelServed, target: target,
+                                    meter: meter, cache: cache, context: context, writer: writer)
         }
     }
 
@@ -159,6 +156,15 @@ private final class RelayState: @unchecked Sendable {
             captured!.append(contentsOf: bytes)
         }
     }
+}
+
+/// A provider's non-streamed answer: metered and stored first — so the client's next request
+/// sees this one's tokens, spend and cache entry — then written.
+func deliverAnswer(_ body: [UInt8], usage: TokenUsage?, modelServed: String?, target: ProviderTarget, meter: RequestMeter,
+                   cache: CacheSession?, context: RequestContext, writer: any ResponseWriter) async throws {
+    let cost = meter.record(usage, modelServed: modelServed, priceModel: target.model)
+    cache?.save(CachedAnswer(provider: target.provider.rawValue, modelServed: modelServed, stream: false, body: body))
+    try await writeAnswer(body, provider: target.provider.rawValue, cost: cost, context: context, writer: writer)
 }
 
 /// A non-streamed answer: 200 with `X-AI-Provider` and, when the price is known, `X-Gateway-Cost-USD`.

@@ -33,8 +33,7 @@ struct EmbeddingsHandler: RouteHandler {
         let result = try call.decode(status: response.status) { () throws(GatewayError) in
             try target.adapter.decodeEmbeddingsResponse(body, for: embeddings)
         }
-        let cost = meter.record(result.usage, modelServed: result.modelServed, priceModel: target.model)
-        cache?.save(CachedAnswer(provider: target.provider.rawValue, modelServed: result.modelServed, stream: false, body: result.body))
-        try await writeAnswer(result.body, provider: target.provider.rawValue, cost: cost, context: context, writer: writer)
+        try await deliverAnswer(result.body, usage: result.usage, modelServed: result.modelServed, target: target,
+                                meter: meter, cache: cache, context: context, writer: writer)
     }
 }

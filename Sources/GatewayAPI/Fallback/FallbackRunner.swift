@@ -28,7 +28,15 @@ struct FallbackRunner {
     func run<T>(_ attempt: (ProviderTarget) async throws -> T) async throws -> T {
         var failures: [(target: ProviderTarget, error: GatewayError)] = []
         var coolingDown: [(target: ProviderTarget, retryAfter: Int)] = []
-        for target in chain.targets {
+        var remaining = [chain.primary]
+        var fallbacksRead = false
+        while true {
+            if remaining.isEmpty && !fallbacksRead {
+                fallbacksRead = true
+                remaining = try chain.fallbacks()
+            }
+            guard !remaining.isEmpty else { break }
+            let target = remaining.removeFirst()
             let gate = breaker.gate(projectID: projectID, provider: target.provider)
             if case .open(let retryAfter) = gate {
                 context.audit.attempts.append(AuditAttempt(provider: target.provider.rawValue, model: target.model, status: 0,

@@ -30,25 +30,37 @@ struct RequestedTargets {
 
 /// The targets a request is tried on, in order: the requested one first, then the request's
 /// `X-AI-Fallback` targets, else the project's chain for that provider/model. Every target's
-/// provider must be configured for the project (400 otherwise; a project chain skips one that
-/// is no longer configured).
+/// provider must be configured for the project: a header naming one that is not is the client's
+/// 400 before any call; a project chain skips it. The project's chain is only read once the
+/// first target has failed, so a request that succeeds at once costs no lookup for it.
 struct TargetChain {
-    let targets: [ProviderTarget]
-
-    var primary: ProviderTarget { targets[0] }
+    let primary: ProviderTarget
+    private let headerTargets: [ProviderTarget]?
+    private let key: AuthenticatedKey
+    private let store: GatewayStore
 
     static func resolve(_ requested: RequestedTargets, key: AuthenticatedKey, store: GatewayStore) throws -> TargetChain {
-        var targets = [try ProviderTarget.configured(requested.primary, key: key, store: store, param: "X-AI-Provider")]
-        var seen: Set<FallbackTarget> = [requested.primary]
-        if let fallbacks = requested.fallbacks {
-            for name in fallbacks where seen.insert(name).inserted {
-                targets.append(try ProviderTarget.configured(name, key: key, store: store, param: "X-AI-Fallback"))
-            }
-        } else if let chain = try store.fallbackChain(projectID: key.project.id, primary: requested.primary) {
-            for name in chain.targets where seen.insert(name).inserted {
-                if let target = try? ProviderTarget.configured(name, key: key, store: store, param: "fallback") { targets.append(target) }
+        let primary = try ProviderTarget.configured(requested.primary, key: key, store: store, param: "X-AI-Provider")
+        let headerTargets = try requested.fallbacks.map { names in
+            try distinct(names, after: requested.primary).map {
+                try ProviderTarget.configured($0, key: key, store: store, param: "X-AI-Fallback")
             }
         }
-        return TargetChain(targets: targets)
+        return TargetChain(primary: primary, headerTargets: headerTargets, key: key, store: store)
+    }
+
+    /// The targets after the primary.
+    func fallbacks() throws -> [ProviderTarget] {
+        if let headerTargets { return headerTargets }
+        guard let chain = try store.fallbackChain(projectID: key.project.id, primary: primary.name) else { return [] }
+        return Self.distinct(chain.targets, after: primary.name).compactMap {
+            try? ProviderTarget.configured($0, key: key, store: store, param: "fallback")
+        }
+    }
+
+    /// `names` in order, without the primary and without repeats.
+    private static func distinct(_ names: [FallbackTarget], after primary: FallbackTarget) -> [FallbackTarget] {
+        var seen: Set<FallbackTarget> = [primary]
+        return names.filter { seen.insert($0).inserted }
     }
 }
