@@ -19,13 +19,16 @@ struct ChatCompletionsHandler: RouteHandler {
         context.audit.stream = chat.stream
         let requested = try RequestedTargets.read(request, model: chat.model, allowFallback: true, context: context)
         let meter = RequestMeter(application: application, key: key, context: context)
+        let estimatedTokens = RequestLimiter.estimateTokens(bodyBytes: request.body.count, maxTokens: chat.maxTokens)
         guard case .miss(let cache) = try await application.cacheStep(
-            request, body: chat.body, provider: requested.primary.provider, key: key, meter: meter, context: context, writer: writer)
+            request, body: chat.body, provider: requested.primary.provider, key: key, estimatedTokens: estimatedTokens, meter: meter,
+            context: context, writer: writer)
         else { return }
         defer { cache?.finish() }
         let chain = try TargetChain.resolve(requested, key: key, store: application.store)
+        try application.priceBook.requirePrice(for: chain.primary.model, key: key)
 
-        try meter.admit(estimatedTokens: RequestLimiter.estimateTokens(bodyBytes: request.body.count, maxTokens: chat.maxTokens))
+        try meter.admit(estimatedTokens: estimatedTokens)
         var providerAnswered = false
         defer { meter.finish(providerAnswered: providerAnswered) }
 
@@ -34,6 +37,7 @@ struct ChatCompletionsHandler: RouteHandler {
             let targetChat = chat.retargeted(model: target.model)
             let upstreamRequest: UpstreamRequest
             do {
+                try application.priceBook.requirePrice(for: target.model, key: key)
                 upstreamRequest = try target.adapter.makeChatRequest(targetChat, settings: target.settings)
             } catch let error as GatewayError {
                 throw TargetUnusable(error: error)
@@ -42,7 +46,8 @@ struct ChatCompletionsHandler: RouteHandler {
             let response = try await call.send(upstreamRequest)
             providerAnswered = true
             if chat.stream {
-                try await relayStream(response, call: call, chat: targetChat, meter: meter, cache: cache, context: context, writer: writer)
+                try await relayStream(response, call: call, chat: targetChat, promptEstimate: request.body.count / 4, meter: meter,
+                                      cache: cache, context: context, writer: writer)
                 return
             }
             let body = try await call.body(of: response)
@@ -58,7 +63,7 @@ struct ChatCompletionsHandler: RouteHandler {
     /// head waits for the first content chunk: a failure before it throws, so the next target can
     /// answer instead. Once the first byte has gone out, failures become a final error event and
     /// `[DONE]`.
-    private func relayStream(_ response: UpstreamResponse, call: ProviderCall, chat: ChatRequest, meter: RequestMeter,
+    private func relayStream(_ response: UpstreamResponse, call: ProviderCall, chat: ChatRequest, promptEstimate: Int, meter: RequestMeter,
                              cache: CacheSession?, context: RequestContext, writer: any ResponseWriter) async throws {
         let target = call.target
         let state = RelayState(StreamRelay(providerName: target.provider.rawValue, translator: target.adapter.makeStreamTranslator(for: chat)),
@@ -97,8 +102,9 @@ struct ChatCompletionsHandler: RouteHandler {
         do {
             do {
                 try await application.upstream.readBody(response) { body in
+                    var chunks = body.makeAsyncIterator()
                     do {
-                        for try await chunk in body {
+                        while let chunk = try await chunks.next() {
                             try await emit(state.relay.feed(chunk))
                             // After an error event nothing more is read; after [DONE] the rest is
                             // drained so the connection can be reused.
@@ -108,6 +114,11 @@ struct ChatCompletionsHandler: RouteHandler {
                     } catch let failure as UpstreamFailure where !Task.isCancelled {
                         // (A cancelled read is the watchdog's doing; readBody reports it below.)
                         try await emit(state.relay.fail(failure.gatewayError(provider: target.provider.rawValue)))
+                    } catch let disconnected as ClientDisconnected {
+                        // OpenAI and Mistral send usage only in the stream's last chunk: a client
+                        // that leaves right after the content must not leave the answer unmetered.
+                        await Self.drainForUsage(&chunks, relay: state)
+                        throw disconnected
                     }
                 }
             } catch let failure as UpstreamFailure {
@@ -117,7 +128,8 @@ struct ChatCompletionsHandler: RouteHandler {
         } catch let disconnected as ClientDisconnected {
             // The provider did answer; the row lists that call before saying the client left.
             call.record(status: response.status, error: nil)
-            meter.record(state.relay.usage, modelServed: state.relay.modelServed, priceModel: target.model)
+            let usage = state.relay.usage ?? Self.estimatedUsage(promptEstimate: promptEstimate, relay: state.relay)
+            meter.record(usage, modelServed: state.relay.modelServed, priceModel: target.model)
             throw disconnected
         }
         call.record(status: response.status, error: state.relay.error)
@@ -130,9 +142,37 @@ struct ChatCompletionsHandler: RouteHandler {
     }
 }
 
+extension ChatCompletionsHandler {
+    /// After the client left: how much more of the provider's stream is read, looking for its
+    /// usage. Enough for the final chunks of an answer that was complete; little enough that a
+    /// client leaving mid-generation does not keep a long answer running.
+    static let drainLimitBytes = 256 * 1024
+    static let drainLimitNanoseconds: UInt64 = 2_000_000_000
+
+    /// Feeds the rest of the stream to the relay (its output goes nowhere) until the usage is
+    /// known, the stream ends, or the byte or time bound is reached.
+    static func drainForUsage(_ chunks: inout UpstreamBody.AsyncIterator, relay state: RelayState) async {
+        let deadline = DispatchTime.now().uptimeNanoseconds &+ drainLimitNanoseconds
+        var drained = 0
+        while state.relay.usage == nil && !state.relay.isFinished && drained < drainLimitBytes
+            && DispatchTime.now().uptimeNanoseconds < deadline {
+            guard let chunk = try? await chunks.next() else { break }
+            drained += chunk.count
+            _ = state.relay.feed(chunk)
+        }
+    }
+
+    /// The provider's usage never came (the client left and the stream did not end in time): the
+    /// answer was delivered, so it is charged on an estimate instead of as free — the prompt from
+    /// the body's size, the completion one token per content chunk sent.
+    static func estimatedUsage(promptEstimate: Int, relay: StreamRelay) -> TokenUsage {
+        TokenUsage(promptTokens: max(1, promptEstimate), completionTokens: max(1, relay.payloadEvents - 1))
+    }
+}
+
 /// The relay shared between the body reader task and the handler; used by one task at a time.
 /// Also keeps a copy of the bytes sent, when the answer is to be cached.
-private final class RelayState: @unchecked Sendable {
+final class RelayState: @unchecked Sendable {
     var relay: StreamRelay
     /// The response head has been written: no falling back from here on.
     var committed = false
@@ -188,6 +228,8 @@ func writeStreamHead(provider: String, cost: Double? = nil, context: RequestCont
     headers.add(name: "X-AI-Provider", value: provider)
     if let cost { headers.add(name: "X-Gateway-Cost-USD", value: costText(cost)) }
     context.audit.status = 200
+    // The head leaves with the first flushed bytes, before the request ends: journal the row now.
+    context.journalAnswerStarted()
     try await writer.writeHead(status: 200, headers: headers)
 }
 

@@ -15,14 +15,17 @@ struct EmbeddingsHandler: RouteHandler {
         context.audit.user = embeddings.user
         let requested = try RequestedTargets.read(request, model: embeddings.model, allowFallback: false, context: context)
         let meter = RequestMeter(application: application, key: key, context: context)
+        let estimatedTokens = RequestLimiter.estimateTokens(bodyBytes: request.body.count, maxTokens: nil)
         guard case .miss(let cache) = try await application.cacheStep(
-            request, body: embeddings.body, provider: requested.primary.provider, key: key, meter: meter, context: context, writer: writer)
+            request, body: embeddings.body, provider: requested.primary.provider, key: key, estimatedTokens: estimatedTokens, meter: meter,
+            context: context, writer: writer)
         else { return }
         defer { cache?.finish() }
         let target = try ProviderTarget.configured(requested.primary, key: key, store: application.store, param: "X-AI-Provider")
+        try application.priceBook.requirePrice(for: target.model, key: key)
         let upstreamRequest = try target.adapter.makeEmbeddingsRequest(embeddings, settings: target.settings)
 
-        try meter.admit(estimatedTokens: RequestLimiter.estimateTokens(bodyBytes: request.body.count, maxTokens: nil))
+        try meter.admit(estimatedTokens: estimatedTokens)
         var providerAnswered = false
         defer { meter.finish(providerAnswered: providerAnswered) }
 

@@ -23,10 +23,14 @@ public struct GatewayConfiguration: Sendable {
     /// How long identical requests wait for the one computing their answer (the longest a
     /// provider attempt may take).
     public var cacheLeaseSeconds: Double = 900
+    /// Requests of one gateway key that may wait (in this worker) for an identical request's
+    /// answer; more go to the provider themselves. Bounds what one tenant can park in a worker.
+    public var cacheMaxWaitersPerKey: Int = 64
 
     public init(maxBodyBytes: Int = 10 * 1024 * 1024, maxUpstreamBodyBytes: Int = 64 * 1024 * 1024, limitWindowSeconds: Int = 60,
                 breakerFailures: Int = 5, breakerCooldownSeconds: Double = 30, cacheMaxEntryBytes: Int = 4 * 1024 * 1024,
-                cacheLeaseSeconds: Double = 900) {
+                cacheLeaseSeconds: Double = 900, cacheMaxWaitersPerKey: Int = 64) {
+        self.cacheMaxWaitersPerKey = max(0, cacheMaxWaitersPerKey)
         self.maxBodyBytes = maxBodyBytes
         self.maxUpstreamBodyBytes = maxUpstreamBodyBytes
         self.limitWindowSeconds = max(1, limitWindowSeconds)
@@ -62,7 +66,8 @@ public final class GatewayApplication: Responder {
         self.limiter = RequestLimiter(store: store, windowSeconds: configuration.limitWindowSeconds)
         self.priceBook = PriceBook(store: store)
         self.cache = ResponseCache(store: store, logger: logger, leaseSeconds: configuration.cacheLeaseSeconds,
-                                   maxEntryBytes: configuration.cacheMaxEntryBytes)
+                                   maxEntryBytes: configuration.cacheMaxEntryBytes,
+                                   waiters: CacheWaiters(maxPerKey: configuration.cacheMaxWaitersPerKey))
         self.breaker = CircuitBreaker(store: store, logger: logger, threshold: configuration.breakerFailures,
                                       cooldownSeconds: configuration.breakerCooldownSeconds)
     }
@@ -78,6 +83,9 @@ public final class GatewayApplication: Responder {
             await ErrorResponse.write(.notFound("Unknown route \(request.method) \(request.path)."), context: context, writer: writer)
             return
         }
+        // On file before any work: even a worker killed mid-request leaves this request's row.
+        context.auditWriter = auditWriter
+        context.auditTicket = auditWriter.begin(context.audit)
         do {
             try await route(request, context: context, writer: writer)
         } catch is ClientDisconnected {
@@ -92,7 +100,9 @@ public final class GatewayApplication: Responder {
             await ErrorResponse.write(gatewayError, context: context, writer: writer)
         }
         context.audit.latencyMs = context.elapsedMs
-        auditWriter.enqueue(context.audit)
+        // Journaled and queued before the transport finishes the answer (the caller's `end()`),
+        // so every answer a client receives has its row.
+        auditWriter.enqueue(context.audit, ticket: context.auditTicket)
     }
 
     private func route(_ request: HTTPRequest, context: RequestContext, writer: any ResponseWriter) async throws {

@@ -14,12 +14,24 @@ final class RequestContext: @unchecked Sendable {
     var limitStatus: LimitStatus?
     /// `HIT` or `MISS` for the `X-Cache` header, when the request asked for caching.
     var cacheStatus: String?
+    /// The request's lines in the audit journal (see `AuditWriter.begin`).
+    var auditTicket = AuditTicket()
+    /// Set by the application for /v1 requests (the audited ones).
+    var auditWriter: AuditWriter?
 
     init(request: HTTPRequest) {
         requestID = RequestContext.makeRequestID()
         arrivedAt = Date()
         startNanos = DispatchTime.now().uptimeNanoseconds
         audit = AuditRecord(requestID: requestID, time: arrivedAt, method: request.method, route: request.path, status: 0, latencyMs: 0)
+    }
+
+    /// Journals the row as it stands when the answer starts going out before the request ends (a
+    /// stream's head): should the worker die mid-stream, the row still says what the client got.
+    func journalAnswerStarted() {
+        guard let auditWriter else { return }
+        audit.latencyMs = elapsedMs
+        auditWriter.progress(audit, ticket: &auditTicket)
     }
 
     var elapsedMs: Double { Double(DispatchTime.now().uptimeNanoseconds - startNanos) / 1e6 }

@@ -62,6 +62,14 @@ extension GatewayError {
         GatewayError(status: 400, type: "invalid_request_error", code: code, param: param, message: message, failureClass: .callerFault)
     }
 
+    /// A model with no price asked for under a monthly budget (it could never fill the budget).
+    public static func modelNotPriced(model: String) -> GatewayError {
+        let model = model.count > 128 ? String(model.prefix(128)) + "…" : model
+        return .invalidRequest("Model '\(model)' has no price, and a monthly budget applies to this key, project or org, so its cost "
+                        + "could not be counted. An operator can price it with: deploxa-gateway price set \(model) "
+                        + "--input USD_PER_1M_TOKENS --output USD_PER_1M_TOKENS", param: "model", code: "model_not_priced")
+    }
+
     public static func invalidAPIKey(_ message: String) -> GatewayError {
         GatewayError(status: 401, type: "authentication_error", code: "invalid_api_key", message: message, failureClass: .credentials)
     }

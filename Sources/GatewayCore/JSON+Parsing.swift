@@ -97,7 +97,9 @@ private struct JSONParser {
             depth -= 1
             return .object(object)
         }
-        var seen = Set<String>()
+        // Where each key stands in `object`, so a repeated key is found in O(1): a hostile body
+        // that repeats one key after many unique ones must not make parsing quadratic.
+        var positions: [String: Int] = [:]
         while true {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
@@ -107,9 +109,13 @@ private struct JSONParser {
             index += 1
             skipWhitespace()
             let value = try parseValue()
-            // Duplicate keys: the last one wins, as in most parsers. New keys are appended
-            // without the linear search the subscript setter does.
-            if seen.insert(key).inserted { object.appendNew(key, value) } else { object[key] = value }
+            // Duplicate keys: the last one wins, as in most parsers; it keeps the first one's place.
+            if let position = positions[key] {
+                object.replaceValue(at: position, with: value)
+            } else {
+                positions[key] = object.count
+                object.appendNew(key, value)
+            }
             skipWhitespace()
             guard index < bytes.count else { throw fail("unexpected end of JSON") }
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }

@@ -41,12 +41,25 @@ public struct JSONObject: Sendable, Equatable, Sequence {
         entries.append((key: key, value: value))
     }
 
+    /// Replaces the value at a known position (the parser's duplicate keys); no lookup.
+    mutating func replaceValue(at position: Int, with value: JSON) {
+        entries[position].value = value
+    }
+
     public func makeIterator() -> IndexingIterator<[(key: String, value: JSON)]> { entries.makeIterator() }
 
     /// Key order does not matter for equality: `{"a":1,"b":2}` equals `{"b":2,"a":1}`.
     public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
         guard lhs.entries.count == rhs.entries.count else { return false }
-        for (key, value) in lhs.entries where rhs[key] != value { return false }
+        if lhs.entries.count <= 16 {
+            for (key, value) in lhs.entries where rhs[key] != value { return false }
+            return true
+        }
+        // Large objects: one hash lookup per key instead of a linear search (no quadratic compare).
+        var right: [String: JSON] = [:]
+        right.reserveCapacity(rhs.entries.count)
+        for (key, value) in rhs.entries { right[key] = value }
+        for (key, value) in lhs.entries where right[key] != value { return false }
         return true
     }
 }

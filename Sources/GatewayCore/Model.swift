@@ -110,6 +110,14 @@ public struct AuthenticatedKey: Sendable, Equatable {
     public var key: GatewayKey
     public var project: Project
     public var org: Org
+    /// The store's settings version when the key was read: a worker's cached settings (the
+    /// price table) older than this are stale and re-read before use.
+    public var settingsVersion: Int64 = 0
+
+    /// Whether any scope of this key has a monthly spend cap (then every answer must be priced).
+    public var hasMonthlyBudget: Bool {
+        key.limits.monthlyBudgetUSD != nil || project.limits.monthlyBudgetUSD != nil || org.limits.monthlyBudgetUSD != nil
+    }
 
     public init(key: GatewayKey, project: Project, org: Org) {
         self.key = key

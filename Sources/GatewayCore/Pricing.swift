@@ -68,7 +68,8 @@ public struct PriceTable: Sendable {
 /// Spend arithmetic shared by the limiter and the audit writer.
 public enum SpendAmount {
     /// USD as integer nano-dollars, so month-to-date sums are exact.
-    public static func nanos(_ usd: Double) -> Int64 { Int64((usd * 1e9).rounded()) }
+    /// Saturating: an absurd price or budget (1e300) must not trap the worker that meets it.
+    public static func nanos(_ usd: Double) -> Int64 { Saturating.int64((usd * 1e9).rounded()) }
     public static func usd(_ nanos: Int64) -> Double { Double(nanos) / 1e9 }
 
     /// USD as a plain decimal without float noise or trailing zeros (`2.5`, `0.0000195`), to

@@ -27,6 +27,12 @@ public struct ChatRequest: Sendable {
         return copy
     }
 
+    /// The largest `max_tokens` accepted: the 32-bit range every provider's API takes. Bigger
+    /// values are refused here, so no token arithmetic downstream (reservations, limits) can overflow.
+    public static let maximumTokens: Int64 = 2_147_483_647
+    /// The largest `n` (choices) accepted, as OpenAI's own API.
+    public static let maximumChoices: Int64 = 128
+
     private static let roles: Set<String> = ["system", "developer", "user", "assistant", "tool", "function"]
 
     /// Parses and checks the body; every problem is a 400 naming the parameter.
@@ -100,10 +106,15 @@ public struct ChatRequest: Sendable {
         var limits: [String: Int] = [:]
         for name in ["max_tokens", "max_completion_tokens"] {
             if let value = body[name], value != .null {
-                guard let count = value.intValue, count >= 1 else {
-                    throw .invalidRequest("'\(name)' must be a positive integer.", param: name, code: "invalid_value")
+                guard let count = value.intValue, (1...Self.maximumTokens).contains(count) else {
+                    throw .invalidRequest("'\(name)' must be an integer from 1 to \(Self.maximumTokens).", param: name, code: "invalid_value")
                 }
                 limits[name] = Int(count)
+            }
+        }
+        if let value = body["n"], value != .null {
+            guard let count = value.intValue, (1...Self.maximumChoices).contains(count) else {
+                throw .invalidRequest("'n' must be an integer from 1 to \(Self.maximumChoices).", param: "n", code: "invalid_value")
             }
         }
         var user: String?

@@ -7,14 +7,25 @@ import Glibc
 import Darwin
 #endif
 
-/// Takes audit rows off the request path. `enqueue` only appends to a queue under a short lock;
-/// one dedicated thread (a real OS thread, not Swift concurrency's cooperative pool, so a
-/// blocking SQLite call never starves async work) commits whatever has queued up, up to
-/// `maxBatch` rows per transaction, waiting at most `maxDelayMilliseconds` to gather a batch.
+/// Where one request's journal lines went, so its segments can be let go once its final record is in.
+public struct AuditTicket: Sendable {
+    fileprivate var segments: [Int] = []
+    public init() {}
+}
+
+/// Takes audit rows off the request path. `enqueue` only appends to a queue under a short lock
+/// (and, with a journal, one `write(2)` to it); one dedicated thread (a real OS thread, not Swift
+/// concurrency's cooperative pool, so a blocking SQLite call never starves async work) commits
+/// whatever has queued up, up to `maxBatch` rows per transaction, waiting at most
+/// `maxDelayMilliseconds` to gather a batch.
 ///
-/// Rows are never dropped silently: a failed batch is retried with backoff (and logged to
-/// stderr with its first request id only); after `retryLimitSeconds` of failure each row is
-/// written to stderr as one line, `audit-fallback: {json}`, from which it can be re-imported.
+/// Rows are never dropped: with a journal (`AuditJournal`) every request is on file before its
+/// answer is finished, so a worker killed with rows still queued leaves them for the next worker
+/// to replay. A failed batch is retried with backoff (and logged to stderr with its first request
+/// id only); after `retryLimitSeconds` of failure each row is also written to stderr as one line,
+/// `audit-fallback: {json}`, and the journal keeps it for replay. The queue holds at most
+/// `maxQueued` rows: past that `enqueue` waits for the writer (back-pressure on the requests
+/// being answered) instead of growing without end.
 /// Give the writer its own `GatewayStore` so request-path reads never queue behind a batch,
 /// and call `close()` before exit: the thread keeps the writer alive until then.
 public final class AuditWriter: @unchecked Sendable {
@@ -22,6 +33,9 @@ public final class AuditWriter: @unchecked Sendable {
     public let maxBatch: Int
     public let maxDelayMilliseconds: Int
     public let retryLimitSeconds: Double
+    public let maxQueued: Int
+    /// How often the idle writer looks for journals of dead workers.
+    public let replayIntervalSeconds: Double
 
     private let condition = NSCondition()
     // Guarded by `condition`:
@@ -32,27 +46,77 @@ public final class AuditWriter: @unchecked Sendable {
     private var writerIdle = false
     private var closing = false
     private var stopped = false
+    private let journal: AuditJournal?
+    /// A batch went to the stderr fallback: from then on journal segments are kept for replay.
+    private var journalPinned = false
 
-    public init(store: GatewayStore, maxBatch: Int = 256, maxDelayMilliseconds: Int = 5, retryLimitSeconds: Double = 30) {
+    /// `journalDirectory`: where this process journals its rows (nil: no journal, e.g. tests of
+    /// the writer alone). A journal that cannot be opened is logged and done without.
+    public init(store: GatewayStore, journalDirectory: String? = nil, maxBatch: Int = 256, maxDelayMilliseconds: Int = 5,
+                retryLimitSeconds: Double = 30, maxQueued: Int = 10_000, replayIntervalSeconds: Double = 5) {
         self.store = store
         self.maxBatch = max(1, maxBatch)
         self.maxDelayMilliseconds = max(0, maxDelayMilliseconds)
         self.retryLimitSeconds = retryLimitSeconds
+        self.maxQueued = max(1, maxQueued)
+        self.replayIntervalSeconds = max(0.05, replayIntervalSeconds)
+        var journal: AuditJournal?
+        if let journalDirectory {
+            do {
+                journal = try AuditJournal(directory: journalDirectory)
+            } catch {
+                StandardError.write("audit-writer: running without a journal (rows queued when a worker is killed would be lost): \(error)\n")
+            }
+        }
+        self.journal = journal
         let thread = Thread { [self] in run() }
         thread.name = "deploxa-audit-writer"
         thread.start()
     }
 
-    /// Queues a row and returns at once (no I/O). After `close()`, writes it synchronously.
-    public func enqueue(_ record: AuditRecord) {
+    /// Where a database's workers journal their rows unless told otherwise: beside the file.
+    public static func defaultJournalDirectory(forDatabase path: String) -> String {
+        AuditJournal.defaultDirectory(forDatabase: path)
+    }
+
+    /// Journals a request as it starts (no I/O without a journal). Keep the ticket for `enqueue`.
+    public func begin(_ record: AuditRecord) -> AuditTicket {
+        var ticket = AuditTicket()
+        guard let journal else { return ticket }
+        let bounded = record.boundedForStorage()
         condition.lock()
+        if !stopped { ticket.segments.append(journal.append(.begin, bounded)) }
+        condition.unlock()
+        return ticket
+    }
+
+    /// Journals what is known of a request whose answer has started going out (a stream's head).
+    public func progress(_ record: AuditRecord, ticket: inout AuditTicket) {
+        guard let journal else { return }
+        let bounded = record.boundedForStorage()
+        condition.lock()
+        if !stopped { ticket.segments.append(journal.append(.progress, bounded)) }
+        condition.unlock()
+    }
+
+    /// Journals the finished row and queues it; returns at once unless the queue is full (then it
+    /// waits for the writer). After `close()`, writes it synchronously.
+    public func enqueue(_ record: AuditRecord, ticket: AuditTicket = AuditTicket()) {
+        let record = record.boundedForStorage()
+        condition.lock()
+        while pending.count >= maxQueued && !stopped && !closing { condition.wait() }
         if stopped {
             condition.unlock()
             _ = write([record], retryFor: 0)
             return
         }
+        if let journal {
+            _ = journal.append(.final, record)
+            journal.finished(segmentsUsed: ticket.segments)
+        }
         pending.append(record)
         enqueuedTotal += 1
+        journal?.rotateIfLarge(enqueued: enqueuedTotal)
         if writerIdle || pending.count >= maxBatch { condition.broadcast() }
         condition.unlock()
     }
@@ -69,12 +133,14 @@ public final class AuditWriter: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Writes everything queued, then stops the thread. Idempotent.
+    /// Writes everything queued, then stops the thread. Idempotent. When every row was
+    /// committed, the journal is deleted; otherwise it stays for the next worker to replay.
     public func close() {
         condition.lock()
         closing = true
         condition.broadcast()
         while !stopped { condition.wait() }
+        if let journal, !journalPinned { journal.removeAll() }
         condition.unlock()
     }
 
@@ -89,24 +155,40 @@ public final class AuditWriter: @unchecked Sendable {
 
     private func run() {
         var degraded = false
+        var lastReplay = Date.distantPast  // the first look is at start
         while let batch = nextBatch() {
-            // Once a batch has gone to the fallback, the next ones try once each until one commits.
-            degraded = !write(batch, retryFor: degraded ? 0 : retryLimitSeconds)
-            condition.lock()
-            finishedTotal += UInt64(batch.count)
-            condition.broadcast()
-            condition.unlock()
+            if !batch.isEmpty {
+                // Once a batch has gone to the fallback, the next ones try once each until one commits.
+                let committed = write(batch, retryFor: degraded ? 0 : retryLimitSeconds)
+                degraded = !committed
+                condition.lock()
+                finishedTotal += UInt64(batch.count)
+                if !committed { journalPinned = true }
+                if let journal, !journalPinned { journal.release(committed: finishedTotal, enqueued: enqueuedTotal) }
+                condition.broadcast()
+                condition.unlock()
+            }
+            // Every few seconds, pick up rows that a killed worker left in its journal.
+            if let journal, Date().timeIntervalSince(lastReplay) >= replayIntervalSeconds {
+                lastReplay = Date()
+                AuditJournal.replayOrphans(directory: journal.directory, into: store)
+            }
         }
     }
 
-    /// Waits for rows and returns up to `maxBatch` of them; nil once closing and drained.
+    /// Waits for rows and returns up to `maxBatch` of them; an empty batch when idle for the
+    /// replay interval; nil once closing and drained.
     private func nextBatch() -> [AuditRecord]? {
         condition.lock()
         defer { condition.unlock() }
-        while pending.isEmpty && !closing {
-            writerIdle = true
-            condition.wait()
-            writerIdle = false
+        if pending.isEmpty && !closing {
+            let idleUntil = Date(timeIntervalSinceNow: replayIntervalSeconds)
+            while pending.isEmpty && !closing {
+                writerIdle = true
+                let signalled = condition.wait(until: idleUntil)
+                writerIdle = false
+                if !signalled && pending.isEmpty && !closing { return [] }
+            }
         }
         if pending.isEmpty {
             stopped = true
@@ -165,37 +247,7 @@ public final class AuditWriter: @unchecked Sendable {
 
     /// One record as a JSON object keyed by `audit_log` column names (secrets never reach a record).
     static func fallbackJSON(_ record: AuditRecord) -> String {
-        func value<T>(_ optional: T?, _ wrap: (T) -> JSON) -> JSON { optional.map(wrap) ?? .null }
-        let attempts: [JSON] = record.attempts.map { attempt in
-            ["provider": .string(attempt.provider), "model": .string(attempt.model), "status": .int(Int64(attempt.status)),
-             "latencyMs": .double(attempt.latencyMs), "errorCode": value(attempt.errorCode, JSON.string)]
-        }
-        let object: JSON = [
-            "request_id": .string(record.requestID),
-            "time_ms": .int(StoreTime.milliseconds(record.time)),
-            "method": .string(record.method),
-            "route": .string(record.route),
-            "org_id": value(record.orgID, JSON.int),
-            "project_id": value(record.projectID, JSON.int),
-            "key_id": value(record.keyID, JSON.string),
-            "user": value(record.user, JSON.string),
-            "provider": value(record.provider, JSON.string),
-            "model_requested": value(record.modelRequested, JSON.string),
-            "model_served": value(record.modelServed, JSON.string),
-            "status": .int(Int64(record.status)),
-            "error_code": value(record.errorCode, JSON.string),
-            "prompt_tokens": value(record.promptTokens) { .int(Int64($0)) },
-            "completion_tokens": value(record.completionTokens) { .int(Int64($0)) },
-            "cached_tokens": value(record.cachedTokens) { .int(Int64($0)) },
-            "cost_usd": value(record.costUSD, JSON.double),
-            "latency_ms": .double(record.latencyMs),
-            "upstream_latency_ms": value(record.upstreamLatencyMs, JSON.double),
-            "ttft_ms": value(record.timeToFirstTokenMs, JSON.double),
-            "cache_hit": .bool(record.cacheHit),
-            "stream": .bool(record.stream),
-            "attempts": .array(attempts),
-        ]
-        return object.serializedString()
+        AuditRecordCoding.json(record).serializedString()
     }
 }
 

@@ -10,6 +10,10 @@ extension GatewayStore {
         guard !records.isEmpty else { return }
         let encoder = JSONEncoder()
         try connection.writeTransaction {
+            // Rows already in the table (a journal replayed after its batch had committed) are
+            // ignored, and their spend is not added twice.
+            var inserted: [Bool] = []
+            inserted.reserveCapacity(records.count)
             try connection.withStatement(Self.auditInsert) { statement in
                 for record in records {
                     let attempts = record.attempts.isEmpty
@@ -28,13 +32,14 @@ extension GatewayStore {
                     try statement.bind(values)
                     while try statement.step() {}
                     statement.reset()
+                    inserted.append(connection.changes > 0)
                 }
             }
             // Month-to-date spend for requests the limiter did not settle itself (no budget or
             // token limit applied), so a cap set mid-month starts from the true spend.
             // Summed per scope and month first: one upsert per scope a batch touches, not three per row.
             var spend: [SpendKey: Int64] = [:]
-            for record in records where !record.spendSettled {
+            for (record, isNew) in zip(records, inserted) where isNew && !record.spendSettled {
                 guard let cost = record.costUSD, cost > 0 else { continue }
                 let month = SpendAmount.month(of: record.time)
                 for scope in LimitScope.all(orgID: record.orgID, projectID: record.projectID, keyID: record.keyID) {

@@ -77,7 +77,9 @@ extension GatewayStore {
             let project = Self.project(row, 9)
             let org = Org(id: project.orgID, name: project.orgName, limits: Self.limits(row, 18),
                           createdAt: StoreTime.date(row.int64(21)))
-            return .valid(AuthenticatedKey(key: key, project: project, org: org))
+            var authenticated = AuthenticatedKey(key: key, project: project, org: org)
+            authenticated.settingsVersion = row.optionalInt64(22) ?? 0
+            return .valid(authenticated)
         }
     }
 
@@ -87,12 +89,14 @@ extension GatewayStore {
         SELECT id, project_id, name, rpm, tpm, monthly_budget_usd, created_at, revoked_at FROM gateway_keys
         """
 
-    /// Columns 0–7: the key; 8: its hash; 9–17: the project as in `projectSelect`; 18–21: the org.
+    /// Columns 0–7: the key; 8: its hash; 9–17: the project as in `projectSelect`; 18–21: the org;
+    /// 22: the settings version (so cached settings are checked at no extra query).
     static let authenticateSelect = """
         SELECT k.id, k.project_id, k.name, k.rpm, k.tpm, k.monthly_budget_usd, k.created_at, k.revoked_at,
                k.secret_hash,
                p.id, p.org_id, o.name, p.name, p.plan, p.rpm, p.tpm, p.monthly_budget_usd, p.created_at,
-               o.rpm, o.tpm, o.monthly_budget_usd, o.created_at
+               o.rpm, o.tpm, o.monthly_budget_usd, o.created_at,
+               (SELECT version FROM settings_version WHERE id = 1)
         FROM gateway_keys k
         JOIN projects p ON p.id = k.project_id
         JOIN orgs o ON o.id = p.org_id

@@ -113,26 +113,26 @@ extension GatewayStore {
                     let buckets = try connection.query(
                         "SELECT second, requests, tokens FROM rate_buckets WHERE scope = ? AND second > ? ORDER BY second",
                         [.text(key), .integer(windowStart)]) { (second: $0.int64(0), requests: $0.int64(1), tokens: $0.int64(2)) }
-                    let usedRequests = buckets.reduce(0) { $0 + $1.requests }
-                    let usedTokens = buckets.reduce(0) { $0 + $1.tokens }
+                    let usedRequests = buckets.reduce(0) { Saturating.add($0, $1.requests) }
+                    let usedTokens = buckets.reduce(0) { Saturating.add($0, $1.tokens) }
                     let newest = buckets.last?.second ?? second
                     let reset = Double(max(newest, second) + window - second)
 
                     if let rpm = entry.limits.requestsPerMinute {
-                        let remaining = Int64(rpm) - usedRequests - 1
+                        let remaining = Int64(rpm) - min(usedRequests, Int64(Int32.max)) - 1
                         Self.tighten(&status.requests, LimitHeadroom(limit: rpm, remaining: Int(max(0, remaining)), resetSeconds: reset))
                         if remaining < 0 {
                             reject(.requestsPerMinute, entry.scope, "\(rpm) requests per minute",
-                                   retry: Self.secondsUntilExpired(buckets.map { ($0.second, $0.requests) }, amount: usedRequests + 1 - Int64(rpm), now: second, window: window))
+                                   retry: Self.secondsUntilExpired(buckets.map { ($0.second, $0.requests) }, amount: Saturating.add(usedRequests, 1 - Int64(rpm)), now: second, window: window))
                         }
                     }
                     if let tpm = entry.limits.tokensPerMinute {
-                        let remaining = Int64(tpm) - usedTokens - Int64(estimate)
-                        Self.tighten(&status.tokens, LimitHeadroom(limit: tpm, remaining: Int(max(0, remaining)), resetSeconds: reset))
+                        let remaining = Saturating.add(Int64(tpm), -Saturating.add(usedTokens, Int64(estimate)))
+                        Self.tighten(&status.tokens, LimitHeadroom(limit: tpm, remaining: Int(min(max(0, remaining), Int64(Int.max))), resetSeconds: reset))
                         // SPEC: at or over the limit, refuse (the reservation may overshoot once).
                         if usedTokens >= Int64(tpm) && !plan.servedFromCache {
                             reject(.tokensPerMinute, entry.scope, "\(tpm) tokens per minute",
-                                   retry: Self.secondsUntilExpired(buckets.map { ($0.second, $0.tokens) }, amount: usedTokens - Int64(tpm) + 1, now: second, window: window))
+                                   retry: Self.secondsUntilExpired(buckets.map { ($0.second, $0.tokens) }, amount: Saturating.add(usedTokens, 1 - Int64(tpm)), now: second, window: window))
                         }
                         tokenScopes.append(entry.scope)
                     }
@@ -190,7 +190,7 @@ extension GatewayStore {
     /// After the answer: replaces the token reservation with the real usage and, when a budget
     /// applies, adds the spend to every scope's month-to-date total. One short transaction.
     public func settle(_ admission: Admission, actualTokens: Int?, costUSD: Double?, scopes: [LimitScope]) throws {
-        let delta = Int64((actualTokens ?? admission.reservedTokens) - admission.reservedTokens)
+        let delta = Saturating.add(Int64(actualTokens ?? admission.reservedTokens), -Int64(admission.reservedTokens))
         let cost = costUSD.map(SpendAmount.nanos) ?? 0
         let spend = admission.settlesSpend && cost > 0
         guard delta != 0 && !admission.tokenScopes.isEmpty || spend else { return }
@@ -243,7 +243,7 @@ extension GatewayStore {
     private static func secondsUntilExpired(_ buckets: [(Int64, Int64)], amount: Int64, now: Int64, window: Int64) -> Int {
         var freed: Int64 = 0
         for (second, units) in buckets {
-            freed += units
+            freed = Saturating.add(freed, units)
             if freed >= amount { return Int(max(1, second + window - now)) }
         }
         return Int(window)

@@ -172,5 +172,23 @@ enum Migrations {
                 PRIMARY KEY (project_id, provider)
             ) WITHOUT ROWID;
             """),
+        Migration(version: 4, name: "settings_version", sql: """
+            -- One counter that every change of a setting a worker keeps in memory bumps (prices,
+            -- provider settings, fallback chains). Workers read it together with the key lookup,
+            -- so a change reaches the very next request in every worker without another query.
+            CREATE TABLE settings_version (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                version INTEGER NOT NULL
+            );
+            INSERT INTO settings_version (id, version) VALUES (1, 0);
+            """ + ["prices", "provider_settings", "fallback_chains"].flatMap { table in
+                ["INSERT", "UPDATE", "DELETE"].map { event in
+                    """
+                    CREATE TRIGGER \(table)_\(event.lowercased())_bumps_version AFTER \(event) ON \(table)
+                    BEGIN UPDATE settings_version SET version = version + 1 WHERE id = 1; END;
+
+                    """
+                }
+            }.joined()),
     ]
 }

@@ -15,10 +15,18 @@ struct DeploxaGateway: AsyncParsableCommand {
 
     static func main() async {
         var arguments = GlobalOptions.normalise(Array(CommandLine.arguments.dropFirst()))
+        let environment = ProcessInfo.processInfo.environment
         // Started by a web server as a plain CGI program: serve that one request (libfcgi falls
-        // back to CGI when standard input is not a FastCGI listener).
-        if arguments.isEmpty, ProcessInfo.processInfo.environment["GATEWAY_INTERFACE"] != nil {
-            arguments = ["worker", "--accept-threads", "1", "--log-level", "warning"]
+        // back to CGI when standard input is not a FastCGI listener). The command line is never
+        // read then: a web server passes an ISINDEX query (`?key+revoke+…`) as argv, so obeying it
+        // would let anyone on the internet run operators' commands.
+        if environment["GATEWAY_INTERFACE"] != nil {
+            guard let database = environment["DEPLOXA_GATEWAY_DB"], database.hasPrefix("/") else {
+                // Never create a database in whatever folder the web server runs us in.
+                CGIMisconfiguration.answer("The gateway is not configured for CGI: the web server must set DEPLOXA_GATEWAY_DB to the absolute path of the gateway's database.")
+                Foundation.exit(1)
+            }
+            arguments = ["worker", "--db", database, "--accept-threads", "1", "--log-level", "warning"]
         }
         do {
             var command = try parseAsRoot(arguments)
@@ -30,5 +38,16 @@ struct DeploxaGateway: AsyncParsableCommand {
         } catch {
             exit(withError: error)
         }
+    }
+}
+
+/// The one answer a CGI start gives when it cannot serve at all: a 500 in OpenAI's error shape on
+/// standard output, where the web server expects the response.
+enum CGIMisconfiguration {
+    static func answer(_ message: String) {
+        let body = #"{"error":{"message":"\#(message)","type":"server_error","param":null,"code":"cgi_misconfigured"}}"#
+        let response = "Status: 500 Internal Server Error\r\nContent-Type: application/json\r\n\r\n" + body + "\n"
+        FileHandle.standardOutput.write(Data(response.utf8))
+        FileHandle.standardError.write(Data("deploxa-gateway: \(message)\n".utf8))
     }
 }

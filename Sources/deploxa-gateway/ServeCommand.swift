@@ -20,9 +20,12 @@ struct WorkerOptions: ParsableArguments {
     @Option(name: .customLong("breaker-cooldown"), help: "Seconds an open circuit breaker skips a provider before one request probes it.") var breakerCooldown = 30.0
     @Option(name: .customLong("cache-max-mb"), help: "Size bound of the response cache, in MiB (oldest entries evicted above it).") var cacheMaxMB = 256
     @Option(name: .customLong("cache-max-entry-kb"), help: "Largest answer the cache stores, in KiB.") var cacheMaxEntryKB = 4096
+    @Option(name: .customLong("cache-max-waiters"), help: "Requests of one gateway key that may wait, per worker, for an identical request's answer (more are sent to the provider themselves).") var cacheMaxWaiters = 64
     @Option(name: .customLong("cache-prune-interval"), help: "Seconds between each worker's pruning of expired and excess cache entries.") var cachePruneInterval = 10.0
     @Option(name: .customLong("db-busy-timeout"), help: "Milliseconds a request waits for the database's write lock before failing closed with 503.") var dbBusyTimeout = 2000
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
+    @Option(name: .customLong("audit-journal"), help: "Folder of the workers' audit journals, which keep the rows of a killed worker for the next one (default: the database path + .audit-journal).") var auditJournal: String?
+    @Option(name: .customLong("audit-queue-max"), help: "Audit rows a worker queues before answers wait for the writer (back-pressure).") var auditQueueMax = 10_000
 
     var arguments: [String] {
         ["--accept-threads", "\(acceptThreads)", "--max-requests", "\(maxRequests)", "--max-body-size", "\(maxBodySize)",
@@ -30,8 +33,9 @@ struct WorkerOptions: ParsableArguments {
          "--upstream-timeout", "\(upstreamTimeout)", "--upstream-idle-timeout", "\(upstreamIdleTimeout)",
          "--upstream-total-timeout", "\(upstreamTotalTimeout)", "--breaker-failures", "\(breakerFailures)",
          "--breaker-cooldown", "\(breakerCooldown)", "--cache-max-mb", "\(cacheMaxMB)", "--cache-max-entry-kb", "\(cacheMaxEntryKB)",
-         "--cache-prune-interval", "\(cachePruneInterval)",
-         "--db-busy-timeout", "\(dbBusyTimeout)", "--log-level", logLevel]
+         "--cache-prune-interval", "\(cachePruneInterval)", "--cache-max-waiters", "\(cacheMaxWaiters)",
+         "--db-busy-timeout", "\(dbBusyTimeout)", "--log-level", logLevel, "--audit-queue-max", "\(auditQueueMax)"]
+            + (auditJournal.map { ["--audit-journal", $0] } ?? [])
     }
 
     func validate() throws {
@@ -44,6 +48,8 @@ struct WorkerOptions: ParsableArguments {
                               ("--breaker-cooldown", breakerCooldown), ("--cache-prune-interval", cachePruneInterval)] where !(value > 0) {
             throw ValidationError("\(name) must be a positive number of seconds.")
         }
+        guard cacheMaxWaiters >= 0 else { throw ValidationError("--cache-max-waiters must be 0 or more.") }
+        guard auditQueueMax >= 1 else { throw ValidationError("--audit-queue-max must be at least 1.") }
         guard breakerFailures >= 0 else { throw ValidationError("--breaker-failures must be 0 (off) or more.") }
         guard cacheMaxMB >= 0, cacheMaxEntryKB >= 0 else { throw ValidationError("--cache-max-mb and --cache-max-entry-kb must be 0 or more.") }
     }
@@ -114,6 +120,13 @@ struct ServeCommand: ParsableCommand {
 
 /// One worker process, started by `serve` with the listening socket as fd 0. Not for operators.
 struct WorkerCommand: ParsableCommand {
+    /// A CGI process writes its one row before it exits and may run as a user who cannot write
+    /// beside the database: no journal there.
+    static func journalDirectory(_ options: WorkerOptions, databasePath: String) -> String? {
+        guard ProcessInfo.processInfo.environment["GATEWAY_INTERFACE"] == nil else { return nil }
+        return options.auditJournal ?? AuditWriter.defaultJournalDirectory(forDatabase: databasePath)
+    }
+
     static let configuration = CommandConfiguration(commandName: "worker", abstract: "Internal: a FastCGI worker started by serve.", shouldDisplay: false)
 
     @OptionGroup var global: GlobalOptions
@@ -125,7 +138,11 @@ struct WorkerCommand: ParsableCommand {
         let store = try GatewayStore(path: global.databasePath, busyTimeoutMilliseconds: workerOptions.dbBusyTimeout)
         // `serve` migrates once before starting workers; only a CGI start does it here.
         if !schemaReady { _ = try store.migrate() }
-        let auditWriter = AuditWriter(store: try GatewayStore(path: global.databasePath))
+        // The writer replays the journals of workers that died before writing their rows at once,
+        // then every few seconds.
+        let auditWriter = AuditWriter(store: try GatewayStore(path: global.databasePath),
+                                      journalDirectory: Self.journalDirectory(workerOptions, databasePath: global.databasePath),
+                                      maxQueued: workerOptions.auditQueueMax)
         let upstream = UpstreamClient(timeouts: UpstreamTimeouts(
             connect: workerOptions.upstreamConnectTimeout, firstByte: workerOptions.upstreamTimeout, idle: workerOptions.upstreamIdleTimeout,
             total: workerOptions.upstreamTotalTimeout))
@@ -137,7 +154,8 @@ struct WorkerCommand: ParsableCommand {
                 limitWindowSeconds: (try? store.setting("limits.window_seconds")).flatMap { Int($0) } ?? 60,
                 breakerFailures: workerOptions.breakerFailures, breakerCooldownSeconds: workerOptions.breakerCooldown,
                 cacheMaxEntryBytes: workerOptions.cacheMaxEntryKB << 10,
-                cacheLeaseSeconds: min(workerOptions.upstreamTotalTimeout, workerOptions.upstreamTimeout + workerOptions.upstreamIdleTimeout)),
+                cacheLeaseSeconds: min(workerOptions.upstreamTotalTimeout, workerOptions.upstreamTimeout + workerOptions.upstreamIdleTimeout),
+                cacheMaxWaitersPerKey: workerOptions.cacheMaxWaiters),
             store: store, auditWriter: auditWriter, upstream: upstream, logger: logger)
         let worker = FastCGIWorker(
             configuration: FastCGIWorkerConfiguration(

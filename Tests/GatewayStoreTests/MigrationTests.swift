@@ -31,7 +31,7 @@ struct MigrationTests {
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name") { $0.string(0) }
         #expect(tables == ["audit_log", "cache_entries", "cache_leases", "circuit_breakers", "fallback_chains", "gateway_keys",
                           "monthly_totals", "orgs", "prices", "projects", "provider_settings", "rate_buckets", "schema_migrations",
-                          "settings"])
+                          "settings", "settings_version"])
         let indexes = try database.store.connection.query(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_log' AND sql IS NOT NULL ORDER BY name") {
             $0.string(0)

@@ -15,12 +15,15 @@ extension GatewayApplication {
     /// The cache step shared by the routes: when the request asked for caching (`X-Cache-TTL`),
     /// looks up the entry keyed on the project, the provider asked for, the route and the
     /// canonical body — waiting for an identical request in flight — and answers from it.
-    func cacheStep(_ request: HTTPRequest, body: JSONObject, provider: Provider, key: AuthenticatedKey, meter: RequestMeter,
-                   context: RequestContext, writer: any ResponseWriter) async throws -> CacheStep {
+    /// A request that goes on to wait for an identical one, or to compute the answer for others,
+    /// is admitted here (with `estimatedTokens`), before it waits.
+    func cacheStep(_ request: HTTPRequest, body: JSONObject, provider: Provider, key: AuthenticatedKey, estimatedTokens: Int,
+                   meter: RequestMeter, context: RequestContext, writer: any ResponseWriter) async throws -> CacheStep {
         guard let policy = try CachePolicy.from(request) else { return .miss(nil) }
         let session = CacheSession(policy: policy, key: CacheKey(projectID: key.project.id, provider: provider, route: request.path, body: body),
                                    cache: cache, projectID: key.project.id, context: context)
-        guard let answer = await session.findAnswer() else { return .miss(session) }
+        guard let answer = try await session.findAnswer(keyID: key.key.id, admit: { try meter.admit(estimatedTokens: estimatedTokens) })
+        else { return .miss(session) }
         // A hit never holds the key's lease, so there is nothing to finish.
         try await CacheReplay.write(answer, meter: meter, context: context, writer: writer)
         return .answered

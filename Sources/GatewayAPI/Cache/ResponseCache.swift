@@ -13,6 +13,8 @@ struct ResponseCache: Sendable {
     let leaseSeconds: Double
     /// Answers larger than this are not stored (a stream being captured stops being captured).
     let maxEntryBytes: Int
+    /// How many requests of each gateway key are waiting on another request's lease.
+    let waiters: CacheWaiters
 
     func lookup(_ key: CacheKey, projectID: Int64, requestID: String) -> CachedAnswer? {
         failOpen("lookup", requestID: requestID) { try store.cachedAnswer(key: key.bytes, projectID: projectID) } ?? nil
@@ -24,20 +26,27 @@ struct ResponseCache: Sendable {
     }
 
     /// Waits for the request holding the lease: its answer, or nil once the lease is gone without
-    /// one (it failed) or has expired. Polls the store, 5 ms at first, backing off to 50 ms.
+    /// one (it failed) or has expired. Polls the store with backoff (`nextPollPause`).
     func awaitAnswer(_ key: CacheKey, projectID: Int64, requestID: String) async -> CachedAnswer? {
         let deadline = Date().addingTimeInterval(leaseSeconds)
-        var pause: UInt64 = 5_000_000
+        var pause = Self.firstPollPause
         while Date() < deadline {
             try? await Task.sleep(nanoseconds: pause)
             if Task.isCancelled { return nil }
-            pause = min(pause * 3 / 2, 50_000_000)
+            pause = Self.nextPollPause(after: pause)
             if let answer = lookup(key, projectID: projectID, requestID: requestID) { return answer }
             let live = failOpen("lease", requestID: requestID) { try store.cacheLeaseIsLive(key: key.bytes) } ?? false
             if !live { return lookup(key, projectID: projectID, requestID: requestID) }
         }
         return nil
     }
+
+    /// A waiter's first poll comes soon (most answers are quick); later ones back off by half
+    /// again each time up to `maxPollPause`, so a long wait costs a few store reads a second,
+    /// never a tight loop.
+    static let firstPollPause: UInt64 = 5_000_000
+    static let maxPollPause: UInt64 = 50_000_000
+    static func nextPollPause(after pause: UInt64) -> UInt64 { min(max(pause, firstPollPause) * 3 / 2, maxPollPause) }
 
     /// True when stored (which also ended the lease on the key).
     func save(_ answer: CachedAnswer, key: CacheKey, projectID: Int64, ttlSeconds: Int, requestID: String) -> Bool {
@@ -84,14 +93,20 @@ final class CacheSession: @unchecked Sendable {
 
     /// The stored answer, if the request may be answered from the cache and one exists or an
     /// identical request in flight produces one. Otherwise nil, and this request computes it.
-    func findAnswer() async -> CachedAnswer? {
+    /// `admit` counts the request against its limits (throwing their 429) before it takes the
+    /// lease or waits: a waiter is a request like any other, and must not wait for free.
+    func findAnswer(keyID: String, admit: () throws -> Void) async throws -> CachedAnswer? {
         guard policy.lookup else { return nil }
         if let answer = cache.lookup(key, projectID: projectID, requestID: context.requestID) { return hit(answer) }
         guard policy.store else { return nil }
+        try admit()
         if cache.claim(key, requestID: context.requestID) {
             holdsLease = true
             return nil
         }
+        // Too many of this key's requests are waiting already: this one asks the provider itself.
+        guard cache.waiters.enter(keyID) else { return nil }
+        defer { cache.waiters.leave(keyID) }
         if let answer = await cache.awaitAnswer(key, projectID: projectID, requestID: context.requestID) { return hit(answer) }
         return nil
     }
@@ -121,4 +136,34 @@ final class CacheSession: @unchecked Sendable {
         context.cacheStatus = "HIT"
         return answer
     }
+}
+
+/// Requests waiting on another request's cache lease, per gateway key, in this worker. Each
+/// waiter holds a task and polls the store; the bound keeps one tenant's burst of identical
+/// requests from parking without limit.
+final class CacheWaiters: @unchecked Sendable {
+    let maxPerKey: Int
+    private let lock = NSLock()
+    private var counts: [String: Int] = [:]
+
+    init(maxPerKey: Int) { self.maxPerKey = maxPerKey }
+
+    /// Takes a place for `keyID`; false when its places are all taken.
+    func enter(_ keyID: String) -> Bool {
+        lock.withLock {
+            let count = counts[keyID, default: 0]
+            guard count < maxPerKey else { return false }
+            counts[keyID] = count + 1
+            return true
+        }
+    }
+
+    func leave(_ keyID: String) {
+        lock.withLock {
+            let count = counts[keyID, default: 1] - 1
+            counts[keyID] = count > 0 ? count : nil
+        }
+    }
+
+    func waiting(_ keyID: String) -> Int { lock.withLock { counts[keyID, default: 0] } }
 }

@@ -60,7 +60,7 @@ struct RequestLimiter: Sendable {
 
     /// A rough token estimate for the reservation: 1 token per 4 bytes of body, plus max_tokens.
     static func estimateTokens(bodyBytes: Int, maxTokens: Int?) -> Int {
-        bodyBytes / 4 + (maxTokens ?? 0)
+        Saturating.add(bodyBytes / 4, max(0, maxTokens ?? 0))
     }
 
     private static func describe(_ scope: LimitScope, key: AuthenticatedKey) -> String {

@@ -3,24 +3,24 @@ import GatewayCore
 import GatewayProviders
 import GatewayStore
 
-/// The worker's copy of the price table, re-read every few seconds so `price set` reaches every
-/// worker without a restart and the request path does not query prices each time.
+/// The worker's copy of the price table. It is re-read when the store's settings version (read
+/// with every key lookup, so at no extra query) differs from the one it was loaded at: a
+/// `price set` reaches the very next request in every worker, and the request path does not
+/// query prices each time.
 final class PriceBook: @unchecked Sendable {
     private let store: GatewayStore
-    private let refreshInterval: TimeInterval
     private let lock = NSLock()
     private var table = PriceTable([])
-    private var loadedAt = Date.distantPast
+    private var loadedVersion: Int64?
 
-    init(store: GatewayStore, refreshInterval: TimeInterval = 5) {
+    init(store: GatewayStore) {
         self.store = store
-        self.refreshInterval = refreshInterval
     }
 
     /// USD for `usage` of the first of `models` that has a price; nil (unknown) when none has one.
-    func cost(models: [String?], usage: TokenUsage?) -> Double? {
+    func cost(models: [String?], usage: TokenUsage?, settingsVersion: Int64) -> Double? {
         guard let usage else { return nil }
-        let table = current()
+        let table = current(settingsVersion)
         for model in models.compactMap({ $0 }) {
             if let price = table.price(for: model) {
                 return price.cost(prompt: usage.promptTokens, completion: usage.completionTokens,
@@ -30,13 +30,23 @@ final class PriceBook: @unchecked Sendable {
         return nil
     }
 
-    private func current() -> PriceTable {
+    /// Under a monthly budget every answer must be priced, or spend would never reach the cap:
+    /// an unpriced model is refused with a 400 that says how an operator prices it.
+    func requirePrice(for model: String, key: AuthenticatedKey) throws(GatewayError) {
+        guard key.hasMonthlyBudget, current(key.settingsVersion).price(for: model) == nil else { return }
+        throw GatewayError.modelNotPriced(model: model)
+    }
+
+    private func current(_ version: Int64) -> PriceTable {
         lock.lock()
         defer { lock.unlock() }
-        if Date().timeIntervalSince(loadedAt) > refreshInterval {
-            // On a store error keep the last table: pricing must not fail a request.
-            if let prices = try? store.prices() { table = PriceTable(prices) }
-            loadedAt = Date()
+        if loadedVersion != version {
+            // On a store error keep the last table and try again on the next request: pricing
+            // must not fail a request.
+            if let prices = try? store.prices() {
+                table = PriceTable(prices)
+                loadedVersion = version
+            }
         }
         return table
     }

@@ -10,6 +10,9 @@ final class RequestMeter: @unchecked Sendable {
     private let key: AuthenticatedKey
     private let context: RequestContext
     private var admission: Admission?
+    /// Admitted already (by the cache step, before waiting on an identical request): the later
+    /// admission calls do nothing, so a request counts once.
+    private var admitted = false
     private var settled = false
     /// The answer's usage is metered once, by the first `record`.
     private var isRecorded = false
@@ -23,13 +26,19 @@ final class RequestMeter: @unchecked Sendable {
 
     /// Throws 429 when a limit refuses the request, 503 when the store cannot decide.
     func admit(estimatedTokens: Int) throws {
+        guard !admitted else { return }
         admission = try application.limiter.admit(key: key, estimatedTokens: estimatedTokens, servedFromCache: false, context: context)
+        admitted = true
     }
 
     /// A request answered from the cache counts toward RPM and the free plan's requests, but
-    /// reserves no tokens and is not refused by TPM or a spent budget: it costs nothing.
+    /// reserves no tokens and is not refused by TPM or a spent budget: it costs nothing. (A
+    /// request that waited for the answer was admitted before waiting; its token reservation is
+    /// released when the hit is recorded.)
     func admitCacheHit() throws {
+        guard !admitted else { return }
         admission = try application.limiter.admit(key: key, estimatedTokens: 0, servedFromCache: true, context: context)
+        admitted = true
     }
 
     /// The provider's usage for this request: recorded in the audit row with its cost, and
@@ -47,7 +56,7 @@ final class RequestMeter: @unchecked Sendable {
             context.audit.cachedTokens = usage.cachedPromptTokens
             context.audit.reasoningTokens = usage.reasoningTokens
             context.audit.cacheWriteTokens = usage.cacheWriteTokens
-            cost = application.priceBook.cost(models: [priceModel, modelServed], usage: usage)
+            cost = application.priceBook.cost(models: [priceModel, modelServed], usage: usage, settingsVersion: key.settingsVersion)
             context.audit.costUSD = cost
         }
         settle(actualTokens: usage?.totalTokens, cost: cost)
