@@ -50,3 +50,42 @@ struct CacheKeyTests {
         }
     }
 }
+
+@Suite("Cache waiting")
+struct CacheWaitingTests {
+    /// A waiter polls soon, then backs off to a ceiling: over a minute of waiting that is a
+    /// bounded number of store reads, never a tight loop.
+    @Test func pollingBacksOffToAFewReadsASecond() {
+        var pause = ResponseCache.firstPollPause
+        var waited: UInt64 = 0
+        var polls = 0
+        var pauses: [UInt64] = []
+        while waited < 60_000_000_000 {
+            waited += pause
+            polls += 1
+            pauses.append(pause)
+            pause = ResponseCache.nextPollPause(after: pause)
+        }
+        #expect(pauses.first == 5_000_000)
+        #expect(zip(pauses, pauses.dropFirst()).allSatisfy { $0 <= $1 })
+        #expect(pauses.max() == ResponseCache.maxPollPause)
+        #expect(polls < 60 * 21)  // at most ~20 reads a second once backed off
+        #expect(ResponseCache.nextPollPause(after: 0) >= ResponseCache.firstPollPause)
+    }
+
+    @Test func waitersArePerKeyAndBounded() {
+        let waiters = CacheWaiters(maxPerKey: 2)
+        #expect(waiters.enter("gk_a"))
+        #expect(waiters.enter("gk_a"))
+        #expect(!waiters.enter("gk_a"))
+        #expect(waiters.enter("gk_b"))
+        waiters.leave("gk_a")
+        #expect(waiters.waiting("gk_a") == 1)
+        #expect(waiters.enter("gk_a"))
+        waiters.leave("gk_a")
+        waiters.leave("gk_a")
+        waiters.leave("gk_b")
+        #expect(waiters.waiting("gk_a") == 0 && waiters.waiting("gk_b") == 0)
+        #expect(!CacheWaiters(maxPerKey: 0).enter("gk_a"))
+    }
+}

@@ -12,6 +12,24 @@ struct KeyTests {
         return (database, project)
     }
 
+    /// Workers cache prices; the version read with every key lookup tells them when to re-read.
+    @Test func everySettingChangeBumpsTheVersionReadWithTheKey() throws {
+        let (database, project) = try setUp()
+        let store = database.store
+        let (_, secret) = try store.createKey(projectID: project.id)
+        func version() throws -> Int64 {
+            guard case .valid(let key) = try store.authenticate(secret: secret) else { throw StoreError(.notFound, "key") }
+            return key.settingsVersion
+        }
+        let start = try version()
+        try store.setPrice(Price(model: "o3", provider: "openai", input: 2, output: 8))
+        let afterPrice = try version()
+        #expect(afterPrice > start)
+        try store.setPrice(Price(model: "o3", provider: "openai", input: 3, output: 9))
+        #expect(try version() > afterPrice)
+        #expect(try version() == version())  // reading does not bump it
+    }
+
     @Test func formatOfIdAndSecret() throws {
         let (database, project) = try setUp()
         let (key, secret) = try database.store.createKey(projectID: project.id, name: "ci")

@@ -24,6 +24,23 @@ struct LimitsTests {
         return nil
     }
 
+    /// A reservation or a usage at the edge of Int must be clamped, never trap the worker.
+    @Test func hugeReservationsAndUsagesDoNotTrap() throws {
+        let database = try TestDatabase()
+        let limits = Limits(requestsPerMinute: 1_000, tokensPerMinute: 100)
+        let first = try #require(admitted(try database.store.admit(plan(limits, tokens: Int.max))))
+        #expect(first.status.tokens?.remaining == 0)
+        let second = try database.store.admit(plan(limits, tokens: Int.max, at: 1))
+        #expect(rejection(second)?.reason == .tokensPerMinute)
+        try database.store.settle(first, actualTokens: Int.max, costUSD: 1e300, scopes: [Self.key])
+        #expect(rejection(try database.store.admit(plan(limits, tokens: 1, at: 2))) != nil)
+        // Settled at 0 the reservation is gone again (and a NaN cost is no cost).
+        try database.store.settle(first, actualTokens: 0, costUSD: .nan, scopes: [Self.key])
+        #expect(admitted(try database.store.admit(plan(limits, tokens: 1, at: 2))) != nil)
+        let budget = Limits(monthlyBudgetUSD: 1e300)
+        #expect(admitted(try database.store.admit(plan(budget, tokens: Int.max, at: 3))) != nil)
+    }
+
     @Test func rpmAdmitsExactlyTheLimitAndReportsHeadroom() throws {
         let database = try TestDatabase()
         var remaining: [Int] = []
