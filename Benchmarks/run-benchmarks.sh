@@ -26,6 +26,9 @@
 #      through nginx straight to the simulator ("native"), alternating REPEATS times;
 #   t. translation cost per provider in-process (deploxa-translation-bench: request, response,
 #      500-chunk stream, each against a JSON parse+serialise baseline of the same bytes);
+#   w. closed loop: wrk keeps CLOSED_CONNECTIONS (64) connections busy for DURATION seconds on the
+#      direct and the gateway path, alternating REPEATS times; throughput (req/s) and wrk's p50/p99
+#      (needs wrk: apt-get install wrk);
 #   h. cache hits: one entry seeded (X-Cache-TTL: 3600, a MISS) in a project of its own, then the
 #      same request open-loop at HIT_RATES (1000) req/s through nginx → gateway (every answer a
 #      HIT), alternating REPEATS times with a plain nginx `location = /static-hit { return 200
@@ -44,7 +47,8 @@
 #   MAX_P99_OVERHEAD_MS [5]  CONNECTIONS [256]  LOADGEN_THREADS [1]
 #   STREAMS [1000]  STREAM_HOLD [20]  STREAM_SAMPLE_AT [10]  STREAM_WORDS [30]  STREAM_CHUNK_DELAY_MS [1000]
 #   STREAM_BASELINE_HOLD [5] (the same streams sent direct first, for a time-to-first-byte baseline)
-#   WORDS [8]  PARTS ["a c b l p t h"] (any of a, b, c, l, p, t, h; d rides on a)  SKIP_BUILD [0]
+#   WORDS [8]  PARTS ["a c b l p t h"] (any of a, b, c, l, p, t, w, h; d rides on a)  SKIP_BUILD [0]
+#   CLOSED_CONNECTIONS [64] (part w)  GATEWAY_BIN [the release build of this tree]
 #   LIMITS_RATE [500]  HAMMER_PROCESSES [4]  HAMMER_COUNT [5000]  HAMMER_LIMIT [10000]
 #   PROVIDER_LIST ["openai anthropic google mistral cohere"]  PROVIDER_RATE [500]
 #   HIT_RATES ["1000"]  HIT_STEP_RATES ["2000 3000 4000 6000 8000"]  HIT_STEP_DURATION [STEP_DURATION]
@@ -59,7 +63,9 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SCRATCH="$ROOT/.build-bench"
-GW="$SCRATCH/release/deploxa-gateway"
+# GATEWAY_BIN benchmarks another gateway binary (e.g. a release build of an earlier commit, to
+# compare before and after a change in the same session); the load generators come from this tree.
+GW="${GATEWAY_BIN:-$SCRATCH/release/deploxa-gateway}"
 LG="$SCRATCH/release/deploxa-loadgen"
 TB="$SCRATCH/release/deploxa-translation-bench"
 
@@ -83,6 +89,7 @@ STREAM_BASELINE_HOLD="${STREAM_BASELINE_HOLD:-5}"
 STREAM_CHUNK_DELAY_MS="${STREAM_CHUNK_DELAY_MS:-1000}"
 WORDS="${WORDS:-8}"
 PARTS="${PARTS:-a c b l p t h}"
+CLOSED_CONNECTIONS="${CLOSED_CONNECTIONS:-64}"
 LIMITS_RATE="${LIMITS_RATE:-500}"
 PROVIDER_LIST="${PROVIDER_LIST:-openai anthropic google mistral cohere}"
 PROVIDER_RATE="${PROVIDER_RATE:-500}"
@@ -900,6 +907,51 @@ part_h() {
     log "part h: $(jq -c '{added: (.rates | map({rate, added_p50_ms, added_p99_ms, hit_p99: .hit.p99_ms, static_p99: .static.p99_ms})), held: .max_rate.highest_rate_held, verification: (.verification | del(.how))}' "$T/cache_hit.json")"
 }
 
+# ---------------------------------------------------------------------------------------------
+# w. Closed loop: as many requests as CLOSED_CONNECTIONS connections can complete (wrk).
+
+closed_run() {  # closed_run NAME PATH: one wrk run → $T/runs/NAME.closed.json {path, rps, p50_ms, p99_ms, non2xx, errors}
+    local name="$1" path="$2" header lua="$T/closed-$2.lua" out="$T/runs/$1.closed"
+    target_for "$path"
+    {
+        printf 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        for ((header = 1; header < ${#TARGET_HEADERS[@]}; header += 2)); do
+            printf 'wrk.headers["%s"] = "%s"\n' "${TARGET_HEADERS[$header]%%:*}" "$(echo "${TARGET_HEADERS[$header]#*: }" | sed 's/"/\\"/g')"
+        done
+        printf 'wrk.body = [==[%s]==]\n' "$(cat "$TARGET_BODY")"
+    } >"$lua"
+    timeout --kill-after=5 $((DURATION + 30)) wrk -t1 -c"$CLOSED_CONNECTIONS" -d"${DURATION}s" --latency -s "$lua" "$TARGET_URL" >"$out.txt" 2>&1
+    awk -v path="$path" '
+        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+        /Requests\/sec:/ { rps = $2 }
+        $1 == "50.000%" || $1 == "50%" { p50 = ms($2) }
+        $1 == "99.000%" || $1 == "99%" { p99 = ms($2) }
+        /Non-2xx or 3xx responses:/ { non2xx = $NF }
+        /Socket errors:/ { errors = $4 + $6 + $8 + $10 }
+        END { printf "{\"path\":\"%s\",\"rps\":%s,\"p50_ms\":%s,\"p99_ms\":%s,\"non2xx\":%d,\"errors\":%d}\n",
+                     path, rps + 0, p50 + 0, p99 + 0, non2xx + 0, errors + 0 }' "$out.txt" >"$out.json"
+    log "$name: $(cat "$out.json")"
+}
+
+part_w() {
+    command -v wrk >/dev/null 2>&1 || { log "part w skipped: wrk is not installed (apt-get install wrk)"; return; }
+    log "part w: closed loop, $CLOSED_CONNECTIONS connections, ${DURATION}s each, direct then gateway × $REPEATS; load $(loadavg)"
+    local i files=()
+    for ((i = 1; i <= REPEATS; i++)); do
+        closed_run "closed-direct-$i" direct; sleep 1
+        closed_run "closed-gateway-$i" gateway; sleep 1
+        files+=("$T/runs/closed-direct-$i.closed.json" "$T/runs/closed-gateway-$i.closed.json")
+    done
+    jq -s --argjson conns "$CLOSED_CONNECTIONS" '
+        def median: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+        def summary(p): map(select(.path == p)) | {runs: length, rps_each: map(.rps), rps: (map(.rps) | median),
+            p50_ms: (map(.p50_ms) | median), p99_ms: (map(.p99_ms) | median),
+            non2xx: (map(.non2xx) | add), errors: (map(.errors) | add)};
+        {ran: true, connections: $conns, direct: summary("direct"), gateway: summary("gateway")}' "${files[@]}" >"$T/closed.json"
+    log "part w: $(jq -c '{direct_rps: .direct.rps, gateway_rps: .gateway.rps, gateway_p50_ms: .gateway.p50_ms, gateway_p99_ms: .gateway.p99_ms}' "$T/closed.json")"
+}
+
+echo '{"ran":false}' >"$T/closed.json"
 echo '{"ran":false}' >"$T/limits.json"
 echo '[]' >"$T/providers.json"
 echo 'null' >"$T/translation.json"
@@ -913,7 +965,8 @@ for part in $PARTS; do
         p) part_p ;;
         t) part_t ;;
         h) part_h ;;
-        *) log "unknown part '$part' (a, b, c, l, p, t or h)" ;;
+        w) part_w ;;
+        *) log "unknown part '$part' (a, b, c, l, p, t, w or h)" ;;
     esac
 done
 
@@ -952,7 +1005,7 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -srm)" --a
     --slurpfile overhead "$T/overhead.json" --slurpfile steps "$T/steps.json" \
     --slurpfile memory "$T/memory.json" --slurpfile cpuper "$T/cpu.json" --slurpfile limits "$T/limits.json" \
     --slurpfile providers "$T/providers.json" --slurpfile translation "$T/translation.json" \
-    --slurpfile cachehit "$T/cache_hit.json" '
+    --slurpfile cachehit "$T/cache_hit.json" --slurpfile closed "$T/closed.json" --arg gateway_bin "$GW" '
     {date: $date,
      machine: {kernel: $host, cpu: $cpu, cores: $cores, mem_total_mb: ($mem / 1024 | round),
                swift: $swift, nginx: $nginx, sqlite: $sqlite},
@@ -981,6 +1034,8 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -srm)" --a
                                       met: (.overhead_p50_ms <= 1 and .overhead_p99_ms <= 3 and .gateway.errors == 0 and .gateway.non_2xx == 0)})),
      translation: $translation[0],
      cache_hit: $cachehit[0],
+     closed_loop: $closed[0],
+     gateway_binary: $gateway_bin,
      overhead: $overhead[0], cpu_per_request: $cpuper[0], idle_cpu: $idle_cpu, memory: $memory[0], max_rate: $steps[0],
      gateway_health: {worker_pids_start: $wstart, worker_pids_end: $wend,
                       serve_log_lines: $serve_lines, serve_log_error_like_lines: $serve_err,
