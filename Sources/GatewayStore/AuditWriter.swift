@@ -155,7 +155,9 @@ public final class AuditWriter: @unchecked Sendable {
 
     private func run() {
         var degraded = false
-        var lastReplay = Date.distantPast  // the first look is at start
+        // First, what workers that died before this one left behind.
+        if let journal { AuditJournal.replayOrphans(directory: journal.directory, into: store) }
+        var lastReplay = Date()
         while let batch = nextBatch() {
             if !batch.isEmpty {
                 // Once a batch has gone to the fallback, the next ones try once each until one commits.
