@@ -571,8 +571,7 @@ def test_hostile_provider_is_contained(hard, hostile, hostile_project, mode, str
             "\n".join(line for line in logged.splitlines() if secret in line)[:600]
 
 
-@pytest.mark.parametrize("model", ["gemini-1.5-pro/../../files", "a?b", "x%2Fy", "gemini-1.5-pro:streamGenerateContent#x",
-                                   "gemini-1.5-pro\\..\\x", "models/../../v1beta/files"])
+@pytest.mark.parametrize("model", ["gemini-1.5-pro/../../files", "a?b", "x%2Fy", "gemini-1.5-pro\\..\\x", "models/../../v1beta/files"])
 def test_gemini_model_names_that_could_escape_the_path_are_refused(hard, hostile, hostile_project, model):
     key = _hostile_key(hard)
     before = hostile.count()
