@@ -119,16 +119,7 @@ struct AuditJournalTests {
     @Test func aFullQueueMakesEnqueueWaitForTheWriter() throws {
         let database = try TestDatabase()
         let writer = AuditWriter(store: try database.openAnother(busyTimeoutMilliseconds: 50), maxBatch: 2, maxDelayMilliseconds: 0, maxQueued: 3)
-        let holder = try database.openAnother()
-        let holding = DispatchSemaphore(value: 0)
-        let release = DispatchSemaphore(value: 0)
-        Thread {
-            try? holder.connection.writeTransaction {
-                holding.signal()
-                release.wait()
-            }
-        }.start()
-        holding.wait()
+        let release = try holdWriteLock(database)
         let returned = Collector<Int>()
         let done = DispatchSemaphore(value: 0)
         Thread {

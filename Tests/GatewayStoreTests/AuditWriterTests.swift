@@ -44,16 +44,7 @@ struct AuditWriterTests {
     @Test func enqueueDoesNotWaitForABlockedDatabase() throws {
         let database = try TestDatabase()
         let writer = AuditWriter(store: try database.openAnother(busyTimeoutMilliseconds: 100))
-        let holder = try database.openAnother()
-        let holding = DispatchSemaphore(value: 0)
-        let release = DispatchSemaphore(value: 0)
-        Thread {
-            try? holder.connection.writeTransaction {
-                holding.signal()
-                release.wait()
-            }
-        }.start()
-        holding.wait()
+        let release = try holdWriteLock(database)
         let started = Date()
         for index in 0..<1000 { writer.enqueue(makeRecord("req_\(index)")) }
         #expect(Date().timeIntervalSince(started) < 0.5)

@@ -35,6 +35,22 @@ final class TestDatabase {
     }
 }
 
+/// Holds the database's write lock from another connection, on its own thread, until the
+/// returned semaphore is signalled (what another process's long transaction looks like).
+func holdWriteLock(_ database: TestDatabase) throws -> DispatchSemaphore {
+    let holder = try database.openAnother()
+    let holding = DispatchSemaphore(value: 0)
+    let release = DispatchSemaphore(value: 0)
+    Thread {
+        try? holder.connection.writeTransaction {
+            holding.signal()
+            release.wait()
+        }
+    }.start()
+    holding.wait()
+    return release
+}
+
 /// Runs `body(index)` on `count` OS threads at once and waits for all of them.
 func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
     let group = DispatchGroup()

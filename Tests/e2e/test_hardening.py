@@ -405,6 +405,15 @@ def test_provider_base_url_change_applies_to_the_next_request(hard, hostile):
         assert content == OK_TEXT, f"request {attempt + 1} after `provider set --base-url` still went to the old upstream"
     assert hostile.count("/v1/chat/completions") - before == FANOUT
 
+    # A new provider key (same base URL) is the one sent with the very next request.
+    new_key = "sk-switch-new-" + _uid()
+    hard.cli("provider", "set", "acme/switch", "openai", "--base-url", hostile.url, input=new_key + "\n")
+    seen = len(hostile.requests)
+    for _ in range(FANOUT):
+        assert _post(hard, _chat(f"new key {_uid()}"), key=key["secret"]).status_code == 200
+    sent_keys = [r["headers"].get("Authorization") for r in hostile.requests[seen:]]
+    assert sent_keys == [f"Bearer {new_key}"] * FANOUT, f"provider keys sent after the change: {sent_keys}"
+
 
 def test_key_revoke_applies_to_the_next_request(hard):
     key = hard.create_key("to-revoke")
@@ -633,7 +642,10 @@ def test_csv_export_neutralises_formulas(hard):
         response = _post(hard, _chat(f"csv {_uid()}", user=user))
         assert response.status_code == 200, response.text[:300]
         ids[_from_gateway(response)] = user
-    _assert_one_row_each(hard, list(ids))
+    # A model name that is a formula (refused or served, it is audited as requested).
+    model_response = _post(hard, _chat(f"csv model {_uid()}", model="=1+1"), headers={"X-AI-Provider": "openai"})
+    model_id = _from_gateway(model_response)
+    _assert_one_row_each(hard, [*ids, model_id])
     exported = hard.cli("audit", "export", "--format", "csv").stdout
     rows = {row["request_id"]: row for row in csv.DictReader(io.StringIO(exported))}
     for request_id, user in ids.items():
@@ -641,6 +653,8 @@ def test_csv_export_neutralises_formulas(hard):
         cell = rows[request_id]["user"]
         assert cell.startswith("'"), f"user {user!r} exported as {cell!r}: a spreadsheet would run it as a formula"
         assert cell[1:] == user, f"user {user!r} exported as {cell!r}"
+    model_cell = rows[model_id]["model_requested"]
+    assert model_cell in ("", "'=1+1"), f"model '=1+1' exported as {model_cell!r}"
     # Nothing in the export starts with a formula character, in any column.
     for row in rows.values():
         for column, cell in row.items():
