@@ -148,6 +148,7 @@ def test_kill9_under_load_loses_no_audit_row(simulator):
                     results[i] = request(http, i)
 
         kills: list[int] = []
+        chooser = random.Random(20261203)  # the same victims' order every run
 
         def killer() -> None:
             time.sleep(1.5)
@@ -156,7 +157,7 @@ def test_kill9_under_load_loses_no_audit_row(simulator):
                     return
                 pids = sorted(stack.worker_pids())
                 if pids:
-                    victim = random.choice(pids)
+                    victim = chooser.choice(pids)
                     gwstack.signal_pid(victim, 9)
                     kills.append(victim)
                 done.wait(KILL_INTERVAL)
