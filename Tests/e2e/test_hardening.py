@@ -580,6 +580,52 @@ def test_hostile_provider_is_contained(hard, hostile, hostile_project, mode, str
             "\n".join(line for line in logged.splitlines() if secret in line)[:600]
 
 
+@pytest.fixture(scope="module")
+def breaker_stack(simulator):
+    """The circuit breaker on (its default), so a provider's Retry-After decides how long it is
+    skipped: hostile Retry-After values reach that arithmetic too."""
+    st = GatewayStack(simulator, name="hbreaker", workers=2,
+                      serve_args=["--socket-mode", "0666", "--upstream-timeout", "5", "--graceful-timeout", "10"])
+    try:
+        st.start()
+        yield st
+    finally:
+        st.stop()
+
+
+@pytest.mark.parametrize("mode", ["retry_after_huge", "retry_after_nan"])
+def test_hostile_retry_after_with_breaker_and_fallback(breaker_stack, hostile, mode):
+    st = breaker_stack
+    tag = _uid()[:8]
+    with_fallback, alone = f"acme/hfb-{tag}", f"acme/hra-{tag}"
+    for slug in (with_fallback, alone):
+        st.cli("project", "create", slug)
+        st.cli("provider", "set", slug, "openai", "--base-url", hostile.url, input="sk-hostile-breaker\n")
+    st.cli("provider", "set", with_fallback, "mistral", "--base-url", f"{st.simulator.url}/mistral", input="sk-sim\n")
+    st.cli("fallback", "set", with_fallback, "openai/gpt-4o", "--to", "mistral/mistral-large")
+    fallback_key = st.create_key("hfb", with_fallback)["secret"]
+    alone_key = st.create_key("hra", alone)["secret"]
+    ids = []
+    with _workers_survive(st):
+        # The primary answers with a hostile Retry-After; the fallback serves.
+        first = _post(st, _chat(f"breaker {tag} [hostile {mode}]"), key=fallback_key, timeout=30)
+        ids.append(_from_gateway(first))
+        assert first.status_code == 200, (first.status_code, first.text[:300])
+        # The next one: the primary may be skipped for "its" Retry-After; the answer is still sane.
+        second = _post(st, _chat(f"breaker next {tag}"), key=fallback_key, timeout=30)
+        ids.append(_from_gateway(second))
+        assert second.status_code == 200, (second.status_code, second.text[:300])
+        # Without a fallback: the hostile answer itself, then (perhaps) a fail-fast refusal.
+        for text in (f"alone {tag} [hostile {mode}]", f"alone next {tag}", f"alone again {tag}"):
+            response = _post(st, _chat(text), key=alone_key, timeout=30)
+            ids.append(_from_gateway(response))
+            assert response.status_code in (200, 429, 502, 503), (response.status_code, response.text[:300])
+            if response.status_code != 200:
+                _error(response)
+                _check_retry_after(response)
+    _assert_one_row_each(st, ids)
+
+
 @pytest.mark.parametrize("model", ["gemini-1.5-pro/../../files", "a?b", "x%2Fy", "gemini-1.5-pro\\..\\x", "models/../../v1beta/files"])
 def test_gemini_model_names_that_could_escape_the_path_are_refused(hard, hostile, hostile_project, model):
     key = _hostile_key(hard)
