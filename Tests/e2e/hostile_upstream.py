@@ -19,6 +19,11 @@ Modes:
   leak_400             400 JSON error whose message/type/code/param carry secrets
   leak_stream          a stream with a mid-stream `{"error":{...}}` event carrying the same secrets
 
+The format follows the request's path: Anthropic (/v1/messages), Gemini (/v1beta/…), Cohere
+(/v2/chat) answer in their own non-streamed shapes for the Retry-After, usage and leak_400 modes
+(stream_usage_huge then means 1e300 tokens in the non-streamed usage); anything else is OpenAI's
+(Mistral's is the same).
+
 The secrets: a foreign OpenAI key, a Google API key, and the provider key the gateway itself
 sent in this request's Authorization (or x-goog-api-key) header.
 """
@@ -209,8 +214,20 @@ class _Handler(BaseHTTPRequestHandler):
             request = {}
         model = str(request.get("model") or "gpt-4o")
         stream = bool(request.get("stream"))
+        if self.path.startswith("/v1/messages"):
+            fmt = "anthropic"
+        elif self.path.startswith("/v1beta/"):
+            fmt = "google"
+            stream = "streamGenerateContent" in self.path
+        elif self.path.startswith("/v2/chat"):
+            fmt = "cohere"
+        else:
+            fmt = "openai"  # OpenAI and Mistral
         try:
-            self._answer(mode, model, stream)
+            if fmt == "openai":
+                self._answer(mode, model, stream)
+            else:
+                self._answer_other(fmt, mode, model)
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             self.close_connection = True
 
@@ -258,3 +275,42 @@ class _Handler(BaseHTTPRequestHandler):
                 self._stream(model, normal_usage)
             else:
                 self._send_json(200, self._completion(model))
+
+    # -- the other providers' formats (non-streamed) ------------------------------------------
+
+    def _answer_other(self, fmt: str, mode: str, model: str) -> None:
+        if mode in ("retry_after_huge", "retry_after_nan"):
+            status, header = (429, "1e99") if mode == "retry_after_huge" else (503, "nan")
+            self._send_json(status, self._other_error(fmt, status, "Slow down"), {"Retry-After": header})
+            return
+        if mode == "leak_400":
+            own = self._provider_key()
+            text = f"Bad key {own}; try {FOREIGN_OPENAI_KEY} or {FOREIGN_GOOGLE_KEY}"
+            self._send_json(400, self._other_error(fmt, 400, text, kind=f"invalid_request_error {FOREIGN_OPENAI_KEY} {own}"))
+            return
+        literal = {"usage_float": "9e18", "usage_bigint": "9000000000000000000", "usage_overflow": "99999999999999999999999",
+                   "usage_negative": "-5", "stream_usage_huge": "1e300"}.get(mode, "5")
+        completion = {"usage_negative": "-7", "stream_usage_huge": "1e300"}.get(mode, "2")
+        if fmt == "anthropic":
+            document = {"id": "msg_hostile", "type": "message", "role": "assistant", "model": model,
+                        "content": [{"type": "text", "text": OK_TEXT}], "stop_reason": "end_turn", "stop_sequence": None,
+                        "usage": "__USAGE__"}
+            usage = f'{{"input_tokens": {literal}, "output_tokens": {completion}}}'
+        elif fmt == "google":
+            document = {"candidates": [{"content": {"parts": [{"text": OK_TEXT}], "role": "model"}, "finishReason": "STOP",
+                                        "index": 0}], "usageMetadata": "__USAGE__", "modelVersion": model}
+            usage = (f'{{"promptTokenCount": {literal}, "candidatesTokenCount": {completion}, '
+                     f'"totalTokenCount": {literal}}}')
+        else:  # cohere v2
+            document = {"id": "hostile", "finish_reason": "COMPLETE",
+                        "message": {"role": "assistant", "content": [{"type": "text", "text": OK_TEXT}]}, "usage": "__USAGE__"}
+            usage = (f'{{"billed_units": {{"input_tokens": {literal}, "output_tokens": {completion}}}, '
+                     f'"tokens": {{"input_tokens": {literal}, "output_tokens": {completion}}}}}')
+        self._send_json(200, json.dumps(document).replace('"__USAGE__"', usage).encode())
+
+    def _other_error(self, fmt: str, status: int, message: str, kind: str = "error") -> bytes:
+        if fmt == "anthropic":
+            return json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
+        if fmt == "google":
+            return json.dumps({"error": {"code": status, "message": message, "status": kind}}).encode()
+        return json.dumps({"id": kind, "message": message}).encode()  # cohere

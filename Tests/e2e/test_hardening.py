@@ -486,7 +486,8 @@ def hostile_project(hard, hostile):
     provider_key = "sk-hostile-own-" + os.urandom(12).hex()
     hard.cli("project", "create", "acme/hostile")
     hard.cli("provider", "set", "acme/hostile", "openai", "--base-url", hostile.url, input=provider_key + "\n")
-    hard.cli("provider", "set", "acme/hostile", "google", "--base-url", hostile.url, input=provider_key + "\n")
+    for provider in ("google", "anthropic", "cohere", "mistral"):
+        hard.cli("provider", "set", "acme/hostile", provider, "--base-url", hostile.url, input=provider_key + "\n")
     return {"slug": "acme/hostile", "provider_key": provider_key}
 
 
@@ -516,15 +517,33 @@ def _check_retry_after(response: httpx.Response) -> None:
 
 @pytest.mark.parametrize("mode,stream", HOSTILE_CASES, ids=[f"{m}-{'stream' if s else 'plain'}" for m, s in HOSTILE_CASES])
 def test_hostile_provider_is_contained(hard, hostile, hostile_project, mode, stream):
+    _hostile_case(hard, hostile, hostile_project, mode, stream, "openai", "gpt-4o")
+
+
+OTHER_FORMATS = [("anthropic", "claude-sonnet-4"), ("google", "gemini-1.5-pro"), ("cohere", "command-r"),
+                 ("mistral", "mistral-large")]
+OTHER_MODES = ["retry_after_huge", "retry_after_nan", "usage_float", "usage_bigint", "usage_overflow", "usage_negative", "leak_400",
+               "stream_usage_huge"]
+
+
+@pytest.mark.parametrize("mode", OTHER_MODES)
+@pytest.mark.parametrize("provider,model", OTHER_FORMATS, ids=[p for p, _ in OTHER_FORMATS])
+def test_hostile_numbers_in_every_provider_format(hard, hostile, hostile_project, provider, model, mode):
+    """The same hostile headers and usage numbers, each in the provider's own non-streamed format
+    (Anthropic's input_tokens, Gemini's usageMetadata, Cohere's billed_units…)."""
+    _hostile_case(hard, hostile, hostile_project, mode, False, provider, model)
+
+
+def _hostile_case(hard, hostile, hostile_project, mode, stream, provider, model):
     key = _hostile_key(hard)
     secrets = SECRETS_FIXED + [hostile_project["provider_key"]]
-    before = hostile.count("/v1/chat/completions")
+    before = hostile.count()
     log_size = hard.gateway_log.stat().st_size
     with _workers_survive(hard):
-        body = _chat(f"hostile {_uid()} [hostile {mode}]", stream=stream)
+        body = _chat(f"hostile {_uid()} [hostile {mode}]", model=model, stream=stream)
         started = time.monotonic()
         try:
-            response = _post(hard, body, key=key["secret"], timeout=60)
+            response = _post(hard, body, key=key["secret"], headers={"X-AI-Provider": provider}, timeout=60)
         except httpx.TransportError as error:
             pytest.fail(f"{mode}: the client got no complete answer within 60 s: {error!r}")
         elapsed = time.monotonic() - started
@@ -533,7 +552,7 @@ def test_hostile_provider_is_contained(hard, hostile, hostile_project, mode, str
         # The worker that handled it still serves (any worker: the pids are checked too).
         follow_up = _post(hard, _chat(f"after {mode} {_uid()}"), key=hard.key)
         assert follow_up.status_code == 200, follow_up.text[:300]
-    calls = hostile.count("/v1/chat/completions") - before
+    calls = hostile.count() - before
     assert 1 <= calls <= 3, f"{calls} upstream calls for one request"
     assert elapsed < 45, f"{mode} took {elapsed:.1f} s"
 
