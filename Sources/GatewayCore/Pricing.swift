@@ -67,8 +67,15 @@ public struct PriceTable: Sendable {
 
 /// Spend arithmetic shared by the limiter and the audit writer.
 public enum SpendAmount {
-    /// USD as integer nano-dollars, so month-to-date sums are exact.
-    public static func nanos(_ usd: Double) -> Int64 { Int64((usd * 1e9).rounded()) }
+    /// USD as integer nano-dollars, so month-to-date sums are exact. Clamped to ±9.2e9 USD
+    /// (NaN is 0): a budget or cost beyond that must not trap the worker converting it.
+    public static func nanos(_ usd: Double) -> Int64 {
+        let scaled = (usd * 1e9).rounded()
+        guard !scaled.isNaN else { return 0 }
+        // The largest Double below Int64.max; Int64(Double(Int64.max)) would trap.
+        let limit = 9.2e18
+        return Int64(min(max(scaled, -limit), limit))
+    }
     public static func usd(_ nanos: Int64) -> Double { Double(nanos) / 1e9 }
 
     /// USD as a plain decimal without float noise or trailing zeros (`2.5`, `0.0000195`), to
