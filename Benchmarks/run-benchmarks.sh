@@ -312,7 +312,9 @@ KEY_LIMITED="$("$GW" key create bench/limited --rpm 100000000 --tpm 100000000000
 [ -n "$KEY_LIMITED" ] && [ "$KEY_LIMITED" != null ] || die "limited key create failed: $(tail -5 "$T/setup.log")"
 
 log "starting serve --workers $WORKERS on $SOCK"
-"$GW" serve --socket "$SOCK" --workers "$WORKERS" --pid-file "$T/serve.pid" --log-level warning \
+# --socket-mode 0666: nginx's workers run as nobody when it starts as root (the template has no
+# `user` directive), neither the socket's owner nor in its group (serve's default is 0660).
+"$GW" serve --socket "$SOCK" --socket-mode 0666 --workers "$WORKERS" --pid-file "$T/serve.pid" --log-level warning \
     --graceful-timeout 5 $SERVE_EXTRA >"$T/serve.log" 2>&1 &
 SERVE_PID=$!
 for ((i = 0; i < 100; i++)); do

@@ -81,7 +81,13 @@ if [ "${#simulated[@]}" -gt 0 ]; then
 fi
 
 # 5. Workers and nginx.
-nohup "$BIN" serve --socket "$RUN/gateway.sock" --workers 2 --pid-file "$RUN/gateway.pid" >>"$RUN/logs/gateway.log" 2>&1 &
+# The socket is 0660 by default (owner and group). nginx started by root runs its workers as
+# `nobody` (the template has no `user` directive), a user in neither, so then the socket is opened
+# to everyone (it sits in this user's run folder, on a loopback-only setup); started by a plain
+# user, nginx's workers are that user and the default suffices.
+SOCKET_MODE=0660
+[ "$(id -u)" = 0 ] && SOCKET_MODE=0666
+nohup "$BIN" serve --socket "$RUN/gateway.sock" --socket-mode "$SOCKET_MODE" --workers 2 --pid-file "$RUN/gateway.pid" >>"$RUN/logs/gateway.log" 2>&1 &
 sed -e "s#@PREFIX@#$RUN#g" -e "s#@SOCKET@#$RUN/gateway.sock#g" -e "s#@LISTEN@#127.0.0.1:$PORT#g" \
     "$ROOT/nginx/nginx.local.conf.template" >"$RUN/nginx.conf"
 for _ in $(seq 1 50); do [ -S "$RUN/gateway.sock" ] && break; sleep 0.1; done

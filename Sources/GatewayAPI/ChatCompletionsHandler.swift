@@ -66,7 +66,8 @@ struct ChatCompletionsHandler: RouteHandler {
     private func relayStream(_ response: UpstreamResponse, call: ProviderCall, chat: ChatRequest, promptEstimate: Int, meter: RequestMeter,
                              cache: CacheSession?, context: RequestContext, writer: any ResponseWriter) async throws {
         let target = call.target
-        let state = RelayState(StreamRelay(providerName: target.provider.rawValue, translator: target.adapter.makeStreamTranslator(for: chat)),
+        let state = RelayState(StreamRelay(providerName: target.provider.rawValue, translator: target.adapter.makeStreamTranslator(for: chat),
+                                           secrets: [target.settings.apiKey.value]),
                                capturing: cache?.storesAnswer == true, captureLimit: cache?.maxEntryBytes ?? 0)
 
         /// Writes what the relay produced. The head and the opening role chunk wait for the first

@@ -59,11 +59,20 @@ public enum AuditExport {
         return columns.map { column -> String in
             switch object[column] ?? .null {
             case .null: return ""
-            case .string(let text): return csvField(text)
+            case .string(let text): return csvField(neutralisingFormula(text))
             case .bool(let flag): return flag ? "true" : "false"
             case let other: return csvField(other.serializedString())
             }
         }.joined(separator: ",")
+    }
+
+    /// A text cell a spreadsheet would run as a formula (`=HYPERLINK(…)`, `+1`, `-2+3`, `@SUM(A1)`,
+    /// or one hidden behind a leading tab or carriage return) gets a leading `'`, OWASP's advice
+    /// against CSV injection: an audit export holds client-chosen text (`user`, model names) and is
+    /// opened by operators in spreadsheets. Only text cells: numbers are written as numbers.
+    static func neutralisingFormula(_ text: String) -> String {
+        guard let first = text.unicodeScalars.first, ["=", "+", "-", "@", "\t", "\r"].contains(first) else { return text }
+        return "'" + text
     }
 
     static func csvField(_ text: String) -> String {

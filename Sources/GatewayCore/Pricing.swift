@@ -67,8 +67,8 @@ public struct PriceTable: Sendable {
 
 /// Spend arithmetic shared by the limiter and the audit writer.
 public enum SpendAmount {
-    /// USD as integer nano-dollars, so month-to-date sums are exact.
-    /// Saturating: an absurd price or budget (1e300) must not trap the worker that meets it.
+    /// USD as integer nano-dollars, so month-to-date sums are exact. Saturating (NaN is 0): an
+    /// absurd price or budget (1e300) must not trap the worker that meets it.
     public static func nanos(_ usd: Double) -> Int64 { Saturating.int64((usd * 1e9).rounded()) }
     public static func usd(_ nanos: Int64) -> Double { Double(nanos) / 1e9 }
 

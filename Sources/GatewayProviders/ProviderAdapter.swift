@@ -42,15 +42,25 @@ public protocol ProviderAdapter: Sendable {
     var knownModels: [String] { get }
     func makeChatRequest(_ request: ChatRequest, settings: ProviderSettings) throws(GatewayError) -> UpstreamRequest
     func decodeChatResponse(_ body: [UInt8], for request: ChatRequest) throws(GatewayError) -> ChatResult
+    /// The translator for one streamed answer. Its mid-stream errors are redacted by `StreamRelay`
+    /// (give it the provider key as `secrets`).
     func makeStreamTranslator(for request: ChatRequest) -> any StreamTranslator
-    /// The provider's error answer as the client should see it; the message never carries secrets.
-    func decodeError(status: Int, headers: [(name: String, value: String)], body: [UInt8], settings: ProviderSettings) -> GatewayError
+    /// The provider's error answer read into the client's shape, as the provider worded it.
+    /// Callers use `decodeError`, which redacts it; adapters implement only this.
+    func readError(status: Int, headers: [(name: String, value: String)], body: [UInt8]) -> GatewayError
     /// POST /v1/embeddings. The default answers 400: the provider has no embeddings API.
     func makeEmbeddingsRequest(_ request: EmbeddingsRequest, settings: ProviderSettings) throws(GatewayError) -> UpstreamRequest
     func decodeEmbeddingsResponse(_ body: [UInt8], for request: EmbeddingsRequest) throws(GatewayError) -> EmbeddingsResult
 }
 
 extension ProviderAdapter {
+    /// The provider's error answer as the client should see it: `readError`'s result with the
+    /// project's provider key and anything key-shaped removed from every field, so no adapter can
+    /// forget to (see `SecretRedactor`).
+    public func decodeError(status: Int, headers: [(name: String, value: String)], body: [UInt8], settings: ProviderSettings) -> GatewayError {
+        SecretRedactor.redact(readError(status: status, headers: headers, body: body), secrets: [settings.apiKey.value])
+    }
+
     public func makeEmbeddingsRequest(_ request: EmbeddingsRequest, settings: ProviderSettings) throws(GatewayError) -> UpstreamRequest {
         throw .invalidRequest("\(provider.rawValue) does not offer an embeddings API; use openai, google, mistral or cohere.",
                               param: "model", code: "unsupported_provider")
@@ -74,31 +84,7 @@ public enum ProviderRegistry {
     }
 }
 
-/// Secrets must never reach a client, a log line or an audit row, even when a provider echoes
-/// (part of) a key in its error message.
-public enum SecretRedactor {
-    public static func redact(_ text: String, secrets: [String]) -> String {
-        var result = text
-        for secret in secrets where secret.count >= 6 {
-            result = result.replacingOccurrences(of: secret, with: "<redacted>")
-        }
-        // Key-shaped tokens ("sk-abc***xyz", "dpx_…"): keep only the prefix.
-        var words: [Substring] = []
-        for word in result.split(separator: " ", omittingEmptySubsequences: false) {
-            if (word.hasPrefix("sk-") || word.hasPrefix("dpx_")) && word.count > 8 {
-                words.append(word.prefix(3) + "<redacted>")
-            } else {
-                words.append(word)
-            }
-        }
-        return words.joined(separator: " ")
-    }
-}
-
-/// Parses `Retry-After` (seconds; an HTTP date is treated as 1 s).
+/// Parses `Retry-After` (seconds, clamped to `RetryAfter.maximumSeconds`; an HTTP date is treated as 1 s).
 public func retryAfterSeconds(_ headers: [(name: String, value: String)]) -> Int? {
-    guard let value = headers.first(where: { $0.name.lowercased() == "retry-after" })?.value.trimmingCharacters(in: .whitespaces) else { return nil }
-    if let seconds = Int(value) { return max(0, seconds) }
-    if let seconds = Double(value) { return max(0, Int(seconds.rounded(.up))) }
-    return 1
+    RetryAfter.seconds(headers)
 }

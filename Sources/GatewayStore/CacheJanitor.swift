@@ -2,7 +2,9 @@ import Dispatch
 
 /// Prunes the response cache off the request path: every `interval` (the first pass after a
 /// random part of it, so a box's workers do not all prune at once) it deletes expired entries
-/// and leases and evicts the oldest entries above `maxBytes`. Runs on its own serial Dispatch
+/// and leases and, above `maxBytes`, evicts the oldest entries of the projects holding the most
+/// (`GatewayStore.pruneCache`: fair between projects). Eviction reads only the index
+/// `cache_entries_project_created` (migration 4). Runs on its own serial Dispatch
 /// queue with its own store connection; a failed pass is reported to stderr and retried next
 /// time (the cache is only ever a miss, never wrong: lookups check expiry themselves).
 public final class CacheJanitor: @unchecked Sendable {
@@ -13,6 +15,7 @@ public final class CacheJanitor: @unchecked Sendable {
     private let queue = DispatchQueue(label: "deploxa-cache-janitor")
     /// Touched only on `queue`.
     private var timer: DispatchSourceTimer?
+    /// Touched only on `queue`: the eviction index exists (checked once per janitor).
 
     public init(store: GatewayStore, maxBytes: Int64, interval: Double = 10) {
         self.store = store

@@ -80,8 +80,14 @@ extension GatewayStore {
         }
     }
 
-    /// Deletes expired entries and leases, then the oldest entries while the cache holds more than
-    /// `maxBytes`. Runs off the request path (the worker's janitor), in short transactions.
+    /// Deletes expired entries and leases, then, while the cache holds more than `maxBytes`,
+    /// evicts fairly between projects: one project writing a lot must not push everyone else's
+    /// entries out. Projects are cut down to a common level, largest first (water-filling): with
+    /// totals sorted b1 ≥ b2 ≥ …, the level L is where Σ max(0, bᵢ − L) covers the excess, and each
+    /// project above L loses its oldest entries until it holds at most L. A project at or under
+    /// L keeps everything; the total ends within the bound. Runs off the request path (the
+    /// worker's janitor), in short transactions of at most `batch` deletions, reading totals and
+    /// victims from `cache_entries_project_created` (no table scan).
     public func pruneCache(maxBytes: Int64, now: Date = Date(), batch: Int = 500) throws -> CachePruneResult {
         let nowMs = StoreTime.milliseconds(now)
         var result = CachePruneResult()
@@ -98,22 +104,52 @@ extension GatewayStore {
         try connection.writeTransaction {
             try connection.execute("DELETE FROM cache_leases WHERE expires_at <= ?", [.integer(nowMs)])
         }
-        var total = try connection.queryFirst("SELECT COALESCE(SUM(size), 0) FROM cache_entries") { $0.int64(0) } ?? 0
-        while total > maxBytes {
-            let oldest = try connection.query("SELECT key, size FROM cache_entries ORDER BY created_at LIMIT ?",
-                                              [.integer(Int64(batch))]) { (key: $0.blob(0), size: $0.int64(1)) }
-            if oldest.isEmpty { break }
-            var victims: [[UInt8]] = []
-            for entry in oldest where total > maxBytes {
-                victims.append(entry.key)
-                total -= entry.size
+        let totals = try connection.query(
+            "SELECT project_id, SUM(size) FROM cache_entries GROUP BY project_id") { (project: $0.int64(0), bytes: $0.int64(1)) }
+        var total = totals.reduce(Int64(0)) { $0 + $1.bytes }
+        let bound = max(0, maxBytes)
+        if total > bound {
+            let level = Self.fairLevel(totals.map { $0.bytes }, excess: total - bound)
+            for entry in totals where entry.bytes > level {
+                var held = entry.bytes
+                while held > level {
+                    let oldest = try connection.query(
+                        "SELECT key, size FROM cache_entries WHERE project_id = ? ORDER BY created_at LIMIT ?",
+                        [.integer(entry.project), .integer(Int64(batch))]) { (key: $0.blob(0), size: $0.int64(1)) }
+                    if oldest.isEmpty { break }
+                    var victims: [[UInt8]] = []
+                    var freed: Int64 = 0
+                    for candidate in oldest where held - freed > level {
+                        victims.append(candidate.key)
+                        freed += candidate.size
+                    }
+                    try connection.writeTransaction {
+                        for key in victims { try connection.execute("DELETE FROM cache_entries WHERE key = ?", [.blob(key)]) }
+                    }
+                    held -= freed
+                    total -= freed
+                    result.evicted += victims.count
+                }
             }
-            try connection.writeTransaction {
-                for key in victims { try connection.execute("DELETE FROM cache_entries WHERE key = ?", [.blob(key)]) }
-            }
-            result.evicted += victims.count
         }
         result.remainingBytes = max(0, total)
         return result
+    }
+
+    /// The level every project is cut down to so that `excess` bytes are freed, taking from the
+    /// largest first: the smallest L ≥ 0 with Σ max(0, bᵢ − L) ≥ excess.
+    static func fairLevel(_ bytes: [Int64], excess: Int64) -> Int64 {
+        guard excess > 0 else { return bytes.max() ?? 0 }
+        let sorted = bytes.sorted(by: >)
+        var sumAbove: Int64 = 0
+        for (count, value) in sorted.enumerated() {
+            sumAbove += value
+            let above = Int64(count + 1)
+            // Level if exactly the first `above` projects are cut: (sumAbove − excess) / above, rounded down.
+            let level = (sumAbove - excess) / above
+            let next = count + 1 < sorted.count ? sorted[count + 1] : 0
+            if level >= next { return max(0, level) }
+        }
+        return 0
     }
 }

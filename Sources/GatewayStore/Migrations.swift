@@ -181,6 +181,11 @@ enum Migrations {
                 version INTEGER NOT NULL
             );
             INSERT INTO settings_version (id, version) VALUES (1, 0);
+
+            -- Fair cache eviction reads each project's oldest entries and sizes from this index
+            -- alone (never the stored answers). Workers' janitors may have created it already.
+            CREATE INDEX IF NOT EXISTS cache_entries_project_created ON cache_entries (project_id, created_at, size);
+            DROP INDEX IF EXISTS cache_entries_created;
             """ + ["prices", "provider_settings", "fallback_chains"].flatMap { table in
                 ["INSERT", "UPDATE", "DELETE"].map { event in
                     """

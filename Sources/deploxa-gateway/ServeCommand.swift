@@ -78,7 +78,7 @@ struct ServeCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Option(help: "Unix socket path for nginx's fastcgi_pass.") var socket: String?
     @Option(help: "HOST:PORT to listen on over TCP instead.") var listen: String?
-    @Option(name: .customLong("socket-mode"), help: "Permissions of the unix socket (octal).") var socketMode = "0666"
+    @Option(name: .customLong("socket-mode"), help: "Permissions of the unix socket (octal). The default lets only the owner and the group in: run serve in nginx's group (Debian: www-data), see deploy/INSTALL.md.") var socketMode = "0660"
     @Option(help: "Worker processes.") var workers = 2
     @Option(name: .customLong("pid-file"), help: "Write the master's pid here.") var pidFile: String?
     @OptionGroup var workerOptions: WorkerOptions

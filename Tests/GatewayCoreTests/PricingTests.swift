@@ -65,4 +65,15 @@ struct PricingTests {
         #expect(SpendAmount.text(4e-12, fractionDigits: 10, keepPoint: true) == "0.0")
         #expect(SpendAmount.text(2.5, fractionDigits: 2) == "2.5")
     }
+
+    @Test func nanosClampInsteadOfTrapping() {
+        #expect(SpendAmount.nanos(1e300) == .max)
+        #expect(SpendAmount.nanos(-1e300) == .min)
+        #expect(SpendAmount.nanos(.infinity) == .max)
+        #expect(SpendAmount.nanos(.nan) == 0)
+        #expect(SpendAmount.nanos(-0.5) == -500_000_000)
+        // The largest token counts a provider can report (clamped to 1e9) at a steep price stay exact.
+        let price = Price(model: "x", input: 150, output: 600)
+        #expect(SpendAmount.nanos(price.cost(prompt: 1_000_000_000, completion: 1_000_000_000)) == 750_000_000_000_000)
+    }
 }

@@ -16,10 +16,10 @@ struct GoogleAdapterTests: AdapterSuite {
         return error
     }
 
-    @Test func keyOnlyInHeaderAndModelPathEscaped() throws {
-        let request = try adapter.makeChatRequest(chat(#"{"model":"models/tuned model/x","messages":[{"role":"user","content":"x"}],"stream":true}"#),
+    @Test func keyOnlyInHeaderAndModelResourceNameAccepted() throws {
+        let request = try adapter.makeChatRequest(chat(#"{"model":"models/tuned-model_x.1","messages":[{"role":"user","content":"x"}],"stream":true}"#),
                                                   settings: settings)
-        #expect(request.url == "http://127.0.0.1:9000/google/v1beta/models/tuned%20model%2Fx:streamGenerateContent?alt=sse")
+        #expect(request.url == "http://127.0.0.1:9000/google/v1beta/models/tuned-model_x.1:streamGenerateContent?alt=sse")
         #expect(!request.url.contains("key="))
         #expect(request.headers.first { $0.name == "x-goog-api-key" }?.value == "test-key-google-abcd1234")
         #expect(!request.headers.contains { $0.name.lowercased() == "authorization" })

@@ -73,6 +73,64 @@ struct SSEParserTests {
         var parser = SSEParser(maximumLineLength: 1024)
         #expect(throws: SSEParseError.self) { try parser.feed([UInt8](repeating: 0x61, count: 2048)) }
     }
+
+    @Test func refusesAnEventOfManyShortDataLinesWithoutABlankLine() throws {
+        // 1 KiB cap: each "data: xxxxxxx" line adds 7 bytes (+1 for the joining newline).
+        var parser = SSEParser(maximumLineLength: 1024, maximumEventBytes: 1024)
+        let line = Array("data: xxxxxxx\n".utf8)
+        var fed = 0
+        var failure: SSEParseError?
+        for _ in 0..<1000 {
+            do {
+                #expect(try parser.feed(line).isEmpty)
+                fed += 1
+            } catch {
+                failure = error
+                break
+            }
+        }
+        #expect(failure?.message.contains("larger than 1024 bytes") == true)
+        #expect(fed == 128, "refused at the line that takes the event over 1,024 bytes (128 × 8 = 1,024)")
+
+        // The default cap is 16 MiB; an endless event is refused there, whatever the chunking.
+        var defaults = SSEParser()
+        #expect(defaults.maximumEventBytes == 16 * 1024 * 1024)
+        let chunk = Array(String(repeating: "data: " + String(repeating: "y", count: 1017) + "\n", count: 1024).utf8)
+        #expect(throws: SSEParseError.self) {
+            for _ in 0..<17 { _ = try defaults.feed(chunk) }  // 17 MiB of data lines, no blank line
+        }
+        // An empty `data:` line counts its joining newline: endless empty lines are bounded too.
+        var empty = SSEParser(maximumEventBytes: 100)
+        #expect(throws: SSEParseError.self) { _ = try empty.feed(Array(String(repeating: "data:\n", count: 200).utf8)) }
+        // The last line, at the end of the stream, counts as well.
+        var tail = SSEParser(maximumEventBytes: 10)
+        #expect(try tail.feed(Array("data: 12345\ndata: 67890".utf8)).isEmpty)
+        #expect(throws: SSEParseError.self) { _ = try tail.finishChecked() }
+    }
+
+    @Test func eventsUpToTheCapAreDeliveredWhole() throws {
+        var parser = SSEParser(maximumEventBytes: 17)
+        let events = try parser.feed(Array("data: 12345678\ndata: 12345678\n\ndata: a\n\n".utf8))
+        #expect(events == [SSEEvent(data: "12345678\n12345678"), SSEEvent(data: "a")])
+        // The count starts again with every event.
+        for _ in 0..<100 { #expect(try parser.feed(Array("data: 12345678\ndata: 12345678\n\n".utf8)).count == 1) }
+        var roomy = SSEParser(maximumEventBytes: 64)
+        #expect(try roomy.feed(Self.stream) == Self.expected)
+    }
+
+    @Test func theRelayEndsAnOversizedEventWithAnErrorEvent() throws {
+        let fixture = Fixture(provider: "openai", name: "stream_text")
+        let adapter = OpenAIAdapter()
+        var relay = StreamRelay(providerName: "openai", translator: adapter.makeStreamTranslator(for: try fixture.chatRequest()))
+        var output: [UInt8] = []
+        let line = Array(("data: " + String(repeating: "z", count: 4000) + "\n").utf8)
+        for _ in 0..<5000 where !relay.isFinished { output += relay.feed(line) }
+        #expect(relay.error?.status == 502)
+        #expect(relay.error?.message.contains("larger than 16777216 bytes") == true)
+        let text = String(decoding: output, as: UTF8.self)
+        #expect(text.hasSuffix("data: [DONE]\n\n"))
+        #expect(text.contains("\"upstream_error\""))
+    }
 }
 
 /// A tiny deterministic generator so random chunking is reproducible.

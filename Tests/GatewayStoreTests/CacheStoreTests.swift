@@ -60,6 +60,78 @@ struct CacheStoreTests {
         }
         #expect(survivors == [6, 7, 8, 9])
     }
+
+    /// Stores `count` entries of `bodyBytes` for `projectID`, a second apart from `start`; returns their keys.
+    func fill(_ store: GatewayStore, projectID: Int64, count: Int, bodyBytes: Int, start: Date, tag: UInt8) throws -> [[UInt8]] {
+        var keys: [[UInt8]] = []
+        for index in 0..<count {
+            var entryKey = [UInt8](repeating: tag, count: 32)
+            entryKey[1] = UInt8(index & 0xff)
+            entryKey[2] = UInt8(index >> 8)
+            try store.storeCachedAnswer(CachedAnswer(provider: "openai", modelServed: nil, stream: false,
+                                                     body: [UInt8](repeating: 66, count: bodyBytes)),
+                                        key: entryKey, projectID: projectID, ttlSeconds: 3600, now: start.addingTimeInterval(Double(index)))
+            keys.append(entryKey)
+        }
+        return keys
+    }
+
+    @Test func evictionTakesFromTheProjectHoldingTheMostAndSparesASmallOne() throws {
+        let database = try TestDatabase()
+        // B's few small entries are the oldest in the cache: oldest-first eviction would drop them first.
+        let small = try fill(database.store, projectID: 2, count: 3, bodyBytes: 100, start: now, tag: 2)
+        let large = try fill(database.store, projectID: 1, count: 200, bodyBytes: 1000, start: now.addingTimeInterval(10), tag: 1)
+        let later = now.addingTimeInterval(300)
+        let result = try database.store.pruneCache(maxBytes: 20_000, now: later, batch: 7)
+        #expect(result.expired == 0)
+        #expect(result.remainingBytes <= 20_000)
+        let total = try database.store.connection.queryFirst("SELECT SUM(size) FROM cache_entries") { $0.int64(0) } ?? -1
+        #expect(total == result.remainingBytes)
+        for entryKey in small {
+            #expect(try database.store.cachedAnswer(key: entryKey, projectID: 2, now: later) != nil, "project 2 keeps its entries")
+        }
+        // Project 1 keeps its newest entries, as many as fit beside project 2's.
+        let kept = try large.map { try database.store.cachedAnswer(key: $0, projectID: 1, now: later) != nil }
+        let firstKept = try #require(kept.firstIndex(of: true))
+        #expect(kept[firstKept...].allSatisfy { $0 })
+        #expect(result.evicted == firstKept)
+        #expect(total + 1096 > 20_000, "no more was evicted than needed")
+    }
+
+    @Test func projectsOverTheFairLevelAreCutToItLargestFirst() throws {
+        #expect(GatewayStore.fairLevel([10, 5, 1], excess: 7) == 4)
+        #expect(GatewayStore.fairLevel([10, 5, 1], excess: 3) == 7)
+        #expect(GatewayStore.fairLevel([8, 8, 1], excess: 4) == 6)
+        #expect(GatewayStore.fairLevel([8, 8, 1], excess: 17) == 0)
+        #expect(GatewayStore.fairLevel([8, 8, 1], excess: 0) == 8)
+        #expect(GatewayStore.fairLevel([], excess: 5) == 0)
+
+        // Two large projects over the bound lose alike; the small one loses nothing.
+        let database = try TestDatabase()
+        _ = try fill(database.store, projectID: 1, count: 20, bodyBytes: 1000, start: now, tag: 1)
+        _ = try fill(database.store, projectID: 2, count: 20, bodyBytes: 1000, start: now, tag: 2)
+        _ = try fill(database.store, projectID: 3, count: 2, bodyBytes: 1000, start: now, tag: 3)
+        // 20 entries of 1,096 bytes each for projects 1 and 2, 2 for project 3: the level is 10 entries.
+        let result = try database.store.pruneCache(maxBytes: 24_112, now: now.addingTimeInterval(60))
+        #expect(result.remainingBytes == 24_112)
+        let counts = try database.store.connection.query(
+            "SELECT project_id, count(*) FROM cache_entries GROUP BY project_id ORDER BY project_id") { [$0.int64(0), $0.int64(1)] }
+        #expect(counts == [[1, 10], [2, 10], [3, 2]])
+    }
+
+    @Test func evictionReadsOnlyTheIndexNotTheAnswerBodies() throws {
+        let database = try TestDatabase()
+        // Migration 4 created the index eviction reads.
+        func plan(_ sql: String, _ values: [SQLValue] = []) throws -> String {
+            try database.store.connection.query("EXPLAIN QUERY PLAN " + sql, values) { $0.string(3) }.joined(separator: "; ")
+        }
+        let totals = try plan("SELECT project_id, SUM(size) FROM cache_entries GROUP BY project_id")
+        #expect(totals.contains("COVERING INDEX cache_entries_project_created"), "\(totals)")
+        let victims = try plan("SELECT key, size FROM cache_entries WHERE project_id = ? ORDER BY created_at LIMIT ?",
+                               [.integer(1), .integer(10)])
+        #expect(victims.contains("COVERING INDEX cache_entries_project_created"), "\(victims)")
+        #expect(!victims.contains("TEMP B-TREE"), "\(victims)")
+    }
 }
 
 @Suite("Cache janitor")

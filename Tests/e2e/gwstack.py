@@ -380,7 +380,7 @@ class GatewayStack:
             env["SWIFT_BACKTRACE"] = "enable=no"
         log = open(self.gateway_log, "ab")
         self.master = subprocess.Popen(
-            [gateway_bin(), "serve", "--db", str(self.db), "--socket", str(self.socket),
+            [gateway_bin(), "serve", "--db", str(self.db), "--socket", str(self.socket), "--socket-mode", "0666",
              "--workers", str(self.workers), "--pid-file", str(self.pid_file), *self.serve_args],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()

@@ -40,7 +40,7 @@ public struct AnthropicAdapter: ProviderAdapter {
         AnthropicStreamTranslator(request: request)
     }
 
-    public func decodeError(status: Int, headers: [(name: String, value: String)], body: [UInt8], settings: ProviderSettings) -> GatewayError {
-        AnthropicErrorDecoder.decode(status: status, headers: headers, body: body, secrets: [settings.apiKey.value])
+    public func readError(status: Int, headers: [(name: String, value: String)], body: [UInt8]) -> GatewayError {
+        AnthropicErrorDecoder.decode(status: status, headers: headers, body: body)
     }
 }

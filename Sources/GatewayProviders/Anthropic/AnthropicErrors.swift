@@ -5,11 +5,11 @@ import GatewayCore
 /// message, 5xx and 529 `overloaded_error` become 502 `upstream_error`. `code` keeps
 /// Anthropic's own error type.
 enum AnthropicErrorDecoder {
-    static func decode(status: Int, headers: [(name: String, value: String)], body: [UInt8], secrets: [String]) -> GatewayError {
-        let fields = OpenAIErrorDecoder.fields(providerName: "anthropic", status: status, body: body, secrets: secrets)
+    static func decode(status: Int, headers: [(name: String, value: String)], body: [UInt8]) -> GatewayError {
+        let fields = OpenAIErrorDecoder.fields(providerName: "anthropic", status: status, body: body)
         let message = fields.message
         let anthropicType = fields.type
-        let retryAfter = retryAfterMilliseconds(headers) ?? retryAfterSeconds(headers)
+        let retryAfter = RetryAfter.milliseconds(headers) ?? RetryAfter.seconds(headers)
         if status >= 500 {
             return .provider(status: status, message: message, type: nil, code: anthropicType ?? defaultType(status),
                              retryAfter: retryAfter)
@@ -46,13 +46,5 @@ enum AnthropicErrorDecoder {
         case 500...: return "api_error"
         default: return "invalid_request_error"
         }
-    }
-
-    /// `retry-after-ms`, which Anthropic's SDK prefers over `retry-after`, in whole seconds (rounded up).
-    static func retryAfterMilliseconds(_ headers: [(name: String, value: String)]) -> Int? {
-        guard let value = headers.first(where: { $0.name.lowercased() == "retry-after-ms" })?.value,
-              let milliseconds = Double(value.trimmingWhitespace()), milliseconds.isFinite, milliseconds >= 0,
-              milliseconds < 1e12 else { return nil }
-        return Int((milliseconds / 1000).rounded(.up))
     }
 }

@@ -86,18 +86,23 @@ struct AnthropicUsage: Sendable, Equatable {
     var cacheRead = 0
     var output = 0
 
-    /// Applies the counts present in a `usage` object (stream events carry only some).
+    /// Applies the counts present in a `usage` object (stream events carry only some), each
+    /// clamped by `TokenCount`.
     mutating func merge(_ value: JSON?) {
         guard case .object(let usage)? = value else { return }
-        if let count = usage["input_tokens"]?.intValue { input = Int(count) }
-        if let count = usage["cache_creation_input_tokens"]?.intValue { cacheCreation = Int(count) }
-        if let count = usage["cache_read_input_tokens"]?.intValue { cacheRead = Int(count) }
-        if let count = usage["output_tokens"]?.intValue { output = Int(count) }
+        if let count = TokenCount.clamp(usage["input_tokens"]) { input = count }
+        if let count = TokenCount.clamp(usage["cache_creation_input_tokens"]) { cacheCreation = count }
+        if let count = TokenCount.clamp(usage["cache_read_input_tokens"]) { cacheRead = count }
+        if let count = TokenCount.clamp(usage["output_tokens"]) { output = count }
     }
 
+    /// The prompt sum is clamped too, and reads and writes are kept within it, so the parts
+    /// never exceed the whole.
     var tokenUsage: TokenUsage {
-        TokenUsage(promptTokens: input + cacheCreation + cacheRead, completionTokens: output,
-                   cachedPromptTokens: cacheRead, reasoningTokens: 0, cacheWriteTokens: cacheCreation)
+        let prompt = TokenCount.sum(input, cacheCreation, cacheRead)
+        let reads = min(cacheRead, prompt)
+        return TokenUsage(promptTokens: prompt, completionTokens: output,
+                          cachedPromptTokens: reads, reasoningTokens: 0, cacheWriteTokens: min(cacheCreation, prompt - reads))
     }
 
     static func decode(_ value: JSON?) -> TokenUsage? {

@@ -164,7 +164,7 @@ struct AnthropicStreamTranslator: StreamTranslator {
             let finalUsage = usage
             return withWriter { $0.end(reason, usage: finalUsage) }
         case .error(let type, let message):
-            throw ProviderBody.streamError(provider: .anthropic, message: SecretRedactor.redact(message, secrets: []), type: type)
+            throw ProviderBody.streamError(provider: .anthropic, message: message, type: type)
         }
     }
 

@@ -183,8 +183,8 @@ public struct CohereAdapter: ProviderAdapter {
         CohereStreamTranslator(request: request)
     }
 
-    public func decodeError(status: Int, headers: [(name: String, value: String)], body: [UInt8], settings: ProviderSettings) -> GatewayError {
-        CohereErrors.decode(status: status, headers: headers, body: body, secrets: [settings.apiKey.value])
+    public func readError(status: Int, headers: [(name: String, value: String)], body: [UInt8]) -> GatewayError {
+        CohereErrors.decode(status: status, headers: headers, body: body)
     }
 
     // MARK: Embeddings
@@ -221,7 +221,7 @@ public struct CohereAdapter: ProviderAdapter {
         if vectors.count != request.texts.count {  // token-id input was refused by `requireTexts`
             throw .upstreamError("cohere returned \(vectors.count) embeddings for \(request.texts.count) inputs.")
         }
-        let tokens = object["meta"]?["billed_units"]?["input_tokens"]?.intValue.map { Int($0) }
+        let tokens = TokenCount.clamp(object["meta"]?["billed_units"]?["input_tokens"])
         return EmbeddingsResult.make(model: request.model, vectors: vectors, promptTokens: tokens, encodingFormat: request.encodingFormat)
     }
 }

@@ -106,29 +106,28 @@ enum CohereResponse {
 /// counted on the `tokens` scale (it can exceed the billed input), so it is reported as
 /// `cached_tokens` only with the `tokens` fallback, clamped to the prompt count.
 enum CohereUsage {
+    /// Counts (integers or doubles, as Cohere's API has sent both) are clamped by `TokenCount`.
     static func decode(_ value: JSON?) -> TokenUsage? {
         guard case .object(let usage)? = value else { return nil }
         let billed = usage["billed_units"]
         let tokens = usage["tokens"]
-        if let prompt = billed?["input_tokens"]?.intValue, let completion = billed?["output_tokens"]?.intValue {
-            return TokenUsage(promptTokens: clamp(prompt), completionTokens: clamp(completion))
+        if let prompt = TokenCount.clamp(billed?["input_tokens"]), let completion = TokenCount.clamp(billed?["output_tokens"]) {
+            return TokenUsage(promptTokens: prompt, completionTokens: completion)
         }
-        guard let prompt = tokens?["input_tokens"]?.intValue, let completion = tokens?["output_tokens"]?.intValue else {
+        guard let prompt = TokenCount.clamp(tokens?["input_tokens"]), let completion = TokenCount.clamp(tokens?["output_tokens"]) else {
             // Partial billed counts (e.g. input only): use what is there.
-            guard let prompt = billed?["input_tokens"]?.intValue ?? tokens?["input_tokens"]?.intValue else { return nil }
-            let completion = billed?["output_tokens"]?.intValue ?? tokens?["output_tokens"]?.intValue ?? 0
-            return TokenUsage(promptTokens: clamp(prompt), completionTokens: clamp(completion))
+            guard let prompt = TokenCount.clamp(billed?["input_tokens"]) ?? TokenCount.clamp(tokens?["input_tokens"]) else { return nil }
+            let completion = TokenCount.clamp(billed?["output_tokens"]) ?? TokenCount.clamp(tokens?["output_tokens"]) ?? 0
+            return TokenUsage(promptTokens: prompt, completionTokens: completion)
         }
-        let cached = min(clamp(usage["cached_tokens"]?.intValue ?? 0), clamp(prompt))
-        return TokenUsage(promptTokens: clamp(prompt), completionTokens: clamp(completion), cachedPromptTokens: cached)
+        let cached = min(TokenCount.clamp(usage["cached_tokens"]) ?? 0, prompt)
+        return TokenUsage(promptTokens: prompt, completionTokens: completion, cachedPromptTokens: cached)
     }
-
-    private static func clamp(_ value: Int64) -> Int { Int(max(0, min(value, Int64(Int32.max)))) }
 }
 
 /// Cohere error bodies: `{"message": "…"}`, sometimes with an `id` (§6.5).
 enum CohereErrors {
-    static func decode(status: Int, headers: [(name: String, value: String)], body: [UInt8], secrets: [String]) -> GatewayError {
+    static func decode(status: Int, headers: [(name: String, value: String)], body: [UInt8]) -> GatewayError {
         var text: String?
         if let json = try? JSON.parse(body) {
             text = json["message"]?.stringValue ?? json["error"]?["message"]?.stringValue ?? json["error"]?.stringValue
@@ -136,8 +135,8 @@ enum CohereErrors {
             let raw = String(decoding: body, as: UTF8.self).trimmingWhitespace()
             if !raw.isEmpty { text = raw }
         }
-        let message = SecretRedactor.redact("cohere: \(text ?? "HTTP \(status)")", secrets: secrets)
-        let retryAfter = retryAfterSeconds(headers)
+        let message = "cohere: \(text ?? "HTTP \(status)")"
+        let retryAfter = RetryAfter.seconds(headers)
         let lowered = (text ?? "").lowercased()
         switch status {
         case 401, 498:

@@ -177,10 +177,14 @@ public enum ProviderBody {
         return object
     }
 
-    /// A mid-stream error from the provider, as the final error event the client sees.
+    /// A mid-stream error from the provider (or an error object inside a 200 body), as the final
+    /// error event the client sees. Key-shaped strings are redacted here already, because a
+    /// 200 body's error never passes `decodeError`; `StreamRelay` adds the project's own key.
     public static func streamError(provider: Provider, message: String, type: String?, status: Int = 502) -> GatewayError {
         let failureClass: FailureClass = type.map { $0.contains("rate") ? .rateLimit : .transient } ?? .transient
-        return GatewayError(status: status, type: "upstream_error", code: type ?? "upstream_error",
-                            message: "\(provider.rawValue): \(message)", failureClass: failureClass)
+        return SecretRedactor.redact(
+            GatewayError(status: status, type: "upstream_error", code: type ?? "upstream_error",
+                         message: "\(provider.rawValue): \(message)", failureClass: failureClass),
+            secrets: [])
     }
 }

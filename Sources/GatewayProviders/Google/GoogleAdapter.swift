@@ -10,10 +10,11 @@ public struct GoogleAdapter: ProviderAdapter {
     public var knownModels: [String] { ["gemini-2.0-flash", "gemini-1.5-pro", "gemini-1.5-flash", "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"] }
 
     public func makeChatRequest(_ request: ChatRequest, settings: ProviderSettings) throws(GatewayError) -> UpstreamRequest {
+        let model = try Self.modelPath(request.model)
         let body = try GoogleRequestBuilder.body(for: request)
         let method = request.stream ? ":streamGenerateContent?alt=sse" : ":generateContent"
         return UpstreamRequest(
-            url: UpstreamRequest.join(base: settings.effectiveBaseURL, path: "/v1beta/models/\(Self.modelPath(request.model))\(method)"),
+            url: UpstreamRequest.join(base: settings.effectiveBaseURL, path: "/v1beta/models/\(model)\(method)"),
             headers: Self.headers(settings: settings, stream: request.stream),
             body: JSON.object(body).serialized())
     }
@@ -26,16 +27,13 @@ public struct GoogleAdapter: ProviderAdapter {
         GoogleStreamTranslator(request: request)
     }
 
-    public func decodeError(status: Int, headers: [(name: String, value: String)], body: [UInt8], settings: ProviderSettings) -> GatewayError {
-        GoogleErrorDecoder.decode(status: status, headers: headers, body: body, secrets: [settings.apiKey.value])
+    public func readError(status: Int, headers: [(name: String, value: String)], body: [UInt8]) -> GatewayError {
+        GoogleErrorDecoder.decode(status: status, headers: headers, body: body)
     }
 
     public func makeEmbeddingsRequest(_ request: EmbeddingsRequest, settings: ProviderSettings) throws(GatewayError) -> UpstreamRequest {
+        let model = try Self.modelPath(request.model)
         let texts = try request.requireTexts(provider: .google)
-        let model = Self.modelName(request.model)
-        guard !model.isEmpty else {
-            throw .invalidRequest("'model' must name a Gemini embedding model.", param: "model", code: "invalid_value")
-        }
         let requests: [JSON] = texts.map { text in
             var item = JSONObject([
                 ("model", .string("models/\(model)")),
@@ -45,7 +43,7 @@ public struct GoogleAdapter: ProviderAdapter {
             return .object(item)
         }
         return UpstreamRequest(
-            url: UpstreamRequest.join(base: settings.effectiveBaseURL, path: "/v1beta/models/\(Self.modelPath(request.model)):batchEmbedContents"),
+            url: UpstreamRequest.join(base: settings.effectiveBaseURL, path: "/v1beta/models/\(model):batchEmbedContents"),
             headers: Self.headers(settings: settings, stream: false),
             body: JSON.object(JSONObject([("requests", .array(requests))])).serialized())
     }
@@ -90,34 +88,35 @@ public struct GoogleAdapter: ProviderAdapter {
         model.hasPrefix("models/") ? String(model.dropFirst("models/".count)) : model
     }
 
-    /// The model id as one path segment: everything but RFC 3986 unreserved characters escaped.
-    static func modelPath(_ model: String) -> String {
-        var output = ""
-        for byte in modelName(model).utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                output.append(Character(Unicode.Scalar(byte)))
-            default:
-                let hex = Array("0123456789ABCDEF")
-                output += "%\(hex[Int(byte >> 4)])\(hex[Int(byte & 0x0f)])"
-            }
-        }
-        return output
-    }
+    /// Longest model id accepted; Gemini's ids are a few dozen characters.
+    static let maximumModelLength = 128
 
-    /// Google API keys (`AIza…`) are not key-shaped for `SecretRedactor`; hide them too.
-    static func redact(_ text: String, secrets: [String]) -> String {
-        let redacted = SecretRedactor.redact(text, secrets: secrets)
-        guard redacted.contains("AIza") else { return redacted }
-        var words: [Substring] = []
-        for word in redacted.split(separator: " ", omittingEmptySubsequences: false) {
-            if let range = word.range(of: "AIza"), word[range.lowerBound...].count >= 30 {
-                words.append(word[..<range.lowerBound] + "AIza<redacted>")
-            } else {
-                words.append(word)
+    /// The model id as the URL path segment after `/v1beta/models/`. Gemini puts the model in the
+    /// path, so an id like `gemini-1.5-pro/../../files`, `a?b`, `a#b` or `%2e%2e` could point the
+    /// request (which carries the project's key) at another endpoint. Only ids made of
+    /// `[A-Za-z0-9][A-Za-z0-9._-]*`, at most `maximumModelLength` long, are sent; anything else is
+    /// the caller's 400 naming `model`. Such an id needs no escaping.
+    static func modelPath(_ model: String) throws(GatewayError) -> String {
+        let name = modelName(model)
+        var valid = !name.isEmpty && name.utf8.count <= maximumModelLength
+        if valid {
+            for (offset, byte) in name.utf8.enumerated() {
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    continue
+                case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"):
+                    valid = offset > 0
+                default:
+                    valid = false
+                }
+                if !valid { break }
             }
         }
-        return words.joined(separator: " ")
+        guard valid else {
+            throw .invalidRequest(
+                "'model' must be a Gemini model id matching [A-Za-z0-9][A-Za-z0-9._-]*, at most \(maximumModelLength) characters (optionally prefixed with 'models/'): it is part of the URL path.",
+                param: "model", code: "invalid_value")
+        }
+        return name
     }
 }

@@ -5,7 +5,7 @@ enum GoogleResponseDecoder {
     static func decode(_ body: [UInt8], for request: ChatRequest) throws(GatewayError) -> ChatResult {
         let object = try ProviderBody.object(body, provider: .google)
         if let error = object["error"], error != .null {
-            throw GoogleErrorDecoder.streamError(error, secrets: [])
+            throw GoogleErrorDecoder.streamError(error)
         }
         let responseID = object["responseId"]?.stringValue
         let identity = GoogleIdentity(responseID: responseID, request: request)
@@ -28,7 +28,7 @@ enum GoogleResponseDecoder {
                     calls.append(ToolCall(id: call.id ?? identity.toolCallID(toolOrdinal), name: call.name, arguments: call.arguments))
                     toolOrdinal += 1
                 }
-                let index = candidate["index"]?.intValue.map(Int.init) ?? position
+                let index = ProviderNumber.index(candidate["index"]) ?? position
                 let reason = try GoogleFinishReason.map(candidate["finishReason"])
                 choices.append(CompletionChoice(index: index, content: parts.text, toolCalls: calls, finishReason: reason ?? .stop))
             }
@@ -144,24 +144,27 @@ enum GoogleFinishReason {
 
 enum GoogleUsage {
     /// §7.6: prompt = promptTokenCount (+ toolUsePromptTokenCount), completion = candidates + thoughts,
-    /// cached = cachedContentTokenCount, reasoning = thoughts.
+    /// cached = cachedContentTokenCount, reasoning = thoughts. Counts and sums are clamped by
+    /// `TokenCount`; a count that is not a number is a malformed answer.
     static func decode(_ value: JSON?) throws(GatewayError) -> TokenUsage? {
         switch value {
         case nil, .null?: return nil
         case .object(let usage)?:
             func count(_ key: String) throws(GatewayError) -> Int {
                 guard let raw = usage[key], raw != .null else { return 0 }
-                guard let number = raw.intValue, number >= 0 else {
+                guard let number = TokenCount.clamp(raw) else {
                     throw .upstreamError("google returned usageMetadata.\(key) that is not a count.")
                 }
-                return Int(number)
+                return number
             }
             let thoughts = try count("thoughtsTokenCount")
+            let prompt = TokenCount.sum(try count("promptTokenCount"), try count("toolUsePromptTokenCount"))
+            let completion = TokenCount.sum(try count("candidatesTokenCount"), thoughts)
             return TokenUsage(
-                promptTokens: try count("promptTokenCount") + count("toolUsePromptTokenCount"),
-                completionTokens: try count("candidatesTokenCount") + thoughts,
-                cachedPromptTokens: try count("cachedContentTokenCount"),
-                reasoningTokens: thoughts)
+                promptTokens: prompt,
+                completionTokens: completion,
+                cachedPromptTokens: min(try count("cachedContentTokenCount"), prompt),
+                reasoningTokens: min(thoughts, completion))
         default:
             throw .upstreamError("google returned usageMetadata that is not an object.")
         }
@@ -171,19 +174,18 @@ enum GoogleUsage {
 /// google.rpc.Status bodies (`{"error":{"code","message","status","details"}}`, sometimes wrapped
 /// in a one-element array) → the client's error (§4.5, §7.8).
 enum GoogleErrorDecoder {
-    static func decode(status: Int, headers: [(name: String, value: String)], body: [UInt8], secrets: [String]) -> GatewayError {
+    static func decode(status: Int, headers: [(name: String, value: String)], body: [UInt8]) -> GatewayError {
         var json = try? JSON.parse(body)
         if case .array(let items)? = json, let first = items.first { json = first }
         guard let error = json?["error"]?.objectValue else {
             let text = String(decoding: body.prefix(300), as: UTF8.self).trimmingWhitespace()
             let message = text.isEmpty || json != nil ? "google returned HTTP \(status)." : "google returned HTTP \(status): \(text)"
-            return .provider(status: status, message: GoogleAdapter.redact(message, secrets: secrets), retryAfter: retryAfterSeconds(headers))
+            return .provider(status: status, message: message, retryAfter: RetryAfter.seconds(headers))
         }
         let statusName = error["status"]?.stringValue
         let reasons = details(error, type: "google.rpc.ErrorInfo").compactMap { $0["reason"]?.stringValue }
-        var message = "google: \(error["message"]?.stringValue ?? "HTTP \(status)")"
-        message = GoogleAdapter.redact(message, secrets: secrets)
-        let retryAfter = retryDelay(error) ?? retryAfterSeconds(headers)
+        let message = "google: \(error["message"]?.stringValue ?? "HTTP \(status)")"
+        let retryAfter = retryDelay(error) ?? RetryAfter.seconds(headers)
 
         if status == 400 && (reasons.contains("API_KEY_INVALID") || reasons.contains("API_KEY_EXPIRED")) || status == 401 {
             return GatewayError(status: 401, type: "authentication_error", code: "invalid_api_key", message: message,
@@ -204,9 +206,9 @@ enum GoogleErrorDecoder {
     }
 
     /// A mid-stream `{"error": {…}}` event: the client already has a 200, so it becomes the final error event.
-    static func streamError(_ error: JSON, secrets: [String]) -> GatewayError {
+    static func streamError(_ error: JSON) -> GatewayError {
         let statusName = error["status"]?.stringValue
-        let message = GoogleAdapter.redact(error["message"]?.stringValue ?? "stream error", secrets: secrets)
+        let message = error["message"]?.stringValue ?? "stream error"
         var failure = ProviderBody.streamError(provider: .google, message: message, type: statusName)
         switch statusName {
         case "RESOURCE_EXHAUSTED"?: failure.failureClass = .rateLimit
@@ -222,12 +224,12 @@ enum GoogleErrorDecoder {
         (error["details"]?.arrayValue ?? []).filter { $0["@type"]?.stringValue?.hasSuffix(type) == true }
     }
 
-    /// `RetryInfo.retryDelay` ("12s", "34.4s") in whole seconds, rounded up.
+    /// `RetryInfo.retryDelay` ("12s", "34.4s") in whole seconds, rounded up and clamped by `RetryAfter`.
     static func retryDelay(_ error: JSONObject) -> Int? {
         for info in details(error, type: "google.rpc.RetryInfo") {
             guard var text = info["retryDelay"]?.stringValue?.trimmingWhitespace(), text.hasSuffix("s") else { continue }
             text.removeLast()
-            if let seconds = Double(text), seconds.isFinite, seconds >= 0 { return Int(seconds.rounded(.up)) }
+            if let seconds = Double(text), let clamped = RetryAfter.clamp(seconds: seconds) { return clamped }
         }
         return nil
     }

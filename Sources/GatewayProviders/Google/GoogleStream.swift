@@ -27,7 +27,7 @@ struct GoogleStreamTranslator: StreamTranslator {
             throw .upstreamError("google sent a stream event that is not a JSON object.")
         }
         if let error = chunk["error"], error != .null {
-            throw GoogleErrorDecoder.streamError(error, secrets: [])
+            throw GoogleErrorDecoder.streamError(error)
         }
 
         if writer == nil {

@@ -25,7 +25,7 @@ public struct MistralAdapter: ProviderAdapter {
     public func decodeChatResponse(_ body: [UInt8], for request: ChatRequest) throws(GatewayError) -> ChatResult {
         let object = try ProviderBody.object(body, provider: .mistral)
         if object["object"]?.stringValue == "error" {
-            throw .upstreamError("mistral: \(OpenAICompatible.describe(object["message"] ?? .null))")
+            throw SecretRedactor.redact(.upstreamError("mistral: \(OpenAICompatible.describe(object["message"] ?? .null))"), secrets: [])
         }
         let id = object["id"]?.stringValue.nonEmpty ?? request.responseID
         let decoded = try OpenAICompatible.choices(object, fallbackID: id, provider: .mistral)
@@ -42,7 +42,7 @@ public struct MistralAdapter: ProviderAdapter {
         }
         let usage = OpenAIUsage.decode(object["usage"])
         let model = object["model"]?.stringValue.nonEmpty
-        let created = object["created"]?.intValue.map { Int($0) } ?? request.created
+        let created = ProviderNumber.timestamp(object["created"]) ?? request.created
         return ChatResult(
             body: ChatCompletionBody.make(id: id, created: created, model: model ?? request.model, choices: choices, usage: usage),
             usage: usage, modelServed: model ?? request.model)
@@ -65,8 +65,8 @@ public struct MistralAdapter: ProviderAdapter {
         MistralStreamTranslator(request: request)
     }
 
-    public func decodeError(status: Int, headers: [(name: String, value: String)], body: [UInt8], settings: ProviderSettings) -> GatewayError {
-        MistralErrorDecoder.decode(status: status, headers: headers, body: body, secrets: [settings.apiKey.value])
+    public func readError(status: Int, headers: [(name: String, value: String)], body: [UInt8]) -> GatewayError {
+        MistralErrorDecoder.decode(status: status, headers: headers, body: body)
     }
 
     // MARK: Embeddings
@@ -100,18 +100,18 @@ public struct MistralAdapter: ProviderAdapter {
             guard case .object(let entry) = item, let embedding = entry["embedding"], embedding.arrayValue != nil || embedding.stringValue != nil else {
                 throw .upstreamError("mistral returned an embedding without a vector.")
             }
-            let index = entry["index"]?.intValue ?? Int64(position)
+            let index = ProviderNumber.index(entry["index"]).map(Int64.init) ?? Int64(position)
             data.append(.object(JSONObject([("object", "embedding"), ("index", .int(index)), ("embedding", embedding)])))
         }
         return EmbeddingsResult.make(model: object["model"]?.stringValue ?? request.model, data: data,
-                                     promptTokens: object["usage"]?["prompt_tokens"]?.intValue.map { Int($0) })
+                                     promptTokens: TokenCount.clamp(object["usage"]?["prompt_tokens"]))
     }
 }
 
 /// Mistral's error bodies (§5.5): `{"object":"error","message","type","param","code"}` (message
 /// may be an object of 422 validation details), FastAPI `{"detail": …}`, or `{"message": …}`.
 enum MistralErrorDecoder {
-    static func decode(status: Int, headers: [(name: String, value: String)], body: [UInt8], secrets: [String]) -> GatewayError {
+    static func decode(status: Int, headers: [(name: String, value: String)], body: [UInt8]) -> GatewayError {
         var message = "mistral returned HTTP \(status)."
         var type: String?
         var code: String?
@@ -140,7 +140,7 @@ enum MistralErrorDecoder {
             type = "insufficient_quota"
             code = code ?? "insufficient_quota"
         }
-        return .provider(status: status, message: SecretRedactor.redact(message, secrets: secrets), type: type, code: code,
-                         param: param, retryAfter: retryAfterSeconds(headers))
+        return .provider(status: status, message: message, type: type, code: code,
+                         param: param, retryAfter: RetryAfter.seconds(headers))
     }
 }

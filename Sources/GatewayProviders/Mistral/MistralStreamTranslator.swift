@@ -11,7 +11,9 @@ struct MistralStreamTranslator: StreamTranslator {
     private let requestModel: String
     private let clientWantsUsage: Bool
     private var writer: ChunkWriter?
-    private var startedCalls: Set<Int> = []
+    /// Tool-call ordinal (the index the client sees) by Mistral's delta `index`: calls are
+    /// numbered 0, 1, … as they start, whatever index Mistral sent (2^62 included).
+    private var startedCalls: [Int: Int] = [:]
     private var producedText = false
     private var complete = false
     private(set) var usage: TokenUsage?
@@ -38,7 +40,7 @@ struct MistralStreamTranslator: StreamTranslator {
             modelServed = model ?? requestModel
             writer = ChunkWriter(
                 id: chunk["id"]?.stringValue.nonEmpty ?? fallbackID,
-                created: chunk["created"]?.intValue.map { Int($0) } ?? fallbackCreated,
+                created: ProviderNumber.timestamp(chunk["created"]) ?? fallbackCreated,
                 model: model ?? requestModel, clientWantsUsage: clientWantsUsage)
             output += writer?.role() ?? []
         }
@@ -52,11 +54,13 @@ struct MistralStreamTranslator: StreamTranslator {
                 output += writer.content(text)
             }
             for call in choice.toolCalls {
-                if startedCalls.insert(call.index).inserted {
-                    let id = call.id ?? "call_\(writer.id)_\(call.index)"
-                    output += writer.toolCallStart(index: call.index, id: id, name: call.name ?? "", arguments: call.arguments ?? "")
-                } else if let fragment = call.arguments {
-                    output += writer.toolCallArguments(index: call.index, fragment: fragment)
+                if let ordinal = startedCalls[call.index] {
+                    if let fragment = call.arguments { output += writer.toolCallArguments(index: ordinal, fragment: fragment) }
+                } else {
+                    let ordinal = startedCalls.count
+                    startedCalls[call.index] = ordinal
+                    let id = call.id ?? "call_\(writer.id)_\(ordinal)"
+                    output += writer.toolCallStart(index: ordinal, id: id, name: call.name ?? "", arguments: call.arguments ?? "")
                 }
             }
             if let reason = choice.finishReason {

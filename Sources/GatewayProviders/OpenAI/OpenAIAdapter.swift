@@ -38,8 +38,8 @@ public struct OpenAIAdapter: ProviderAdapter {
         OpenAIStreamTranslator(clientWantsUsage: request.clientWantsUsage)
     }
 
-    public func decodeError(status: Int, headers: [(name: String, value: String)], body: [UInt8], settings: ProviderSettings) -> GatewayError {
-        OpenAIErrorDecoder.decode(providerName: "openai", status: status, headers: headers, body: body, secrets: [settings.apiKey.value])
+    public func readError(status: Int, headers: [(name: String, value: String)], body: [UInt8]) -> GatewayError {
+        OpenAIErrorDecoder.decode(providerName: "openai", status: status, headers: headers, body: body)
     }
 
     public func makeEmbeddingsRequest(_ request: EmbeddingsRequest, settings: ProviderSettings) throws(GatewayError) -> UpstreamRequest {
@@ -65,36 +65,38 @@ public enum OpenAIEmbeddings {
         guard case .array? = object["data"] else {
             throw .upstreamError("\(provider.rawValue) returned an embeddings response without 'data'.")
         }
-        let usage = object["usage"]?["prompt_tokens"]?.intValue.map { TokenUsage(promptTokens: Int($0), completionTokens: 0) }
+        let usage = TokenCount.clamp(object["usage"]?["prompt_tokens"]).map { TokenUsage(promptTokens: $0, completionTokens: 0) }
         return EmbeddingsResult(body: body, usage: usage, modelServed: object["model"]?.stringValue)
     }
 }
 
-/// OpenAI-shaped usage objects (OpenAI, Mistral and other compatible servers).
+/// OpenAI-shaped usage objects (OpenAI, Mistral and other compatible servers), counts clamped
+/// by `TokenCount` (cached within prompt, reasoning within completion).
 public enum OpenAIUsage {
     public static func decode(_ value: JSON?) -> TokenUsage? {
         guard case .object(let usage)? = value,
-              let prompt = usage["prompt_tokens"]?.intValue,
-              let completion = usage["completion_tokens"]?.intValue else { return nil }
+              let prompt = TokenCount.clamp(usage["prompt_tokens"]),
+              let completion = TokenCount.clamp(usage["completion_tokens"]) else { return nil }
         return TokenUsage(
-            promptTokens: Int(prompt),
-            completionTokens: Int(completion),
-            cachedPromptTokens: Int(usage["prompt_tokens_details"]?["cached_tokens"]?.intValue ?? 0),
-            reasoningTokens: Int(usage["completion_tokens_details"]?["reasoning_tokens"]?.intValue ?? 0))
+            promptTokens: prompt,
+            completionTokens: completion,
+            cachedPromptTokens: min(TokenCount.clamp(usage["prompt_tokens_details"]?["cached_tokens"]) ?? 0, prompt),
+            reasoningTokens: min(TokenCount.clamp(usage["completion_tokens_details"]?["reasoning_tokens"]) ?? 0, completion))
     }
 }
 
 /// `{"error": {"message", "type", "code", "param"}}` bodies, as OpenAI-compatible servers send them.
 public enum OpenAIErrorDecoder {
-    public static func decode(providerName: String, status: Int, headers: [(name: String, value: String)], body: [UInt8], secrets: [String]) -> GatewayError {
-        let error = fields(providerName: providerName, status: status, body: body, secrets: secrets)
+    public static func decode(providerName: String, status: Int, headers: [(name: String, value: String)], body: [UInt8]) -> GatewayError {
+        let error = fields(providerName: providerName, status: status, body: body)
         return .provider(status: status, message: error.message, type: error.type, code: error.code,
                          param: error.param, retryAfter: retryAfterSeconds(headers))
     }
 
     /// The readable parts of an `{"error": {...}}` (or bare `{...}` / string) body: the message
-    /// prefixed with the provider's name and redacted, and the provider's own type, code, param.
-    public static func fields(providerName: String, status: Int, body: [UInt8], secrets: [String])
+    /// prefixed with the provider's name, and the provider's own type, code, param (redacted
+    /// later, by `ProviderAdapter.decodeError`).
+    public static func fields(providerName: String, status: Int, body: [UInt8])
         -> (message: String, type: String?, code: String?, param: String?) {
         var message = "\(providerName) returned HTTP \(status)."
         var type: String?
@@ -108,7 +110,7 @@ public enum OpenAIErrorDecoder {
             code = error["code"]?.stringValue ?? error["code"]?.intValue.map { String($0) }
             param = error["param"]?.stringValue
         }
-        return (SecretRedactor.redact(message, secrets: secrets), type, code, param)
+        return (message, type, code, param)
     }
 }
 
@@ -132,8 +134,10 @@ struct OpenAIStreamTranslator: StreamTranslator {
         if let error = chunk["error"], error != .null {
             let message = error["message"]?.stringValue ?? "stream error"
             // Mid-stream: the client already has a 200, so this becomes the final error event.
-            throw GatewayError(status: 502, type: error["type"]?.stringValue ?? "upstream_error", code: "upstream_error",
-                               message: SecretRedactor.redact("openai: \(message)", secrets: []), failureClass: .transient)
+            throw SecretRedactor.redact(
+                GatewayError(status: 502, type: error["type"]?.stringValue ?? "upstream_error", code: "upstream_error",
+                             message: "openai: \(message)", failureClass: .transient),
+                secrets: [])
         }
         if modelServed == nil { modelServed = chunk["model"]?.stringValue }
         if let decoded = OpenAIUsage.decode(chunk["usage"]) {

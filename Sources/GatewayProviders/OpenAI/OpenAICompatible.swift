@@ -98,7 +98,7 @@ public enum OpenAICompatible {
             default:
                 throw .upstreamError("\(provider.rawValue) returned 'tool_calls' that is not an array.")
             }
-            let index = choice["index"]?.intValue.map { Int($0) } ?? position
+            let index = ProviderNumber.index(choice["index"]) ?? position
             choices.append(Choice(index: index, text: try text(message["content"], provider: provider), toolCalls: calls,
                                   finishReason: choice["finish_reason"]?.stringValue))
         }
@@ -125,7 +125,7 @@ public enum OpenAICompatible {
                             throw .upstreamError("\(provider.rawValue) sent a tool-call delta that is not an object.")
                         }
                         calls.append(ToolCallDelta(
-                            index: call["index"]?.intValue.map { Int($0) } ?? ordinal,
+                            index: ProviderNumber.index(call["index"]) ?? ordinal,
                             id: call["id"]?.stringValue.nonEmpty,
                             name: call["function"]?["name"]?.stringValue,
                             arguments: try arguments(call["function"]?["arguments"], provider: provider)))
@@ -134,7 +134,7 @@ public enum OpenAICompatible {
                     throw .upstreamError("\(provider.rawValue) sent 'tool_calls' that is not an array.")
                 }
                 choices.append(DeltaChoice(
-                    index: choice["index"]?.intValue.map { Int($0) } ?? position,
+                    index: ProviderNumber.index(choice["index"]) ?? position,
                     text: try text(delta["content"], provider: provider), toolCalls: calls,
                     finishReason: choice["finish_reason"]?.stringValue))
             }

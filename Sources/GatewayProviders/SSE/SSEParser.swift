@@ -24,20 +24,29 @@ public struct SSEParseError: Error, Sendable, Equatable, CustomStringConvertible
 /// complete events. It buffers bytes (never partial UTF-8), accepts `\n`, `\r\n` and `\r` line
 /// ends (Gemini uses CRLF), skips `:` comments, and decodes text only for complete lines, so a
 /// multi-byte character split across reads comes out whole.
+///
+/// Memory is bounded twice: one line may hold at most `maximumLineLength` bytes, and one event's
+/// `data:` lines together at most `maximumEventBytes` (counting the newlines that join them), so
+/// an upstream sending endless short `data:` lines without the blank line that ends an event is
+/// refused too. Data lines are kept as the bytes they will be joined into, nothing more.
 public struct SSEParser: Sendable {
     /// A single line longer than this is refused: a hostile or broken upstream must not make a
     /// worker buffer without bound.
     public var maximumLineLength: Int
+    /// The `data:` payload of one event (its lines joined with "\n") larger than this is refused.
+    public var maximumEventBytes: Int
 
     private var line: [UInt8] = []
     private var lastWasCarriageReturn = false
-    private var dataLines: [String] = []
+    /// The current event's data lines, already joined with "\n".
+    private var data: [UInt8] = []
     private var hasData = false
     private var eventName: String?
     private var eventID: String?
 
-    public init(maximumLineLength: Int = 16 * 1024 * 1024) {
+    public init(maximumLineLength: Int = 16 * 1024 * 1024, maximumEventBytes: Int = 16 * 1024 * 1024) {
         self.maximumLineLength = maximumLineLength
+        self.maximumEventBytes = maximumEventBytes
     }
 
     /// Feeds the next bytes of the stream; returns the events they completed.
@@ -80,22 +89,28 @@ public struct SSEParser: Sendable {
             }
             guard end < count else { break }
             if buffer[end] == 0x0D { lastWasCarriageReturn = true }
-            if let event = endLine() { events.append(event) }
+            if let event = try endLine() { events.append(event) }
             index = end + 1
         }
         return events
     }
 
     /// Call at end of stream: an event not followed by a blank line is still delivered (Gemini
-    /// ends at EOF; a truncated stream may lack the final separator).
-    public mutating func finish() -> SSEEvent? {
+    /// ends at EOF; a truncated stream may lack the final separator). Throws if the last line
+    /// takes the event over `maximumEventBytes`.
+    public mutating func finishChecked() throws(SSEParseError) -> SSEEvent? {
         var pending: SSEEvent?
-        if !line.isEmpty { pending = endLine() }
+        if !line.isEmpty { pending = try endLine() }
         if pending == nil { pending = dispatch() }
         return pending
     }
 
-    private mutating func endLine() -> SSEEvent? {
+    /// `finishChecked()`, with an oversized last event dropped (nil) instead of thrown.
+    public mutating func finish() -> SSEEvent? {
+        (try? finishChecked()) ?? nil
+    }
+
+    private mutating func endLine() throws(SSEParseError) -> SSEEvent? {
         defer { line.removeAll(keepingCapacity: true) }
         if line.isEmpty { return dispatch() }
         if line[0] == UInt8(ascii: ":") { return nil }  // comment / keep-alive
@@ -107,15 +122,21 @@ public struct SSEParser: Sendable {
             if valueStart < line.count, line[valueStart] == UInt8(ascii: " ") { valueStart += 1 }
         }
         let field = String(decoding: line[0..<fieldEnd], as: UTF8.self)
-        let value = String(decoding: line[valueStart...], as: UTF8.self)
         switch field {
         case "data":
-            dataLines.append(value)
+            let added = (hasData ? 1 : 0) + (line.count - valueStart)
+            guard data.count + added <= maximumEventBytes else {
+                data.removeAll()
+                hasData = false
+                throw SSEParseError(message: "upstream sent a stream event larger than \(maximumEventBytes) bytes")
+            }
+            if hasData { data.append(0x0A) }
+            data.append(contentsOf: line[valueStart...])
             hasData = true
         case "event":
-            eventName = value
+            eventName = String(decoding: line[valueStart...], as: UTF8.self)
         case "id":
-            eventID = value
+            eventID = String(decoding: line[valueStart...], as: UTF8.self)
         default:
             break  // `retry` and unknown fields are ignored
         }
@@ -124,12 +145,12 @@ public struct SSEParser: Sendable {
 
     private mutating func dispatch() -> SSEEvent? {
         defer {
-            dataLines.removeAll(keepingCapacity: true)
+            data.removeAll(keepingCapacity: data.count <= 64 * 1024)
             hasData = false
             eventName = nil
         }
         guard hasData || eventName != nil else { return nil }
-        return SSEEvent(event: eventName, data: dataLines.joined(separator: "\n"), id: eventID)
+        return SSEEvent(event: eventName, data: String(decoding: data, as: UTF8.self), id: eventID)
     }
 }
 

@@ -8,6 +8,9 @@ public struct StreamRelay: Sendable {
     private var parser = SSEParser()
     private var translator: any StreamTranslator
     private let providerName: String
+    /// Redacted from every error the stream ends with (the project's provider key), on top of
+    /// the key shapes `SecretRedactor` always removes.
+    private let secrets: [String]
     /// `[DONE]` has been written.
     public private(set) var isComplete = false
     /// The error that ended the stream, if one did.
@@ -15,9 +18,12 @@ public struct StreamRelay: Sendable {
     /// Chunk payloads written so far (`data:` events, not counting `[DONE]`).
     public private(set) var payloadEvents = 0
 
-    public init(providerName: String, translator: any StreamTranslator) {
+    /// `secrets`: the project's provider key (`settings.apiKey.value`), so a provider echoing it
+    /// in a mid-stream error event does not hand it to the client.
+    public init(providerName: String, translator: any StreamTranslator, secrets: [String] = []) {
         self.providerName = providerName
         self.translator = translator
+        self.secrets = secrets
     }
 
     public var usage: TokenUsage? { translator.usage }
@@ -47,12 +53,14 @@ public struct StreamRelay: Sendable {
         guard !isFinished else { return [] }
         var output: [UInt8] = []
         do {
-            if let last = parser.finish() { try emit(translator.translate(last), into: &output) }
+            if let last = try parser.finishChecked() { try emit(translator.translate(last), into: &output) }
             if !isComplete { try emit(translator.finish(), into: &output) }
             if !isComplete {
                 isComplete = true
                 output += SSEWriter.done
             }
+        } catch let parseError as SSEParseError {
+            output += fail(.upstreamError("\(providerName): \(parseError.message)"))
         } catch let gatewayError as GatewayError {
             output += fail(gatewayError)
         } catch {
@@ -61,12 +69,14 @@ public struct StreamRelay: Sendable {
         return output
     }
 
-    /// Ends the stream with an error event and `[DONE]` (the client already has a 200).
+    /// Ends the stream with an error event and `[DONE]` (the client already has a 200). The
+    /// error is redacted (`SecretRedactor`) before it is written or kept as `error`.
     public mutating func fail(_ failure: GatewayError) -> [UInt8] {
         guard !isFinished else { return [] }
-        error = failure
+        let redacted = SecretRedactor.redact(failure, secrets: secrets)
+        error = redacted
         isComplete = true
-        return SSEWriter.data(failure.body) + SSEWriter.done
+        return SSEWriter.data(redacted.body) + SSEWriter.done
     }
 
     private mutating func emit(_ outputs: [StreamOutput], into output: inout [UInt8]) throws {

@@ -1,0 +1,81 @@
+import Foundation
+import GatewayCore
+import Testing
+
+/// `audit export --format csv`: text cells a spreadsheet would evaluate are neutralised with a
+/// leading `'`, numbers are untouched, and the file still parses as CSV.
+@Suite("Audit export CSV")
+struct AuditExportTests {
+    func row(user: String?, model: String? = "gpt-4o", promptTokens: Int? = 5) -> AuditRow {
+        let record = AuditRecord(
+            requestID: "req_1", time: Date(timeIntervalSince1970: 1_767_225_600), method: "POST", route: "/v1/chat/completions",
+            orgID: 1, projectID: -3, keyID: "gk_1", user: user, provider: "openai", modelRequested: model, modelServed: model,
+            status: 200, promptTokens: promptTokens, completionTokens: 2, costUSD: -0.5, latencyMs: 1.5)
+        return AuditRow(sequence: 7, record: record, projectSlug: "acme/web")
+    }
+
+    /// RFC 4180 fields of one line (quoted fields may hold commas, quotes and line breaks).
+    func parse(_ line: String) -> [String] {
+        var fields: [String] = []
+        var field = ""
+        var quoted = false
+        var characters = Array(line)[...]
+        while let character = characters.popFirst() {
+            if quoted {
+                if character == "\"" {
+                    if characters.first == "\"" { field.append("\""); characters.removeFirst() } else { quoted = false }
+                } else {
+                    field.append(character)
+                }
+            } else if character == "\"" {
+                quoted = true
+            } else if character == "," {
+                fields.append(field)
+                field = ""
+            } else {
+                field.append(character)
+            }
+        }
+        fields.append(field)
+        return fields
+    }
+
+    func cell(_ line: String, _ column: String) throws -> String {
+        let fields = parse(line)
+        #expect(fields.count == AuditExport.columns.count, "the line still has one field per column")
+        let index = try #require(AuditExport.columns.firstIndex(of: column))
+        return fields[index]
+    }
+
+    @Test(arguments: [
+        ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+        ("+1", "'+1"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'\r=1"),
+        ("=1,2\n3", "'=1,2\n3"),
+    ])
+    func formulaTextCellsGetALeadingQuote(_ user: String, _ expected: String) throws {
+        let line = AuditExport.csvLine(row(user: user))
+        #expect(try cell(line, "user") == expected)
+        #expect(!line.hasPrefix("=") && !line.contains(",=") && !line.contains(",+") && !line.contains(",@"))
+    }
+
+    @Test func ordinaryTextAndNumbersAreUnchanged() throws {
+        let line = AuditExport.csvLine(row(user: "alice, \"the\" admin", model: "claude-sonnet-4"))
+        #expect(try cell(line, "user") == "alice, \"the\" admin")
+        #expect(try cell(line, "model_requested") == "claude-sonnet-4")
+        #expect(try cell(line, "prompt_tokens") == "5")
+        // Negative numbers are numbers, not formulas: no quote.
+        #expect(try cell(line, "project_id") == "-3")
+        #expect(try cell(line, "cost_usd") == "-0.5")
+        #expect(try cell(line, "time") == "2026-01-01T00:00:00.000Z")
+    }
+
+    @Test func aModelNameLikeAFormulaIsNeutralisedToo() throws {
+        let line = AuditExport.csvLine(row(user: nil, model: "=cmd|' /C calc'!A0"))
+        #expect(try cell(line, "model_requested") == "'=cmd|' /C calc'!A0")
+        #expect(try cell(line, "user") == "")
+    }
+}
