@@ -8,7 +8,8 @@
 #                                                              Tests/fuzz/regressions/<Target>/)
 #
 # Builds the targets (release, instrumented for libFuzzer and AddressSanitizer, scratch path
-# .build-fuzz), seeds each from the provider fixtures (make-seeds.sh) plus the saved regressions,
+# .build-fuzz), seeds each from the provider fixtures (make-seeds.sh: corpus and dictionary) plus
+# the saved regressions and whatever an earlier run with the same FUZZ_WORK found,
 # runs them one after the other and prints one line per target: executions, exec/s, coverage,
 # result. Exits 1 when any target crashed, hung (-timeout) or ran out of memory; the inputs that
 # did are kept under the work directory (FUZZ_WORK, default a new temp dir) and previewed.
@@ -86,7 +87,7 @@ for target in "${TARGETS[@]}"; do
     # A run that does not finish within -timeout seconds counts as a hang.
     set +e
     "$BIN/$target" -max_total_time="$SECONDS_PER_TARGET" -max_len="$(max_len "$target")" \
-        -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 \
+        -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 -dict="$WORK/seeds/fuzz.dict" \
         -artifact_prefix="$artifacts/" "${inputs[@]}" >"$log" 2>&1
     code=$?
     set -e
