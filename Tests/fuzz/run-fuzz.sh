@@ -7,6 +7,9 @@
 #   Tests/fuzz/run-fuzz.sh --replay TARGET FILE|DIR...         re-run saved inputs (a crash file,
 #                                                              Tests/fuzz/regressions/<Target>/)
 #
+# Tests/fuzz/regressions/<Target>/ holds inputs that once failed; every run replays them first, so
+# a fixed bug stays fixed (and an unfixed one fails the run).
+#
 # Builds the targets (release, instrumented for libFuzzer and AddressSanitizer, scratch path
 # .build-fuzz), seeds each from the provider fixtures (make-seeds.sh: corpus and dictionary) plus
 # the saved regressions and whatever an earlier run with the same FUZZ_WORK found,
@@ -44,8 +47,16 @@ max_len() {
 
 # A crash file as text a person can read: printable bytes as they are, the rest escaped.
 preview() {
-    python3 -c 'import sys; data = open(sys.argv[1], "rb").read(); print(f"    {len(data)} bytes: {data[:300]!r}{"…" if len(data) > 300 else ""}")' "$1"
+    python3 - "$1" <<'PY'
+import sys
+data = open(sys.argv[1], "rb").read()
+print("    %d bytes: %r%s" % (len(data), data[:300], " ..." if len(data) > 300 else ""))
+PY
 }
+
+# libFuzzer prints the stack of a crash itself; Swift's own backtracer, started on the same
+# signal, trips AddressSanitizer (a stack-buffer-underflow in its memory reader) and buries it.
+export SWIFT_BACKTRACE=enable=no
 
 if [[ "${1:-}" == "--replay" ]]; then
     target=${2:?usage: run-fuzz.sh --replay TARGET FILE|DIR...}
