@@ -108,7 +108,7 @@ for target in "${TARGETS[@]}"; do
     crashes=$(find "$artifacts" -type f | wc -l)
     result="ok"
     if [[ $code -ne 0 || $crashes -gt 0 ]]; then
-        result="FOUND $(grep -oE 'ERROR: libFuzzer: [a-z-]+|ERROR: AddressSanitizer: [a-z-]+|Fatal error: [^\n]{0,100}' "$log" | head -1 || echo "exit $code") (log $log)"
+        result="FOUND $(grep -oE 'ERROR: libFuzzer: [a-z-]+|ERROR: AddressSanitizer: [a-z-]+|Fatal error: .{0,100}' "$log" | head -1 || echo "exit $code") (log $log)"
         failed=1
     fi
     line=$(printf '%-22s %4ss  %10s execs  %7s exec/s  %-20s %s' "$target" "$SECONDS_PER_TARGET" "${executions:-?}" "${rate:-?}" "${coverage:-cov: ?}" "$result")
