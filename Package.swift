@@ -85,3 +85,20 @@ let package = Package(
         .testTarget(name: "GatewayAPITests", dependencies: ["GatewayAPI", "GatewayCore", "GatewayProviders", "GatewayHTTP", "GatewayStore", "GatewayUpstream", "GatewayTesting", .product(name: "Logging", package: "swift-log")]),
     ]
 )
+
+// libFuzzer targets (Fuzz/<name>/), present only when DEPLOXA_FUZZ is set: each hands its entry
+// point to libFuzzer's driver, which links only with `-sanitize=fuzzer`, so they would break an
+// ordinary `swift build`. Built and run by Tests/fuzz/run-fuzz.sh.
+if Context.environment["DEPLOXA_FUZZ"] != nil {
+    // Input decoding, fixed requests, the property check and the libFuzzer entry shared by the targets.
+    package.targets.append(.target(name: "CFuzzDriver", path: "Fuzz/CFuzzDriver"))
+    package.targets.append(.target(name: "FuzzSupport", dependencies: ["CFuzzDriver", "GatewayCore", "GatewayProviders"], path: "Fuzz/FuzzSupport"))
+    for name in ["FuzzJSON", "FuzzChatRequest", "FuzzSSE", "FuzzProviderResponses", "FuzzStreamTranslators"] {
+        package.products.append(.executable(name: name, targets: [name]))
+        package.targets.append(.executableTarget(
+            name: name, dependencies: ["FuzzSupport", "GatewayCore", "GatewayProviders"], path: "Fuzz/\(name)",
+            // Otherwise a one-file executable module is compiled as top-level code with its own
+            // `main`, which collides with the `main` libFuzzer links in.
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+    }
+}

@@ -8,9 +8,24 @@ import Testing
 /// invalid UTF-8, huge lines), must give either a valid OpenAI answer or a 502-class
 /// `GatewayError` — never a trap. Bounded: `DEPLOXA_FUZZ_ITERATIONS` mutations per fixture
 /// (default 300; CI uses the default, a soak run sets more).
+///
+/// Every case draws from its own fixed sequence (`seed(for:)`), so a failing round fails again on
+/// the next run and on another machine. The coverage-guided fuzzers in Fuzz/ (run by
+/// Tests/fuzz/run-fuzz.sh) search the same code without a fixed budget.
 @Suite("Translator fuzzing")
 struct TranslatorFuzzTests {
     static let iterations = Int(ProcessInfo.processInfo.environment["DEPLOXA_FUZZ_ITERATIONS"] ?? "") ?? 300
+
+    /// A seed that depends only on the case's name and the test (FNV-1a over the bytes).
+    /// `hashValue` is not usable here: Swift randomises string hashing per process, so a failure
+    /// seen once could never be replayed.
+    static func seed(for name: String, salt: UInt64) -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in name.utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
+        }
+        return hash &+ salt
+    }
 
     static let responseCases: [FixtureCase] = ProviderAdapterFixtureTests.allCases.filter { $0.fixture.exists("upstream.response.json") && !$0.name.hasPrefix("embeddings") }
     static let streamCases: [FixtureCase] = ProviderAdapterFixtureTests.allCases.filter { $0.fixture.exists("upstream.sse") }
@@ -20,7 +35,7 @@ struct TranslatorFuzzTests {
         let adapter = try #require(ProviderRegistry.adapter(for: test.provider))
         let chat = try test.fixture.chatRequest()
         let original = try test.fixture.json("upstream.response.json")
-        var random = SplitMix(seed: UInt64(truncatingIfNeeded: test.testDescription.hashValue & 0xffff) &+ 7)
+        var random = SplitMix(seed: Self.seed(for: test.testDescription, salt: 7))
         var accepted = 0
         for round in 0..<Self.iterations {
             let bytes: [UInt8]
@@ -35,9 +50,9 @@ struct TranslatorFuzzTests {
                 accepted += 1
                 // Whatever was accepted is a chat.completion a client can read.
                 let json = try JSON.parse(answer.body)
-                #expect(json["choices"]?.arrayValue != nil, "\(test.testDescription): accepted an answer without choices")
+                #expect(json["choices"]?.arrayValue != nil, "\(test.testDescription) round \(round): accepted an answer without choices")
             case .failure(let error):
-                #expect(error.status == 502 || error.status == 504, "\(test.testDescription): \(error.status) \(error.message)")
+                #expect(error.status == 502 || error.status == 504, "\(test.testDescription) round \(round): \(error.status) \(error.message)")
             }
         }
         #expect(accepted < Self.iterations)  // the mutations did reach the error paths
@@ -48,8 +63,8 @@ struct TranslatorFuzzTests {
         let adapter = try #require(ProviderRegistry.adapter(for: test.provider))
         let chat = try test.fixture.chatRequest()
         let original = try test.fixture.bytes("upstream.sse")
-        var random = SplitMix(seed: UInt64(truncatingIfNeeded: test.testDescription.hashValue & 0xffff) &+ 11)
-        for _ in 0..<Self.iterations {
+        var random = SplitMix(seed: Self.seed(for: test.testDescription, salt: 11))
+        for round in 0..<Self.iterations {
             let bytes = Mutator.stream(original, random: &random)
             var relay = StreamRelay(providerName: test.provider.rawValue, translator: adapter.makeStreamTranslator(for: chat))
             var output: [UInt8] = []
@@ -63,10 +78,10 @@ struct TranslatorFuzzTests {
             let text = String(decoding: output, as: UTF8.self)
             // Every stream the client sees ends with exactly one [DONE], error or not, and every
             // payload before it is JSON.
-            #expect(text.hasSuffix("data: [DONE]\n\n"), "\(test.testDescription): stream did not end with [DONE]")
-            #expect(text.components(separatedBy: "data: [DONE]").count == 2)
+            #expect(text.hasSuffix("data: [DONE]\n\n"), "\(test.testDescription) round \(round): stream did not end with [DONE]")
+            #expect(text.components(separatedBy: "data: [DONE]").count == 2, "\(test.testDescription) round \(round): [DONE] count")
             for block in text.components(separatedBy: "\n\n") where block.hasPrefix("data: ") && block != "data: [DONE]" {
-                #expect((try? JSON.parse(Array(block.dropFirst(6).utf8))) != nil, "\(test.testDescription): non-JSON payload")
+                #expect((try? JSON.parse(Array(block.dropFirst(6).utf8))) != nil, "\(test.testDescription) round \(round): non-JSON payload")
             }
         }
     }
