@@ -19,3 +19,7 @@ swift test --skip-build 2>&1 | { grep -v '^◇' || true; }
 
 echo "== end-to-end tests"
 DEPLOXA_GATEWAY_BIN="$(swift build --show-bin-path)/deploxa-gateway" bash Tests/e2e/run.sh
+
+# After the end-to-end tests, never beside them: a fuzzer takes a whole core.
+echo "== fuzz smoke (libFuzzer, 20 s a target; Tests/fuzz/run-fuzz.sh)"
+bash Tests/fuzz/run-fuzz.sh "${FUZZ_SECONDS:-20}"

@@ -131,6 +131,21 @@ struct SSEParserTests {
         #expect(text.hasSuffix("data: [DONE]\n\n"))
         #expect(text.contains("\"upstream_error\""))
     }
+
+    /// Found by the fuzzer: an OpenAI event spread over several `data:` lines is valid SSE, but
+    /// forwarding its joined text as is put raw newlines into the client's one-line framing.
+    @Test func anOpenAIEventOnSeveralDataLinesReachesTheClientOnOne() throws {
+        let fixture = Fixture(provider: "openai", name: "stream_text")
+        var relay = StreamRelay(providerName: "openai", translator: OpenAIAdapter().makeStreamTranslator(for: try fixture.chatRequest()))
+        let upstream = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o\",\r\n"
+            + "data: \"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n"
+        let output = String(decoding: relay.feed(Array(upstream.utf8)), as: UTF8.self)
+        let events = output.components(separatedBy: "\n\n").filter { !$0.isEmpty }
+        #expect(events.count == 2)
+        #expect(events.allSatisfy { $0.hasPrefix("data: ") && !$0.dropFirst(6).contains("\n") })
+        let chunk = try JSON.parse(String(events[0].dropFirst(6)))
+        #expect(chunk["choices"]?[0]?["delta"]?["content"]?.stringValue == "Hi")
+    }
 }
 
 /// A tiny deterministic generator so random chunking is reproducible.

@@ -145,6 +145,9 @@ struct OpenAIStreamTranslator: StreamTranslator {
             // The usage-only chunk the gateway asked for on the client's behalf.
             if !clientWantsUsage, case .array(let choices)? = chunk["choices"], choices.isEmpty { return [] }
         }
+        // Passed through byte for byte, unless the provider spread the event over several
+        // `data:` lines: their joining newlines would break the one-line framing clients read.
+        if payload.contains(0x0A) || payload.contains(0x0D) { return [.data(JSON.object(chunk).serialized())] }
         return [.data(payload)]
     }
 
