@@ -4,7 +4,9 @@
 #   2. builds (debug) and runs the Swift unit tests,
 #   3. runs the end-to-end tests: real nginx → real FastCGI workers → real SQLite file → the
 #      provider simulator on loopback, driven by curl and the official `openai` Python package
-#      (installed from PyPI into a virtualenv).
+#      (installed from PyPI into a virtualenv), including the chaos tests (workers killed, the
+#      database locked, its filesystem full),
+#   4. a short smoke of every libFuzzer target (Tests/fuzz/run-fuzz.sh; FUZZ_SECONDS, default 20).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
