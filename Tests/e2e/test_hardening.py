@@ -795,3 +795,79 @@ def test_cache_waiters_are_counted_against_rpm_before_waiting(hard):
     assert all(_error(r)["code"] == "rate_limit_exceeded" for r, _ in refused)
     assert hard.simulator.count(SIM_CHAT) - before == 1, "one provider call for the ten identical requests"
     _assert_one_row_each(hard, [r.headers["x-request-id"] for r, _ in results])
+
+
+def _concurrently(stack: GatewayStack, count: int, send) -> list:
+    """Runs `send(http)` on `count` threads released together; returns their results in order."""
+    barrier = threading.Barrier(count)
+    results: list = [None] * count
+
+    def one(index: int) -> None:
+        try:
+            with stack.http(timeout=30) as http:
+                barrier.wait(timeout=10)
+                results[index] = send(http)
+        except Exception as error:  # noqa: BLE001
+            results[index] = error
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=40)
+    failures = [r for r in results if isinstance(r, BaseException) or r is None]
+    assert not failures, failures
+    return results
+
+
+def test_cache_waiters_per_key_are_bounded_and_the_rest_ask_the_provider(simulator):
+    """`--cache-max-waiters 2`, one worker: of six identical requests one computes the answer, two
+    wait for it and the three beyond the bound go to the provider themselves. Everyone is answered."""
+    st = GatewayStack(simulator, name="waitbound", workers=1, serve_args=SERVE_ARGS + ["--cache-max-waiters", "2"])
+    try:
+        st.start()
+        body = _chat(f"bounded waiters {_uid()} [sim latency_ms=1500]")
+        before = st.simulator.count(SIM_CHAT)
+        results = _concurrently(st, 6, lambda http: http.post(CHAT, headers={**st.auth(), "X-Cache-TTL": "60"}, json=body))
+        summary = sorted((r.status_code, r.headers.get("x-cache")) for r in results)
+        assert all(r.status_code == 200 for r in results), summary
+        assert sorted(r.headers.get("x-cache") for r in results).count("HIT") == 2, summary
+        assert st.simulator.count(SIM_CHAT) - before == 4, f"leader + 3 over the bound called the provider ({summary})"
+        _assert_one_row_each(st, [r.headers["x-request-id"] for r in results])
+    finally:
+        st.stop()
+
+
+def test_cache_eviction_spares_a_small_project_when_a_big_one_fills_the_cache(simulator):
+    """`--cache-max-mb 1`: project B stores one small answer first (the oldest entry of all), then
+    project A stores ~2.5 MiB. Evicting the globally oldest would take B's entry; fair eviction
+    cuts A, so B's next identical request is still a HIT."""
+    st = GatewayStack(simulator, name="fair", workers=2,
+                      serve_args=SERVE_ARGS + ["--cache-max-mb", "1", "--cache-prune-interval", "0.3"])
+    try:
+        st.start()
+        st.create_project(f"{st.PROJECT.split('/')[0]}/small")
+        small_key = st.create_key("small", f"{st.PROJECT.split('/')[0]}/small")["secret"]
+        small_body = _chat(f"small project {_uid()} [sim words=5]")
+        headers = {"X-Cache-TTL": "600"}
+        first = _post(st, small_body, key=small_key, headers=headers)
+        assert first.status_code == 200 and first.headers.get("x-cache") == "MISS"
+        for index in range(50):  # ~50 KiB each
+            response = _post(st, _chat(f"big project {index} {_uid()} [sim words=8000]"), headers=headers)
+            assert response.status_code == 200, response.text[:200]
+        # Wait until the janitors brought the cache under its bound, then ask B again.
+        import sqlite3
+
+        def cached(query: str) -> int:
+            with contextlib.closing(sqlite3.connect(st.db, timeout=10)) as db:
+                return db.execute(query).fetchone()[0]
+
+        wait_until(lambda: cached("SELECT coalesce(sum(size), 0) FROM cache_entries") <= 1 << 20, timeout=15,
+                   what="the cache to be pruned to 1 MiB")
+        entries = cached("SELECT count(*) FROM cache_entries")
+        assert entries < 51, f"nothing was evicted ({entries} entries for 51 answers of ~2.5 MiB)"
+        again = _post(st, small_body, key=small_key, headers=headers)
+        assert again.status_code == 200
+        assert again.headers.get("x-cache") == "HIT", "the small project's only entry was evicted"
+    finally:
+        st.stop()
