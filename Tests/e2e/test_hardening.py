@@ -765,26 +765,13 @@ def test_cache_waiters_are_counted_against_rpm_before_waiting(hard):
     body = _chat(f"waiters {_uid()} [sim latency_ms=1500]")
     count = 10
     before = hard.simulator.count(SIM_CHAT)
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
 
-    def one(index: int) -> None:
-        try:
-            with hard.http(timeout=30) as http:
-                barrier.wait(timeout=10)
-                started = time.monotonic()
-                response = http.post(CHAT, headers={**hard.auth(key["secret"]), "X-Cache-TTL": "60"}, json=body)
-                results[index] = (response, time.monotonic() - started)
-        except Exception as error:  # noqa: BLE001
-            results[index] = error
+    def send(http: httpx.Client) -> tuple:
+        started = time.monotonic()
+        response = http.post(CHAT, headers={**hard.auth(key["secret"]), "X-Cache-TTL": "60"}, json=body)
+        return response, time.monotonic() - started
 
-    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=40)
-    failures = [r for r in results if not isinstance(r, tuple)]
-    assert not failures, failures
+    results = _concurrently(hard, count, send)
     answered = [(r, t) for r, t in results if r.status_code == 200]
     refused = [(r, t) for r, t in results if r.status_code == 429]
     summary = sorted((r.status_code, r.headers.get("x-cache"), round(t, 2)) for r, t in results)
