@@ -68,7 +68,7 @@ public final class FastCGIWorker: @unchecked Sendable {
         // the default soft limit of 1024 would cap a worker near 500 requests.
         raiseOpenFileLimit()
         // libfcgi installs its own SIGTERM/SIGUSR1 handlers in FCGX_Init; ours replace them
-        // (MEASURED.md, trap 3).
+        // (docs/design-notes.md, trap 3).
         WorkerSignals.install()
 
         var threads: [pthread_t] = []

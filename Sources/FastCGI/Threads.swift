@@ -6,7 +6,7 @@ import Musl
 
 /// Starts a detached-from-Swift-concurrency OS thread. Blocking libfcgi calls run on threads made
 /// here, never on the cooperative pool. (A named C-convention entry point, not a closure literal
-/// handed to pthread_create from main.swift: see MEASURED.md, trap 2.)
+/// handed to pthread_create from main.swift: see docs/design-notes.md, trap 2.)
 func startThread(name: String, _ body: @escaping @Sendable () -> Void) -> pthread_t {
     let box = Unmanaged.passRetained(ThreadBody(name: name, body: body)).toOpaque()
     var thread = pthread_t()

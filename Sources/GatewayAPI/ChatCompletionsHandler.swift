@@ -234,7 +234,7 @@ func writeStreamHead(provider: String, cost: Double? = nil, context: RequestCont
     try await writer.writeHead(status: 200, headers: headers)
 }
 
-/// SPEC: the `X-AI-Provider` header, else inferred from the model name, else 400.
+/// docs/api.md: the `X-AI-Provider` header, else inferred from the model name, else 400.
 enum ProviderSelection {
     static func provider(header: String?, model: String) throws(GatewayError) -> Provider {
         if let header, !header.isEmpty {

@@ -11,7 +11,7 @@ public struct GatewayConfiguration: Sendable {
     public var maxBodyBytes: Int = 10 * 1024 * 1024
     /// Largest provider answer read into memory (non-streamed).
     public var maxUpstreamBodyBytes: Int = 64 * 1024 * 1024
-    /// The RPM/TPM sliding window (SPEC: 60 s; tests shorten it with the `limits.window_seconds` setting).
+    /// The RPM/TPM sliding window (docs/api.md: 60 s; tests shorten it with the `limits.window_seconds` setting).
     public var limitWindowSeconds: Int = 60
     /// Consecutive failures that open a provider's circuit breaker (0: no breaker, and a
     /// provider's Retry-After is only passed on).

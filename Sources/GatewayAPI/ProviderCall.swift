@@ -15,7 +15,7 @@ struct ProviderTarget {
 
     var name: FallbackTarget { FallbackTarget(provider: provider, model: model) }
 
-    /// The target, if the project has the provider configured; otherwise SPEC's 400.
+    /// The target, if the project has the provider configured; otherwise docs/api.md's 400.
     static func configured(_ target: FallbackTarget, key: AuthenticatedKey, store: GatewayStore, param: String) throws -> ProviderTarget {
         guard let settings = try store.providerSettings(projectID: key.project.id, provider: target.provider) else {
             throw GatewayError.invalidRequest("Provider '\(target.provider.rawValue)' is not configured for project \(key.project.slug).",

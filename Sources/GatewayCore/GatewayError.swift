@@ -107,7 +107,7 @@ extension GatewayError {
     }
 
     /// The provider answered with an error of its own. A 4xx is the caller's business and keeps
-    /// its status and the provider's message; a 5xx (Anthropic's 529 too) becomes SPEC's 502
+    /// its status and the provider's message; a 5xx (Anthropic's 529 too) becomes docs/api.md's 502
     /// `upstream_error` naming the provider's error.
     public static func provider(status: Int, message: String, type: String? = nil, code: String? = nil,
                                 param: String? = nil, retryAfter: Int? = nil) -> GatewayError {

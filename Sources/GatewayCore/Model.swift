@@ -4,7 +4,7 @@ import Foundation
 public enum Provider: String, Sendable, CaseIterable, Codable {
     case openai, anthropic, google, mistral, cohere
 
-    /// The root to which the provider's own API paths are appended (SPEC, "Command line").
+    /// The root to which the provider's own API paths are appended (docs/api.md, "Choosing the provider").
     public var defaultBaseURL: String {
         switch self {
         case .openai: return "https://api.openai.com"
@@ -15,7 +15,7 @@ public enum Provider: String, Sendable, CaseIterable, Codable {
         }
     }
 
-    /// SPEC's inference rule for requests without `X-AI-Provider`.
+    /// docs/api.md's inference rule for requests without `X-AI-Provider`.
     public static func inferred(fromModel model: String) -> Provider? {
         let name = model.lowercased()
         if name.hasPrefix("gpt-") || name.hasPrefix("o1") || name.hasPrefix("o3") || name.hasPrefix("o4") { return .openai }

@@ -37,7 +37,7 @@ public struct Price: Sendable, Equatable, Codable {
     }
 }
 
-/// The price list, with SPEC's naming rule: an exact model name wins, else the longest listed
+/// The price list, with docs/api.md's naming rule: an exact model name wins, else the longest listed
 /// name that the model starts with followed by `-`, `@` or `:` (dated and suffixed variants).
 public struct PriceTable: Sendable {
     public let prices: [Price]

@@ -6,7 +6,7 @@ import Darwin
 
 /// The connection's busy handler. SQLite's own (`sqlite3_busy_timeout`) sleeps 1, 2, 5, 10 …
 /// 100 ms between retries, so with several writing processes a transaction that loses one race
-/// waits milliseconds after the lock is free and the worst ones wait seconds (MEASURED.md,
+/// waits milliseconds after the lock is free and the worst ones wait seconds (docs/design-notes.md,
 /// trap 5). Write transactions here last microseconds, so this one polls in short randomized
 /// steps (50 µs growing to 500 µs, jittered so waiting processes do not retry in lockstep)
 /// until the total timeout is spent.

@@ -1,4 +1,4 @@
-/// The price list the gateway ships with (USD per 1M tokens), one row per model of SPEC's
+/// The price list the gateway ships with (USD per 1M tokens), one row per model of docs/api.md's
 /// provider table plus common embedding models. Operators override any row with `price set`.
 ///
 /// Sources, read 2025-06 to 2025-10 (list prices, standard tier, no batch discount):

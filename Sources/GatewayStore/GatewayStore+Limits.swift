@@ -129,7 +129,7 @@ extension GatewayStore {
                     if let tpm = entry.limits.tokensPerMinute {
                         let remaining = Saturating.add(Int64(tpm), -Saturating.add(usedTokens, Int64(estimate)))
                         Self.tighten(&status.tokens, LimitHeadroom(limit: tpm, remaining: Int(min(max(0, remaining), Int64(Int.max))), resetSeconds: reset))
-                        // SPEC: at or over the limit, refuse (the reservation may overshoot once).
+                        // docs/api.md: at or over the limit, refuse (the reservation may overshoot once).
                         if usedTokens >= Int64(tpm) && !plan.servedFromCache {
                             reject(.tokensPerMinute, entry.scope, "\(tpm) tokens per minute",
                                    retry: Self.secondsUntilExpired(buckets.map { ($0.second, $0.tokens) }, amount: Saturating.add(usedTokens, 1 - Int64(tpm)), now: second, window: window))

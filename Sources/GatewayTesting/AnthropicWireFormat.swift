@@ -1,7 +1,7 @@
 import Foundation
 import NIOHTTP1
 
-/// Anthropic Messages API objects (providers.md §3): messages, stream events, usage, errors and
+/// Anthropic Messages API objects (docs/providers/anthropic.md): messages, stream events, usage, errors and
 /// models — pure builders, no I/O.
 enum AnthropicWireFormat {
     struct Usage {
@@ -87,7 +87,7 @@ enum AnthropicWireFormat {
         SimulatedSSE.event("error", ["error": ["type": type, "message": message]])
     }
 
-    /// Anthropic's error type for an HTTP status (providers.md §3.5).
+    /// Anthropic's error type for an HTTP status (docs/providers/anthropic.md).
     static func errorType(for status: Int) -> String {
         switch status {
         case 401: return "authentication_error"

@@ -9,7 +9,7 @@ import NIOHTTP1
 struct CohereSimulation: SimulatedProvider {
     let mountPoints = ["/cohere"]
 
-    /// The v2 chat request fields (providers.md §6.2).
+    /// The v2 chat request fields (docs/providers/cohere.md).
     static let chatFields: Set<String> = [
         "model", "messages", "tools", "strict_tools", "documents", "citation_options", "response_format", "safety_mode",
         "max_tokens", "stop_sequences", "temperature", "seed", "frequency_penalty", "presence_penalty", "k", "p",

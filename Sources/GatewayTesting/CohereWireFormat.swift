@@ -1,7 +1,7 @@
 import Foundation
 import NIOHTTP1
 
-/// Cohere's v2 JSON objects (providers.md §6): chat responses, stream events, usage, errors,
+/// Cohere's v2 JSON objects (docs/providers/cohere.md): chat responses, stream events, usage, errors,
 /// embeddings and the model list — pure builders, no I/O.
 enum CohereWireFormat {
     /// Tokens Cohere's own prompt template adds to `usage.tokens.input_tokens` (not billed), so

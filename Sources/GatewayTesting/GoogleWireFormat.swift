@@ -1,7 +1,7 @@
 import Foundation
 import NIOHTTP1
 
-/// Gemini's JSON objects (providers.md §4): `GenerateContentResponse`, `usageMetadata`,
+/// Gemini's JSON objects (docs/providers/google.md): `GenerateContentResponse`, `usageMetadata`,
 /// google.rpc.Status error bodies, embeddings and models — pure builders, no I/O.
 enum GoogleWireFormat {
     struct Usage {

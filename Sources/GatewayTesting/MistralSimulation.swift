@@ -2,7 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 
-/// The simulated Mistral API (providers.md §5) at `/mistral`: `/v1/chat/completions`,
+/// The simulated Mistral API (docs/providers/mistral.md) at `/mistral`: `/v1/chat/completions`,
 /// `/v1/embeddings`, `/v1/models`. Strict the way Mistral is, so adapter mistakes show up:
 /// unknown body fields are a 422 (`extra_forbidden`), tool-call ids must be 9 alphanumerics,
 /// `user` may not follow `tool`, the last message must be user/tool or an assistant prefix.

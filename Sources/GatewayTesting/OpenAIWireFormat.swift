@@ -1,7 +1,7 @@
 import Foundation
 import NIOHTTP1
 
-/// OpenAI's JSON objects (providers.md §1.1, §2): completions, chunks, usage, errors,
+/// OpenAI's JSON objects (docs/providers/openai.md): completions, chunks, usage, errors,
 /// models and embeddings — pure builders, no I/O.
 enum OpenAIWireFormat {
     struct Usage {
@@ -119,7 +119,7 @@ enum OpenAIWireFormat {
         ["error": ["message": message, "type": type, "param": param ?? NSNull(), "code": code ?? NSNull()] as [String: Any]]
     }
 
-    /// OpenAI's `type` and `code` for an HTTP error status (providers.md §2.5).
+    /// OpenAI's `type` and `code` for an HTTP error status (docs/providers/openai.md).
     static func errorKind(for status: Int) -> (type: String, code: String?) {
         switch status {
         case 400: return ("invalid_request_error", nil)

@@ -117,7 +117,7 @@ public final class UpstreamClient: Sendable {
         // and cut the first-byte deadline short. Idle is enforced by `readBody` instead.
         configuration.timeout = .init(connect: .milliseconds(Int64(timeouts.connect * 1000)), read: nil)
         // AsyncHTTPClient allows 8 connections per host by default; past that, calls queue and
-        // fail after 10 s (MEASURED.md, trap 1). One in-flight call needs one connection.
+        // fail after 10 s (docs/design-notes.md, trap 1). One in-flight call needs one connection.
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: maxConnectionsPerHost)
         configuration.decompression = .disabled
         configuration.redirectConfiguration = .disallow

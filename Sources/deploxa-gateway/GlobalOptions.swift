@@ -22,7 +22,7 @@ struct GlobalOptions: ParsableArguments {
         return store
     }
 
-    /// SPEC: `--db PATH` may stand before the command too. Move it after the command words,
+    /// docs/api.md: `--db PATH` may stand before the command too. Move it after the command words,
     /// where ArgumentParser looks for it.
     static func normalise(_ arguments: [String]) -> [String] {
         var global: [String] = []

@@ -3,7 +3,7 @@ import Testing
 
 @Suite("GatewayError mapping")
 struct GatewayErrorTests {
-    /// SPEC's error table: status, type and code for each case.
+    /// docs/api.md's error table: status, type and code for each case.
     @Test(arguments: [
         (GatewayError.invalidRequest("bad", param: "model"), 400, "invalid_request_error", nil as String?),
         (GatewayError.invalidAPIKey("no"), 401, "authentication_error", "invalid_api_key"),
@@ -27,7 +27,7 @@ struct GatewayErrorTests {
         #expect(GatewayError.provider(status: 429, message: "x").failureClass == .rateLimit)
         #expect(GatewayError.provider(status: 503, message: "x").failureClass == .transient)
         #expect(GatewayError.provider(status: 529, message: "x").failureClass == .transient)
-        // SPEC: a provider 5xx reaches the client as 502 upstream_error naming the provider's error.
+        // docs/api.md: a provider 5xx reaches the client as 502 upstream_error naming the provider's error.
         let overloaded = GatewayError.provider(status: 529, message: "anthropic: Overloaded", type: "overloaded_error")
         #expect(overloaded.status == 502)
         #expect(overloaded.code == "upstream_error")

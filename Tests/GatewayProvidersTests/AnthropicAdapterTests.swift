@@ -3,7 +3,7 @@ import GatewayCore
 import GatewayProviders
 import Testing
 
-/// Anthropic's tricky cases beyond the shared fixture table (providers.md §3, §8).
+/// Anthropic's tricky cases beyond the shared fixture table (docs/providers/anthropic.md).
 @Suite("Anthropic adapter")
 struct AnthropicAdapterTests: AdapterSuite {
     let adapter = AnthropicAdapter()

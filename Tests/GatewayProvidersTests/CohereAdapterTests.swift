@@ -3,7 +3,7 @@ import GatewayCore
 import GatewayProviders
 import Testing
 
-/// Cohere's tricky cases beyond the fixture table (providers.md §6, §8).
+/// Cohere's tricky cases beyond the fixture table (docs/providers/cohere.md).
 @Suite("Cohere adapter")
 struct CohereAdapterTests: AdapterSuite {
     let adapter = CohereAdapter()

@@ -3,7 +3,7 @@ import GatewayCore
 import GatewayProviders
 import Testing
 
-/// Gemini's tricky cases beyond the fixture table (providers.md §4, §8).
+/// Gemini's tricky cases beyond the fixture table (docs/providers/google.md).
 @Suite("Google adapter")
 struct GoogleAdapterTests: AdapterSuite {
     let adapter = GoogleAdapter()

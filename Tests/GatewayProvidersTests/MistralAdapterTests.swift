@@ -3,7 +3,7 @@ import GatewayCore
 @testable import GatewayProviders
 import Testing
 
-/// Mistral's tricky cases beyond the fixture table (providers.md §5, §8).
+/// Mistral's tricky cases beyond the fixture table (docs/providers/mistral.md).
 @Suite("Mistral adapter")
 struct MistralAdapterTests: AdapterSuite {
     let adapter = MistralAdapter()

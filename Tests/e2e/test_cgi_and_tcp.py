@@ -1,4 +1,4 @@
-"""The other two ways the same binary serves requests: as a plain CGI program (SPEC: hosts that
+"""The other two ways the same binary serves requests: as a plain CGI program (docs/api.md: hosts that
 offer only CGI) and as a FastCGI server on TCP (`serve --listen`). Both use a database of their
 own so that the main stack's audit-completeness check stays exact."""
 import json

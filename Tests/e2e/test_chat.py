@@ -154,7 +154,7 @@ def test_models_list(client, stack, wait_for_audit):
     ids = [model.id for model in models]
     assert "gpt-4o" in ids
     owners = {model.id: model.owned_by for model in models}
-    # SPEC's model names, each listed by the provider that serves it.
+    # docs/api.md's model names, each listed by the provider that serves it.
     for model_id, owner in {"gpt-4o": "openai", "claude-sonnet-4": "anthropic", "gemini-2.0-flash": "google",
                             "mistral-large": "mistral", "command-r": "cohere"}.items():
         assert owners.get(model_id) == owner, (model_id, owners.get(model_id))

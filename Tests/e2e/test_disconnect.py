@@ -81,7 +81,7 @@ def test_client_disconnect_mid_stream(stack, simulator):
 
 
 def test_client_disconnect_records_the_upstream_attempt(stack, simulator):
-    """SPEC, audit log: each row lists every (fallback) attempt. The provider was called and
+    """docs/api.md, audit log: each row lists every (fallback) attempt. The provider was called and
     answered 200 before the client left, so the row must list that attempt."""
     sock, received = _open_stream(stack, "another long story [sim chunk_delay_ms=200 words=50]")
     try:

@@ -1,4 +1,4 @@
-"""Every error case of SPEC's errors table, through nginx, in OpenAI's error shape, audited."""
+"""Every error case of docs/api.md's errors table, through nginx, in OpenAI's error shape, audited."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Runs last: nginx's access log and the audit log tell the same story.
 
-SPEC: one audit row for every request to /v1/*, whatever its outcome. Every /v1 line nginx
+docs/api.md: one audit row for every request to /v1/*, whatever its outcome. Every /v1 line nginx
 logged for the main stack carries the gateway's X-Request-Id (rid=…); each must be in
 `audit export` exactly once, and the row count must equal the number of /v1 requests.
 """

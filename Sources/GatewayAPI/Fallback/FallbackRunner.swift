@@ -9,7 +9,7 @@ struct TargetUnusable: Error {
 }
 
 extension GatewayError {
-    /// SPEC: a provider 5xx (Anthropic's 529 too), 429, connection failure or timeout goes to the
+    /// docs/api.md: a provider 5xx (Anthropic's 529 too), 429, connection failure or timeout goes to the
     /// next target; any other 4xx is the caller's and comes back as is.
     var isWorthFallingBack: Bool { failureClass == .transient || failureClass == .rateLimit }
 }

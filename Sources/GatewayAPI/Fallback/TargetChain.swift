@@ -3,7 +3,7 @@ import GatewayHTTP
 import GatewayStore
 
 /// What the request itself asks for, read from its headers and body alone (no store read, so a
-/// cache hit costs none): SPEC's provider (`X-AI-Provider`, else the model name) with the body's
+/// cache hit costs none): docs/api.md's provider (`X-AI-Provider`, else the model name) with the body's
 /// model, and the `X-AI-Fallback` targets if the header is there. Malformed values are 400s.
 struct RequestedTargets {
     let primary: FallbackTarget

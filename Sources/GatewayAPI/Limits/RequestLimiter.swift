@@ -3,7 +3,7 @@ import GatewayCore
 import GatewayHTTP
 import GatewayStore
 
-/// Applies SPEC's limits to one request: RPM, TPM and monthly budgets at key, project and org
+/// Applies docs/api.md's limits to one request: RPM, TPM and monthly budgets at key, project and org
 /// scope, and the free plan's monthly request cap. The check and the count happen in one short
 /// store transaction before the provider is called; `settle` reconciles tokens and spend after.
 struct RequestLimiter: Sendable {
@@ -27,7 +27,7 @@ struct RequestLimiter: Sendable {
         return plan.isEmpty ? nil : plan
     }
 
-    /// Counts the request or throws SPEC's 429. The headroom goes into the context for the
+    /// Counts the request or throws docs/api.md's 429. The headroom goes into the context for the
     /// `x-ratelimit-*` headers of whatever answer follows. A store failure propagates (503).
     func admit(key: AuthenticatedKey, estimatedTokens: Int, servedFromCache: Bool, context: RequestContext) throws -> Admission? {
         guard let plan = plan(for: key, estimatedTokens: estimatedTokens, servedFromCache: servedFromCache) else { return nil }

@@ -1,6 +1,6 @@
 import GatewayCore
 
-/// Anthropic's Messages API (providers.md §3): `POST /v1/messages` with `x-api-key` and
+/// Anthropic's Messages API (docs/providers/anthropic.md): `POST /v1/messages` with `x-api-key` and
 /// `anthropic-version`, translated to and from OpenAI Chat Completions. No embeddings API.
 public struct AnthropicAdapter: ProviderAdapter {
     /// The `anthropic-version` header value (still the current one).

@@ -1,7 +1,7 @@
 import GatewayCore
 
 /// Anthropic error bodies, `{"type":"error","error":{"type","message"},"request_id"}`
-/// (providers.md §3.5), → the client's error (§7.8): 4xx keep their status and Anthropic's
+/// (docs/providers/anthropic.md), → the client's error (§7.8): 4xx keep their status and Anthropic's
 /// message, 5xx and 529 `overloaded_error` become 502 `upstream_error`. `code` keeps
 /// Anthropic's own error type.
 enum AnthropicErrorDecoder {

@@ -1,6 +1,6 @@
 import GatewayCore
 
-/// OpenAI Chat Completions request → Anthropic Messages request body (providers.md §3.2).
+/// OpenAI Chat Completions request → Anthropic Messages request body (docs/providers/anthropic.md).
 enum AnthropicRequestBuilder {
     /// Image media types Anthropic accepts in an `image` block.
     static let imageMediaTypes: Set<String> = ["image/jpeg", "image/png", "image/gif", "image/webp"]

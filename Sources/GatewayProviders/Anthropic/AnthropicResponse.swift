@@ -1,6 +1,6 @@
 import GatewayCore
 
-/// Anthropic `message` → OpenAI `chat.completion` (providers.md §3.3).
+/// Anthropic `message` → OpenAI `chat.completion` (docs/providers/anthropic.md).
 enum AnthropicResponseDecoder {
     static func decode(_ bytes: [UInt8], for request: ChatRequest) throws(GatewayError) -> ChatResult {
         let object = try ProviderBody.object(bytes, provider: .anthropic)

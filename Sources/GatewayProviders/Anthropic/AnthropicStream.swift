@@ -1,6 +1,6 @@
 import GatewayCore
 
-/// One Anthropic stream event, decoded (providers.md §3.4). The JSON `type` equals the SSE
+/// One Anthropic stream event, decoded (docs/providers/anthropic.md). The JSON `type` equals the SSE
 /// event name; unknown types are `.unknown` and skipped.
 enum AnthropicStreamEvent: Equatable {
     case messageStart(id: String?, model: String?, usage: JSON?)

@@ -1,6 +1,6 @@
 import GatewayCore
 
-/// Cohere's Chat v2 (`POST /v2/chat`) and Embed v2 (`POST /v2/embed`), providers.md §6.
+/// Cohere's Chat v2 (`POST /v2/chat`) and Embed v2 (`POST /v2/embed`), docs/providers/cohere.md
 /// Request translation lives here; responses, streams and errors in the sibling files.
 /// What is mapped, dropped or refused is listed in docs/providers/cohere.md.
 public struct CohereAdapter: ProviderAdapter {

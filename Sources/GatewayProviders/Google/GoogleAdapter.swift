@@ -1,6 +1,6 @@
 import GatewayCore
 
-/// Google Gemini, Generative Language API `v1beta` (providers.md §4): `generateContent`,
+/// Google Gemini, Generative Language API `v1beta` (docs/providers/google.md): `generateContent`,
 /// `streamGenerateContent?alt=sse` (data-only SSE that ends at EOF) and `batchEmbedContents`.
 /// The key travels only in the `x-goog-api-key` header, never as `?key=`.
 public struct GoogleAdapter: ProviderAdapter {

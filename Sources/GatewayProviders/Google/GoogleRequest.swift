@@ -1,6 +1,6 @@
 import GatewayCore
 
-/// OpenAI Chat Completions → Gemini `GenerateContentRequest` (providers.md §4.2).
+/// OpenAI Chat Completions → Gemini `GenerateContentRequest` (docs/providers/google.md).
 enum GoogleRequestBuilder {
     /// Replayed `functionCall` parts carry this documented sentinel: OpenAI clients do not
     /// round-trip Gemini's `thoughtSignature`, and Gemini 3 rejects replayed calls without one.

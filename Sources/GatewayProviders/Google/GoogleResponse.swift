@@ -1,6 +1,6 @@
 import GatewayCore
 
-/// Gemini `GenerateContentResponse` → OpenAI `chat.completion` (providers.md §4.3).
+/// Gemini `GenerateContentResponse` → OpenAI `chat.completion` (docs/providers/google.md).
 enum GoogleResponseDecoder {
     static func decode(_ body: [UInt8], for request: ChatRequest) throws(GatewayError) -> ChatResult {
         let object = try ProviderBody.object(body, provider: .google)

@@ -1,6 +1,6 @@
 import GatewayCore
 
-/// `streamGenerateContent?alt=sse` → OpenAI chunks (providers.md §4.4). Every event is a whole
+/// `streamGenerateContent?alt=sse` → OpenAI chunks (docs/providers/google.md). Every event is a whole
 /// `GenerateContentResponse` holding only the new parts; `usageMetadata` holds running totals
 /// (the last one wins); function calls arrive whole. There is no terminator: `[DONE]` is sent at
 /// EOF, in `finish()`, provided a candidate said it was finished (or the prompt was blocked).

@@ -1,6 +1,6 @@
 import GatewayCore
 
-/// Mistral La Plateforme (providers.md §5): OpenAI-shaped, with quirks. Requests are rebuilt
+/// Mistral La Plateforme (docs/providers/mistral.md): OpenAI-shaped, with quirks. Requests are rebuilt
 /// from the typed conversation (9-character tool-call ids, `random_seed`, `any`, `prefix`,
 /// sanitised tool schemas, no unknown keys); answers are read with the OpenAI-compatible
 /// decoders and re-emitted through the shared OpenAI builders (`model_length` → `length`,

@@ -1,6 +1,6 @@
 import GatewayCore
 
-/// OpenAI Chat Completions → Mistral's `/v1/chat/completions` body (providers.md §5.2). The body
+/// OpenAI Chat Completions → Mistral's `/v1/chat/completions` body (docs/providers/mistral.md). The body
 /// is rebuilt from the typed conversation, field by field: Mistral rejects unknown keys
 /// (`extra_forbidden`), so nothing the client sent is forwarded unread.
 enum MistralRequest {
