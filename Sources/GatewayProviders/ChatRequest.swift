@@ -11,8 +11,10 @@ public struct ChatRequest: Sendable {
     public var clientWantsUsage: Bool
     /// The body's `user` field, recorded in the audit row.
     public var user: String?
-    /// `max_completion_tokens`, else `max_tokens` (validated positive).
+    /// `max_completion_tokens`, else `max_tokens` (validated: 1…`maximumTokens`).
     public var maxTokens: Int?
+    /// `n`, the number of choices asked for (validated: 1…`maximumChoices`).
+    public var choices: Int?
     /// The `id` the translated answer carries when the provider gives none (`chatcmpl-…`); the
     /// pipeline derives it from the request id so one request has one id everywhere.
     public var responseID: String = "chatcmpl-gateway"
@@ -112,10 +114,12 @@ public struct ChatRequest: Sendable {
                 limits[name] = Int(count)
             }
         }
+        var choices: Int?
         if let value = body["n"], value != .null {
             guard let count = value.intValue, (1...Self.maximumChoices).contains(count) else {
                 throw .invalidRequest("'n' must be an integer from 1 to \(Self.maximumChoices).", param: "n", code: "invalid_value")
             }
+            choices = Int(count)
         }
         var user: String?
         if let value = body["user"], value != .null {
@@ -125,7 +129,7 @@ public struct ChatRequest: Sendable {
             user = name
         }
         return ChatRequest(body: body, model: model, stream: stream, clientWantsUsage: wantsUsage, user: user,
-                           maxTokens: limits["max_completion_tokens"] ?? limits["max_tokens"])
+                           maxTokens: limits["max_completion_tokens"] ?? limits["max_tokens"], choices: choices)
     }
 }
 

@@ -83,8 +83,3 @@ public enum ProviderRegistry {
         }
     }
 }
-
-/// Parses `Retry-After` (seconds, clamped to `RetryAfter.maximumSeconds`; an HTTP date is treated as 1 s).
-public func retryAfterSeconds(_ headers: [(name: String, value: String)]) -> Int? {
-    RetryAfter.seconds(headers)
-}

@@ -82,20 +82,20 @@ public final class AuditWriter: @unchecked Sendable {
     /// Journals a request as it starts (no I/O without a journal). Keep the ticket for `enqueue`.
     public func begin(_ record: AuditRecord) -> AuditTicket {
         var ticket = AuditTicket()
-        guard let journal else { return ticket }
-        let bounded = record.boundedForStorage()
-        condition.lock()
-        if !stopped { ticket.segments.append(journal.append(.begin, bounded)) }
-        condition.unlock()
+        journal(.begin, record, ticket: &ticket)
         return ticket
     }
 
     /// Journals what is known of a request whose answer has started going out (a stream's head).
     public func progress(_ record: AuditRecord, ticket: inout AuditTicket) {
+        journal(.progress, record, ticket: &ticket)
+    }
+
+    private func journal(_ phase: AuditJournal.Phase, _ record: AuditRecord, ticket: inout AuditTicket) {
         guard let journal else { return }
         let bounded = record.boundedForStorage()
         condition.lock()
-        if !stopped { ticket.segments.append(journal.append(.progress, bounded)) }
+        if !stopped { ticket.segments.append(journal.append(phase, bounded)) }
         condition.unlock()
     }
 

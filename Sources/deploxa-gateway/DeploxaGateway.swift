@@ -1,4 +1,5 @@
 import ArgumentParser
+import GatewayCore
 import Foundation
 
 /// The one binary: operators' commands, the FastCGI server, and the provider simulator.
@@ -45,9 +46,10 @@ struct DeploxaGateway: AsyncParsableCommand {
 /// standard output, where the web server expects the response.
 enum CGIMisconfiguration {
     static func answer(_ message: String) {
-        let body = #"{"error":{"message":"\#(message)","type":"server_error","param":null,"code":"cgi_misconfigured"}}"#
-        let response = "Status: 500 Internal Server Error\r\nContent-Type: application/json\r\n\r\n" + body + "\n"
-        FileHandle.standardOutput.write(Data(response.utf8))
+        let error = GatewayError(status: 500, type: "server_error", code: "cgi_misconfigured", message: message,
+                                 failureClass: .gatewayFault)
+        let head = "Status: 500 Internal Server Error\r\nContent-Type: application/json\r\n\r\n"
+        FileHandle.standardOutput.write(Data(head.utf8) + Data(error.body.serialized()) + Data("\n".utf8))
         FileHandle.standardError.write(Data("deploxa-gateway: \(message)\n".utf8))
     }
 }

@@ -349,12 +349,7 @@ extension ChatRequest {
             }
             parameters.seed = value
         }
-        if let n = body["n"], n != .null {
-            guard let value = n.intValue, value >= 1 else {
-                throw .invalidRequest("'n' must be a positive integer.", param: "n", code: "invalid_value")
-            }
-            parameters.n = Int(value)
-        }
+        parameters.n = choices
         if let format = body["response_format"], format != .null {
             switch format["type"]?.stringValue {
             case "text": parameters.responseFormat = .text

@@ -19,9 +19,7 @@ public enum TokenCount {
         case .int(let number)?: return clamp(number)
         case .double(let number)?:
             guard !number.isNaN else { return nil }
-            if number <= 0 { return 0 }
-            if number >= Double(maximum) { return maximum }
-            return Int(number.rounded(.down))
+            return Saturating.int(number.rounded(.down), in: 0...maximum)
         default: return nil
         }
     }
@@ -49,9 +47,7 @@ public enum RetryAfter {
     /// `seconds` rounded up and clamped; nil for NaN.
     public static func clamp(seconds: Double) -> Int? {
         guard !seconds.isNaN else { return nil }
-        if seconds <= 0 { return 0 }
-        if seconds >= Double(maximumSeconds) { return maximumSeconds }
-        return Int(seconds.rounded(.up))
+        return Saturating.int(seconds.rounded(.up), in: 0...maximumSeconds)
     }
 
     /// The `Retry-After` header in seconds: a number (clamped), or 1 s for anything else (an HTTP

@@ -90,7 +90,7 @@ public enum OpenAIErrorDecoder {
     public static func decode(providerName: String, status: Int, headers: [(name: String, value: String)], body: [UInt8]) -> GatewayError {
         let error = fields(providerName: providerName, status: status, body: body)
         return .provider(status: status, message: error.message, type: error.type, code: error.code,
-                         param: error.param, retryAfter: retryAfterSeconds(headers))
+                         param: error.param, retryAfter: RetryAfter.seconds(headers))
     }
 
     /// The readable parts of an `{"error": {...}}` (or bare `{...}` / string) body: the message
