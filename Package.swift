@@ -53,6 +53,13 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
 
+        // The admin REST API (/api/v1) and the dashboard (/dashboard): tokens, sessions, routes.
+        .target(name: "GatewayAdmin", dependencies: [
+            "GatewayCore", "GatewayHTTP", "GatewayStore", "GatewayAPI",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+
         // Provider simulator and test support, shipped as a library.
         .target(name: "GatewayTesting", dependencies: [
             .product(name: "NIOCore", package: "swift-nio"),
@@ -61,7 +68,7 @@ let package = Package(
         ]),
 
         .executableTarget(name: "deploxa-gateway", dependencies: [
-            "GatewayCore", "GatewayHTTP", "FastCGI", "GatewayStore", "GatewayAPI", "GatewayTesting",
+            "GatewayCore", "GatewayHTTP", "FastCGI", "GatewayStore", "GatewayAPI", "GatewayAdmin", "GatewayTesting",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -108,6 +108,14 @@ if [ "$status" != 200 ]; then
     KEY=$(cat "$RUN/demo-key")
 fi
 
+# An installation-wide admin token for the dashboard and the admin API, kept like the demo key.
+ADMIN=$(cat "$RUN/admin-token" 2>/dev/null || true)
+status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/api/v1/projects" -H "Authorization: Bearer $ADMIN")
+if [ "$status" != 200 ]; then
+    (umask 077; "$BIN" admin-token create --name local-admin 2>/dev/null >"$RUN/admin-token")
+    ADMIN=$(cat "$RUN/admin-token")
+fi
+
 # 6. Try it.
 cat <<INFO
 
@@ -128,6 +136,10 @@ Cached for 60 s (the second call says X-Cache: HIT and costs nothing):
 
 Falling back to Anthropic when OpenAI fails (the simulator fails OpenAI on "[sim openai:status=503]"):
   curl -i http://127.0.0.1:$PORT/v1/chat/completions -H "Authorization: Bearer $KEY" -H "X-AI-Fallback: anthropic/claude-sonnet-4" -d '{"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello! [sim openai:status=503]"}]}'
+
+Dashboard:  http://127.0.0.1:$PORT/dashboard   (log in with the admin token below)
+Admin token (whole installation): $ADMIN
+Admin API:  curl http://127.0.0.1:$PORT/api/v1/usage?group_by=model -H "Authorization: Bearer $ADMIN"
 
 Audit log:  DEPLOXA_GATEWAY_DB=$RUN/gateway.db $BIN audit export
 Stop:       deploy/run-local.sh stop

@@ -74,6 +74,22 @@ extension GatewayError {
         GatewayError(status: 401, type: "authentication_error", code: "invalid_api_key", message: message, failureClass: .credentials)
     }
 
+    /// A missing, wrong or revoked admin token or dashboard session (a gateway key is never one).
+    public static func invalidAdminToken(_ message: String) -> GatewayError {
+        GatewayError(status: 401, type: "authentication_error", code: "invalid_admin_token", message: message, failureClass: .credentials)
+    }
+
+    /// An admin token that may not do this: a read-only token asked for a change, or a scoped one
+    /// for an installation-wide setting (the price table).
+    public static func forbidden(_ message: String) -> GatewayError {
+        GatewayError(status: 403, type: "permission_error", code: "forbidden", message: message, failureClass: .credentials)
+    }
+
+    /// The change collides with what exists (a project of that name, say).
+    public static func conflict(_ message: String) -> GatewayError {
+        GatewayError(status: 409, type: "invalid_request_error", code: "conflict", message: message, failureClass: .callerFault)
+    }
+
     public static func notFound(_ message: String) -> GatewayError {
         GatewayError(status: 404, type: "invalid_request_error", code: "not_found", message: message, failureClass: .callerFault)
     }

@@ -99,7 +99,7 @@ public enum SpendAmount {
     }
 
     /// Gregorian in UTC, built once (months are checked on every limited request).
-    private static let utcCalendar: Calendar = {
+    public static let utcCalendar: Calendar = {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
         return calendar

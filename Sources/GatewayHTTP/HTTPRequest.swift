@@ -14,9 +14,11 @@ public struct HTTPRequest: Sendable {
     /// Set by the transport when the body was over its limit and was not read.
     public var bodyTooLarge: Bool
     public var remoteAddress: String?
+    /// The client reached nginx over HTTPS (FastCGI's `HTTPS` param): cookies get `Secure`.
+    public var isSecure: Bool
 
     public init(method: String, path: String, query: String = "", headers: HTTPHeaders = HTTPHeaders(),
-                body: [UInt8] = [], bodyTooLarge: Bool = false, remoteAddress: String? = nil) {
+                body: [UInt8] = [], bodyTooLarge: Bool = false, remoteAddress: String? = nil, isSecure: Bool = false) {
         self.method = method
         self.path = path
         self.query = query
@@ -24,6 +26,7 @@ public struct HTTPRequest: Sendable {
         self.body = body
         self.bodyTooLarge = bodyTooLarge
         self.remoteAddress = remoteAddress
+        self.isSecure = isSecure
     }
 
     /// Splits a request URI ("/v1/models?x=1") into path and query.
@@ -33,7 +36,10 @@ public struct HTTPRequest: Sendable {
     }
 
     /// Decoded query parameters (`a=1&b=x%20y`); the last value wins.
-    public var queryParameters: [String: String] {
+    public var queryParameters: [String: String] { Self.formFields(query) }
+
+    /// Decoded `application/x-www-form-urlencoded` fields (a query string or a form body); the last value wins.
+    public static func formFields(_ query: String) -> [String: String] {
         var result: [String: String] = [:]
         for pair in query.split(separator: "&") where !pair.isEmpty {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -44,11 +50,12 @@ public struct HTTPRequest: Sendable {
         return result
     }
 
-    static func percentDecode(_ text: String) -> String {
+    /// `%XX` decoding; `+` is a space in queries and form bodies, itself in a path segment.
+    public static func percentDecode(_ text: String, plusAsSpace: Bool = true) -> String {
         var bytes: [UInt8] = []
         var iterator = Array(text.utf8).makeIterator()
         while let byte = iterator.next() {
-            if byte == UInt8(ascii: "+") { bytes.append(0x20); continue }
+            if plusAsSpace && byte == UInt8(ascii: "+") { bytes.append(0x20); continue }
             if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
                let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) {
                 bytes.append(value)

@@ -11,7 +11,7 @@ struct DeploxaGateway: AsyncParsableCommand {
         discussion: "Global option: --db PATH (or DEPLOXA_GATEWAY_DB), accepted before or after the command.",
         subcommands: [
             MigrateCommand.self, OrgCommand.self, ProjectCommand.self, ProviderCommand.self, KeyCommand.self,
-            PriceCommand.self, FallbackCommand.self, UsageCommand.self, AuditCommand.self, AdmitLoopCommand.self, ServeCommand.self, WorkerCommand.self, SimulateCommand.self,
+            PriceCommand.self, FallbackCommand.self, UsageCommand.self, AuditCommand.self, AdminTokenCommand.self, RollupCommand.self, AdmitLoopCommand.self, ServeCommand.self, WorkerCommand.self, SimulateCommand.self,
         ])
 
     static func main() async {

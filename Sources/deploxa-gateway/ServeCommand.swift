@@ -1,7 +1,9 @@
 import ArgumentParser
 import FastCGI
 import Foundation
+import GatewayAdmin
 import GatewayAPI
+import GatewayHTTP
 import GatewayStore
 import GatewayUpstream
 import Logging
@@ -26,6 +28,9 @@ struct WorkerOptions: ParsableArguments {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
     @Option(name: .customLong("audit-journal"), help: "Folder of the workers' audit journals, which keep the rows of a killed worker for the next one (default: the database path + .audit-journal).") var auditJournal: String?
     @Option(name: .customLong("audit-queue-max"), help: "Audit rows a worker queues before answers wait for the writer (back-pressure).") var auditQueueMax = 10_000
+    @Option(name: .customLong("audit-retention-days"), help: "Days raw audit rows are kept (0: forever); older ones are deleted in small batches. Usage summaries are kept.") var auditRetentionDays = 90
+    @Option(name: .customLong("audit-retention-interval"), help: "Seconds between the janitor's retention passes (deletes, WAL checkpoint, expired dashboard sessions).") var auditRetentionInterval = 60.0
+    @Option(name: .customLong("session-hours"), help: "Hours a dashboard login lasts.") var sessionHours = 12.0
 
     var arguments: [String] {
         ["--accept-threads", "\(acceptThreads)", "--max-requests", "\(maxRequests)", "--max-body-size", "\(maxBodySize)",
@@ -34,7 +39,9 @@ struct WorkerOptions: ParsableArguments {
          "--upstream-total-timeout", "\(upstreamTotalTimeout)", "--breaker-failures", "\(breakerFailures)",
          "--breaker-cooldown", "\(breakerCooldown)", "--cache-max-mb", "\(cacheMaxMB)", "--cache-max-entry-kb", "\(cacheMaxEntryKB)",
          "--cache-prune-interval", "\(cachePruneInterval)", "--cache-max-waiters", "\(cacheMaxWaiters)",
-         "--db-busy-timeout", "\(dbBusyTimeout)", "--log-level", logLevel, "--audit-queue-max", "\(auditQueueMax)"]
+         "--db-busy-timeout", "\(dbBusyTimeout)", "--log-level", logLevel, "--audit-queue-max", "\(auditQueueMax)",
+         "--audit-retention-days", "\(auditRetentionDays)", "--audit-retention-interval", "\(auditRetentionInterval)",
+         "--session-hours", "\(sessionHours)"]
             + (auditJournal.map { ["--audit-journal", $0] } ?? [])
     }
 
@@ -50,6 +57,9 @@ struct WorkerOptions: ParsableArguments {
         }
         guard cacheMaxWaiters >= 0 else { throw ValidationError("--cache-max-waiters must be 0 or more.") }
         guard auditQueueMax >= 1 else { throw ValidationError("--audit-queue-max must be at least 1.") }
+        guard auditRetentionDays >= 0 else { throw ValidationError("--audit-retention-days must be 0 (keep forever) or more.") }
+        guard auditRetentionInterval > 0 else { throw ValidationError("--audit-retention-interval must be a positive number of seconds.") }
+        guard sessionHours > 0, sessionHours <= 24 * 90 else { throw ValidationError("--session-hours must be more than 0 and at most 2160.") }
         guard breakerFailures >= 0 else { throw ValidationError("--breaker-failures must be 0 (off) or more.") }
         guard cacheMaxMB >= 0, cacheMaxEntryKB >= 0 else { throw ValidationError("--cache-max-mb and --cache-max-entry-kb must be 0 or more.") }
     }
@@ -157,17 +167,43 @@ struct WorkerCommand: ParsableCommand {
                 cacheLeaseSeconds: min(workerOptions.upstreamTotalTimeout, workerOptions.upstreamTimeout + workerOptions.upstreamIdleTimeout),
                 cacheMaxWaitersPerKey: workerOptions.cacheMaxWaiters),
             store: store, auditWriter: auditWriter, upstream: upstream, logger: logger)
+        // The admin API and dashboard read on a connection of their own (see AdminDatabase).
+        let adminDatabase = AdminDatabase(store: try GatewayStore(path: global.databasePath, busyTimeoutMilliseconds: 5000))
+        let admin = AdminApplication(database: adminDatabase,
+                                     configuration: AdminConfiguration(sessionLifetimeSeconds: Int(workerOptions.sessionHours * 3600)),
+                                     logger: logger)
         let worker = FastCGIWorker(
             configuration: FastCGIWorkerConfiguration(
                 acceptThreads: workerOptions.acceptThreads, maxRequests: workerOptions.maxRequests,
                 maxBodyBytes: workerOptions.maxBodySize, gracefulTimeoutSeconds: workerOptions.gracefulTimeout),
-            responder: application, logger: logger)
+            responder: GatewayRoutes(dataPlane: application, admin: admin), logger: logger)
         logger.debug("worker ready")
         let reason = worker.run()
         auditWriter.close()
         cacheJanitor.close()
+        adminDatabase.close()
         upstream.shutdownBlocking()
         logger.info("worker exiting", metadata: ["reason": "\(reason)"])
         Foundation.exit(0)
+    }
+}
+
+/// The composition root's router: `/api` and `/dashboard` go to the admin side, everything else
+/// (`/v1`, `/healthz`, unknown paths) to the data plane, which audits every `/v1` request.
+final class GatewayRoutes: Responder {
+    let dataPlane: GatewayApplication
+    let admin: AdminApplication
+
+    init(dataPlane: GatewayApplication, admin: AdminApplication) {
+        self.dataPlane = dataPlane
+        self.admin = admin
+    }
+
+    func respond(to request: HTTPRequest, writer: any ResponseWriter) async {
+        if AdminApplication.handles(path: request.path) {
+            await admin.respond(to: request, writer: writer)
+        } else {
+            await dataPlane.respond(to: request, writer: writer)
+        }
     }
 }

@@ -1,0 +1,161 @@
+import Foundation
+import GatewayCore
+import GatewayHTTP
+import GatewayStore
+
+/// The audit log and usage over REST: keyset pages, whole-selection exports, rollup reports.
+struct AuditRoutes {
+    let database: AdminDatabase
+    let access: AdminAccess
+
+    /// Rows per page read for an export: small enough that no read transaction stays open long
+    /// (each page is its own), large enough that the per-page cost disappears.
+    static let exportPageSize = 2000
+
+    // MARK: - Filters
+
+    /// The audit filter of a query string, narrowed to the token's scope. A project or key
+    /// outside the scope is 404, as if it did not exist.
+    func filter(_ query: AdminQuery) async throws -> AuditFilter {
+        let access = self.access
+        let projectSlug = query.string("project")
+        let keyID = query.string("key")
+        let projectID = try await database.run { store -> Int64? in
+            if let keyID { _ = try access.key(keyID, in: store) }
+            guard let projectSlug else { return nil }
+            return try access.project(projectSlug, in: store).id
+        }
+        var filter = AuditFilter(scope: access.token.scope)
+        filter.projectID = projectID
+        filter.keyID = keyID
+        filter.model = query.string("model")
+        filter.provider = query.string("provider")
+        filter.user = query.string("user")
+        filter.status = try query.int("status", in: 100...599)
+        filter.from = try query.date("from")
+        filter.to = try query.date("to")
+        if let from = filter.from, let to = filter.to, to <= from {
+            throw GatewayError.invalidRequest("'to' must be after 'from'.", param: "to")
+        }
+        return filter
+    }
+
+    // MARK: - Routes
+
+    func list(_ query: AdminQuery, response: AdminResponse) async throws {
+        let filter = try await self.filter(query)
+        switch query.string("format") {
+        case nil, "json":
+            break
+        case "ndjson":
+            try await export(filter, format: .ndjson, response: response)
+            return
+        case "csv":
+            try await export(filter, format: .csv, response: response)
+            return
+        case let other?:
+            throw GatewayError.invalidRequest("Unknown format '\(other)'; use json, ndjson or csv.", param: "format")
+        }
+        let limit = try query.int("limit", in: 1...1000) ?? 100
+        var cursor: AuditCursor?
+        if let token = query.string("cursor") {
+            guard let parsed = AuditCursor(token: token) else {
+                throw GatewayError.invalidRequest("'cursor' is not a cursor this API returned.", param: "cursor")
+            }
+            cursor = parsed
+        }
+        let page = try await database.run { try $0.auditPage(filter, limit: limit, after: cursor) }
+        try await response.json(AdminJSON.list(page.rows.map(AuditExport.json),
+                                               extra: [("next_cursor", page.next.map { .string($0.token) } ?? .null)]))
+    }
+
+    func detail(requestID: String, response: AdminResponse) async throws {
+        let scope = access.token.scope
+        guard let row = try await database.run({ try $0.auditRow(requestID: requestID, scope: scope) }) else {
+            throw GatewayError.notFound("No request '\(requestID)' in the audit log.")
+        }
+        try await response.json(AuditExport.json(row))
+    }
+
+    enum ExportFormat { case ndjson, csv }
+
+    /// The whole selection, newest first, written page by page as it is read: memory stays flat
+    /// whatever the size, and nginx passes the bytes on as they come (`X-Accel-Buffering: no`).
+    func export(_ filter: AuditFilter, format: ExportFormat, response: AdminResponse) async throws {
+        let stamp = AuditExport.timestamp(Date()).replacingOccurrences(of: ":", with: "")
+        var headers = response.headers(contentType: format == .csv ? "text/csv; charset=utf-8" : "application/x-ndjson")
+        headers.add(name: "Content-Disposition", value: "attachment; filename=\"deploxa-audit-\(stamp).\(format == .csv ? "csv" : "ndjson")\"")
+        headers.add(name: "X-Accel-Buffering", value: "no")
+        // The first page is read before the head is sent, so a failing database is still a clean error.
+        var page = try await database.run { try $0.auditPage(filter, limit: Self.exportPageSize, after: nil) }
+        try await response.writer.writeHead(status: 200, headers: headers)
+        if format == .csv { try await response.writer.writeBody(Array((AuditExport.csvHeader + "\r\n").utf8), flush: false) }
+        while true {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(page.rows.count * 400)
+            for row in page.rows {
+                switch format {
+                case .csv: bytes.append(contentsOf: AuditExport.csvLine(row).utf8); bytes.append(contentsOf: [13, 10])
+                case .ndjson: bytes.append(contentsOf: AuditExport.ndjsonLine(row).utf8); bytes.append(10)
+                }
+            }
+            try await response.writer.writeBody(bytes, flush: true)
+            guard let next = page.next else { return }
+            do {
+                page = try await database.run { try $0.auditPage(filter, limit: Self.exportPageSize, after: next) }
+            } catch {
+                // The head is gone; an NDJSON reader sees a last line saying why the export stopped.
+                if format == .ndjson {
+                    let failure = ErrorBody.exportInterrupted
+                    try await response.writer.writeBody(failure, flush: true)
+                }
+                throw ExportInterrupted()
+            }
+        }
+    }
+
+    // MARK: - Usage
+
+    func usage(_ query: AdminQuery, response: AdminResponse) async throws {
+        let groupText = query.string("group_by") ?? "model"
+        guard let grouping = UsageGrouping(rawValue: groupText) else {
+            throw GatewayError.invalidRequest("'group_by' must be one of \(UsageGrouping.allCases.map(\.rawValue).joined(separator: ", ")).",
+                                              param: "group_by")
+        }
+        let to = try query.date("to") ?? Date()
+        let from = try query.date("from") ?? to.addingTimeInterval(-30 * 86_400)
+        guard from < to else { throw GatewayError.invalidRequest("'to' must be after 'from'.", param: "to") }
+        let access = self.access
+        let projectSlug = query.string("project")
+        let rows = try await database.run { store -> [UsageRow] in
+            let projectID = try projectSlug.map { try access.project($0, in: store).id }
+            return try store.usage(groupBy: grouping, scope: access.token.scope, projectID: projectID, from: from, to: to)
+        }
+        try await response.json([
+            "object": "usage", "from": .string(AuditExport.timestamp(from)), "to": .string(AuditExport.timestamp(to)),
+            "group_by": .string(grouping.rawValue), "data": .array(rows.map(Self.usageJSON)),
+            "total": Self.usageJSON(UsageRow.total(of: rows)),
+        ])
+    }
+
+    static func usageJSON(_ row: UsageRow) -> JSON {
+        func ms(_ value: Double?) -> JSON { value.map { .double(($0 * 10).rounded() / 10) } ?? .null }
+        return [
+            "group": .string(row.group), "requests": .int(Int64(row.requests)),
+            "prompt_tokens": .int(Int64(row.promptTokens)), "completion_tokens": .int(Int64(row.completionTokens)),
+            "total_tokens": .int(Int64(row.totalTokens)), "cached_tokens": .int(Int64(row.cachedTokens)),
+            "cost_usd": .double(row.costUSD), "unknown_cost_requests": .int(Int64(row.unknownCostRequests)),
+            "cache_hits": .int(Int64(row.cacheHits)), "errors": .int(Int64(row.errors)),
+            "latency_ms": ["p50": ms(row.latencyP50Ms), "p95": ms(row.latencyP95Ms), "p99": ms(row.latencyP99Ms)],
+            "ttft_ms": ["p50": ms(row.ttftP50Ms), "p95": ms(row.ttftP95Ms), "p99": ms(row.ttftP99Ms)],
+        ]
+    }
+}
+
+/// An export stopped after its head was sent; the connection is closed short.
+struct ExportInterrupted: Error {}
+
+enum ErrorBody {
+    static let exportInterrupted = Array(
+        (GatewayError.serviceUnavailable("The export was interrupted: the gateway's database failed. Retry it.").body.serializedString() + "\n").utf8)
+}
