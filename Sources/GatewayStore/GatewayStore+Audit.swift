@@ -4,8 +4,9 @@ import GatewayCore
 /// The audit log: one row per request to /v1/*, appended in batches by `AuditWriter` and read
 /// back in `seq` order (the export cursor).
 extension GatewayStore {
-    /// Inserts every record in one immediate transaction. `INSERT OR IGNORE` on `request_id`
-    /// makes a retried batch harmless: a row already committed is not duplicated.
+    /// Inserts every record in one immediate transaction, with the usage rollups they add to.
+    /// `INSERT OR IGNORE` on `request_id` makes a retried batch harmless: a row already committed
+    /// is not duplicated, nor counted again.
     public func insertAudit(_ records: [AuditRecord]) throws {
         guard !records.isEmpty else { return }
         let encoder = JSONEncoder()
@@ -47,6 +48,11 @@ extension GatewayStore {
                 }
             }
             for (key, nanos) in spend { try addSpend(nanos: nanos, scopes: [key.scope], month: key.month) }
+
+            // Usage rollups and dimensions, from the new rows only: one upsert per row touched.
+            var rollups = RollupBatch()
+            for (record, isNew) in zip(records, inserted) where isNew { rollups.add(record) }
+            try applyRollups(rollups)
         }
     }
 

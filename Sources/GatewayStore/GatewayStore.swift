@@ -51,6 +51,8 @@ public final class GatewayStore: @unchecked Sendable {
             }
             if didApply { applied.append(migration.name) }
         }
+        // Upgrading a database that already has audit rows: its rollups start from them.
+        if applied.contains("admin"), try !rollupsAreComplete() { try rebuildRollups() }
         return applied
     }
 

@@ -4,9 +4,13 @@ import Crypto
 /// `dpx_` + the same 12 hex digits + `_` + 40 random base62 characters (≈238 bits), so the id
 /// can be read out of a presented secret and the row found by primary key. Only SHA-256 of the
 /// secret is stored: a fast hash is enough for a random secret of this length.
+/// Admin tokens use the same shape with other prefixes (`at_`, `dpa_`), so a secret of one kind
+/// can never be read as the other (`generate`/`id(fromSecret:)` take the prefixes).
 enum KeySecret {
     static let idPrefix = "gk_"
     static let secretPrefix = "dpx_"
+    static let adminIDPrefix = "at_"
+    static let adminSecretPrefix = "dpa_"
     static let hexCount = 12
     static let randomCount = 40
     /// `dpx_` + 12 + `_` + 40.
@@ -16,7 +20,7 @@ enum KeySecret {
     private static let base62 = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
 
     /// A new id and its secret, from the system's cryptographic random source.
-    static func generate() -> (id: String, secret: String) {
+    static func generate(idPrefix: String = idPrefix, secretPrefix: String = secretPrefix) -> (id: String, secret: String) {
         var random = SystemRandomNumberGenerator()
         var hex: [UInt8] = []
         hex.reserveCapacity(hexCount)
@@ -36,6 +40,11 @@ enum KeySecret {
     /// (then it cannot be a key, and the database need not be asked). Allocates nothing: the
     /// 15-byte id is a small string.
     static func keyID(fromSecret secret: String) -> String? {
+        id(fromSecret: secret, secretPrefix: secretPrefix, idPrefix: idPrefix)
+    }
+
+    /// `keyID(fromSecret:)` for any pair of 4-byte secret and 3-byte id prefixes (admin tokens).
+    static func id(fromSecret secret: String, secretPrefix: String, idPrefix: String) -> String? {
         var secret = secret
         return secret.withUTF8 { bytes -> String? in
             guard bytes.count == secretLength else { return nil }
@@ -45,9 +54,7 @@ enum KeySecret {
             guard bytes[hexStart + hexCount] == UInt8(ascii: "_") else { return nil }
             for index in (hexStart + hexCount + 1)..<secretLength where !isBase62(bytes[index]) { return nil }
             return String(unsafeUninitializedCapacity: 3 + hexCount) { id in
-                id[0] = UInt8(ascii: "g")
-                id[1] = UInt8(ascii: "k")
-                id[2] = UInt8(ascii: "_")
+                for (offset, byte) in idPrefix.utf8.prefix(3).enumerated() { id[offset] = byte }
                 for offset in 0..<hexCount { id[3 + offset] = bytes[hexStart + offset] }
                 return 3 + hexCount
             }

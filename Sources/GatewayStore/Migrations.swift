@@ -195,5 +195,7 @@ enum Migrations {
                     """
                 }
             }.joined()),
+        // The admin API: tokens, dashboard sessions, usage rollups, audit dimensions (AdminSchema.swift).
+        Migration(version: 5, name: "admin", sql: AdminSchema.sql),
     ]
 }

@@ -10,7 +10,8 @@ import Darwin
 /// One connection to the shared database file, set up the way several processes can share it:
 /// WAL (readers never block the writer), `synchronous=NORMAL` (no fsync per commit; a process
 /// crash loses nothing committed), foreign keys on, the WAL trimmed to 64 MB after checkpoints,
-/// and a busy handler with short sleeps (see `BusyWaiter`).
+/// a busy handler with short sleeps (see `BusyWaiter`), and the rollups' histogram merge function
+/// (`LatencyHistogram`).
 ///
 /// A recursive lock serializes all use, so one connection may be shared by threads; statements
 /// are prepared once per SQL text and reused. Every write goes through `writeTransaction`,
@@ -49,6 +50,8 @@ public final class SQLiteConnection: @unchecked Sendable {
         }, Unmanaged.passUnretained(busyWaiter).toOpaque())
 
         do {
+            let registered = LatencyHistogram.register(on: handle)
+            guard registered == SQLITE_OK else { throw StoreError.sqlite(registered, "cannot register the histogram function") }
             let mode = try enableWAL()
             guard mode?.lowercased() == "wal" else {
                 throw StoreError(.io, "cannot enable WAL on \(path) (journal_mode is \(mode ?? "unknown"))")

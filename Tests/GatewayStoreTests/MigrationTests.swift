@@ -29,14 +29,15 @@ struct MigrationTests {
         let database = try TestDatabase()
         let tables = try database.store.connection.query(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name") { $0.string(0) }
-        #expect(tables == ["audit_log", "cache_entries", "cache_leases", "circuit_breakers", "fallback_chains", "gateway_keys",
-                          "monthly_totals", "orgs", "prices", "projects", "provider_settings", "rate_buckets", "schema_migrations",
-                          "settings", "settings_version"])
+        #expect(tables == ["admin_sessions", "admin_tokens", "audit_dimensions", "audit_log", "cache_entries", "cache_leases",
+                          "circuit_breakers", "fallback_chains", "gateway_keys", "monthly_totals", "orgs", "prices", "projects",
+                          "provider_settings", "rate_buckets", "rollup_state", "schema_migrations", "settings", "settings_version",
+                          "usage_daily", "usage_hourly"])
         let indexes = try database.store.connection.query(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_log' AND sql IS NOT NULL ORDER BY name") {
             $0.string(0)
         }
-        #expect(indexes == ["audit_log_key_time", "audit_log_project_time", "audit_log_time"])
+        #expect(indexes == ["audit_log_key_time", "audit_log_org_time", "audit_log_project_time", "audit_log_time"])
     }
 
     @Test func concurrentMigrationsApplyEachStepOnce() throws {
