@@ -71,7 +71,7 @@ public enum Format {
         return s + "%"
     }
 
-    /// A duration in milliseconds: `850` → `"850 ms"`, `4.25` → `"4.3 ms"`, `1234` → `"1.2 s"`,
+    /// A duration in milliseconds: `850` → `"850 ms"`, `4.26` → `"4.3 ms"`, `1234` → `"1.2 s"`,
     /// `75_000` → `"75 s"`.
     public static func ms(_ value: Double) -> String {
         guard value.isFinite else { return "—" }
