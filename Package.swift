@@ -67,6 +67,9 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
 
+        // The dashboard's HTML: view models → complete pages (strings), CSS and JS. Foundation only.
+        .target(name: "GatewayDashboard"),
+
         .executableTarget(name: "deploxa-gateway", dependencies: [
             "GatewayCore", "GatewayHTTP", "FastCGI", "GatewayStore", "GatewayAPI", "GatewayAdmin", "GatewayTesting",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -89,6 +92,7 @@ let package = Package(
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"]),
         .testTarget(name: "GatewayProvidersTests", dependencies: ["GatewayProviders", "GatewayCore"], exclude: ["Fixtures"]),
         .testTarget(name: "GatewayStoreTests", dependencies: ["GatewayStore", "GatewayCore"]),
+        .testTarget(name: "GatewayDashboardTests", dependencies: ["GatewayDashboard"]),
         .testTarget(name: "GatewayAPITests", dependencies: ["GatewayAPI", "GatewayCore", "GatewayProviders", "GatewayHTTP", "GatewayStore", "GatewayUpstream", "GatewayTesting", .product(name: "Logging", package: "swift-log")]),
     ]
 )
