@@ -55,7 +55,7 @@ let package = Package(
 
         // The admin REST API (/api/v1) and the dashboard (/dashboard): tokens, sessions, routes.
         .target(name: "GatewayAdmin", dependencies: [
-            "GatewayCore", "GatewayHTTP", "GatewayStore", "GatewayAPI",
+            "GatewayCore", "GatewayHTTP", "GatewayStore", "GatewayAPI", "GatewayDashboard",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),

@@ -10,7 +10,7 @@ struct AuditRoutes {
 
     /// Rows per page read for an export: small enough that no read transaction stays open long
     /// (each page is its own), large enough that the per-page cost disappears.
-    static let exportPageSize = 2000
+    static let exportPageSize = 1000
 
     // MARK: - Filters
 
@@ -57,12 +57,14 @@ struct AuditRoutes {
             throw GatewayError.invalidRequest("Unknown format '\(other)'; use json, ndjson or csv.", param: "format")
         }
         let limit = try query.int("limit", in: 1...1000) ?? 100
-        var cursor: AuditCursor?
+        let cursor: AuditCursor?
         if let token = query.string("cursor") {
             guard let parsed = AuditCursor(token: token) else {
                 throw GatewayError.invalidRequest("'cursor' is not a cursor this API returned.", param: "cursor")
             }
             cursor = parsed
+        } else {
+            cursor = nil
         }
         let page = try await database.run { try $0.auditPage(filter, limit: limit, after: cursor) }
         try await response.json(AdminJSON.list(page.rows.map(AuditExport.json),
@@ -127,14 +129,15 @@ struct AuditRoutes {
         guard from < to else { throw GatewayError.invalidRequest("'to' must be after 'from'.", param: "to") }
         let access = self.access
         let projectSlug = query.string("project")
-        let rows = try await database.run { store -> [UsageRow] in
+        let (rows, total) = try await database.run { store -> ([UsageRow], UsageRow) in
             let projectID = try projectSlug.map { try access.project($0, in: store).id }
-            return try store.usage(groupBy: grouping, scope: access.token.scope, projectID: projectID, from: from, to: to)
+            return (try store.usage(groupBy: grouping, scope: access.token.scope, projectID: projectID, from: from, to: to),
+                    try store.usageTotal(scope: access.token.scope, projectID: projectID, from: from, to: to))
         }
         try await response.json([
             "object": "usage", "from": .string(AuditExport.timestamp(from)), "to": .string(AuditExport.timestamp(to)),
             "group_by": .string(grouping.rawValue), "data": .array(rows.map(Self.usageJSON)),
-            "total": Self.usageJSON(UsageRow.total(of: rows)),
+            "total": Self.usageJSON(total),
         ])
     }
 

@@ -211,8 +211,9 @@ struct DashboardPages {
         }
         let cursor = query["cursor"].flatMap(AuditCursor.init(token:))
         let projectSlug = filters.project
+        let baseFilter = filter
         let (page, dimensions, projects) = try await database.run { store in
-            var filter = filter
+            var filter = baseFilter
             if !projectSlug.isEmpty { filter.projectID = try access.project(projectSlug, in: store).id }
             if let key = filter.keyID { _ = try access.key(key, in: store) }
             return (try store.auditPage(filter, limit: 50, after: cursor), try store.dimensions(scope: access.token.scope),

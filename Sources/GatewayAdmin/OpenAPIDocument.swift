@@ -1,4 +1,5 @@
 import GatewayCore
+import GatewayStore
 
 /// The OpenAPI 3.1 description of `/api/v1` served at `/api/v1/openapi.json`. Written out by
 /// hand (no code generator here), and checked by the e2e tests with openapi-spec-validator and

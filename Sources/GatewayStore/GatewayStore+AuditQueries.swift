@@ -36,6 +36,8 @@ public struct AuditFilter: Sendable, Equatable {
     public var status: Int?
     /// A status class: 2 for 2xx, 4 for 4xx, 5 for 5xx (any of 1–5).
     public var statusClass: Int?
+    /// Every status at or above this (400: all errors).
+    public var minimumStatus: Int?
     /// Inclusive.
     public var from: Date?
     /// Exclusive.
@@ -117,6 +119,7 @@ extension GatewayStore {
             match.append("a.status >= ? AND a.status < ?")
             matchValues += [.integer(Int64(statusClass * 100)), .integer(Int64(statusClass * 100 + 100))]
         }
+        if let minimumStatus = filter.minimumStatus { match.append("a.status >= ?"); matchValues.append(.integer(Int64(minimumStatus))) }
 
         // The SQL text depends only on which filters are set, so the statement cache stays small.
         let matchExpression = match.isEmpty ? "1" : "(" + match.joined(separator: " AND ") + ")"

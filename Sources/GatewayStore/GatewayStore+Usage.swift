@@ -130,6 +130,18 @@ extension GatewayStore {
         return groups.keys.sorted().map { UsageRow(group: $0, groups[$0]!) }
     }
 
+    /// The whole range as one group (named ""): what `usage` would give if every row were one
+    /// group, percentiles merged from the histograms (never averaged from the groups').
+    public func usageTotal(scope: AdminScope = .installation, projectID: Int64? = nil, from: Date? = nil, to: Date? = nil) throws -> UsageRow {
+        let lower = from.map { RollupTime.floor(StoreTime.milliseconds($0), RollupTime.hour) }
+        let upper = to.map { RollupTime.ceil(StoreTime.milliseconds($0), RollupTime.hour) }
+        var total = RollupTotals()
+        for segment in RollupSegment.covering(from: lower, to: upper) {
+            try readRollups(kind: .all, segment: segment, scope: scope, projectID: projectID) { _, _, _, totals in total.merge(totals) }
+        }
+        return UsageRow(group: "", total)
+    }
+
     /// For charts: one point per time bucket and group that had requests (no zero points), by
     /// bucket then group. `bucket` .hour reads the hourly table over [from, to) rounded out to
     /// hours, .day the daily one rounded out to UTC days. `groupBy` nil: one series, group "";
