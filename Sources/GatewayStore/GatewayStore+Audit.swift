@@ -107,11 +107,24 @@ extension GatewayStore {
         LEFT JOIN orgs o ON o.id = p.org_id
         """
 
-    static func auditRow(_ row: SQLiteRow, decoder: JSONDecoder) -> AuditRow {
+    /// `attempts_json` as written by `insertAudit` (JSONEncoder's field names), read with the
+    /// gateway's own parser: an export reads a million of these, and Foundation's decoder cost
+    /// more than the rest of the row. Entries that do not parse are skipped.
+    static func decodeAttempts(_ json: String) -> [AuditAttempt] {
+        guard let parsed = try? JSON.parse(json), let items = parsed.arrayValue else { return [] }
+        return items.compactMap { item in
+            guard let object = item.objectValue, let provider = object["provider"]?.stringValue,
+                  let model = object["model"]?.stringValue, let status = object["status"]?.intValue else { return nil }
+            return AuditAttempt(provider: provider, model: model, status: Int(status), latencyMs: object["latencyMs"]?.doubleValue ?? 0,
+                                errorCode: object["errorCode"]?.stringValue)
+        }
+    }
+
+    static func auditRow(_ row: SQLiteRow, decoder: JSONDecoder? = nil) -> AuditRow {
         var attempts: [AuditAttempt] = []
         if let json = row.optionalString(23) {
             // A row is still worth reading if its attempts column cannot be.
-            attempts = (try? decoder.decode([AuditAttempt].self, from: Data(json.utf8))) ?? []
+            attempts = Self.decodeAttempts(json)
         }
         var record = AuditRecord(
             requestID: row.string(1), time: StoreTime.date(row.int64(2)),

@@ -148,7 +148,7 @@ struct UsageCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "usage", abstract: "Requests, tokens, cost, cache hits and errors, grouped.")
     @OptionGroup var global: GlobalOptions
     @Option(help: "Only this ORG/PROJECT.") var project: String?
-    @Option(help: "Group by model, project, user, key, provider or day.") var by: String = "model"
+    @Option(help: "Group by model, project, user, key, provider, day or hour (read from the hourly/daily summaries; the range is widened to whole hours).") var by: String = "model"
     @OptionGroup var dates: DateRangeOptions
 
     func run() throws {
@@ -167,14 +167,21 @@ struct UsageCommand: ParsableCommand {
                     ("cached_tokens", .int(Int64(row.cachedTokens))), ("cost_usd", .double(row.costUSD)),
                     ("unknown_cost_requests", .int(Int64(row.unknownCostRequests))),
                     ("cache_hits", .int(Int64(row.cacheHits))), ("errors", .int(Int64(row.errors))),
+                    ("latency_p50_ms", row.latencyP50Ms.map(JSON.double) ?? .null), ("latency_p95_ms", row.latencyP95Ms.map(JSON.double) ?? .null),
+                    ("latency_p99_ms", row.latencyP99Ms.map(JSON.double) ?? .null),
                 ]))
             }))
         } else {
-            Output.table([grouping.rawValue.uppercased(), "REQUESTS", "PROMPT", "COMPLETION", "CACHED", "COST USD", "CACHE HITS", "ERRORS"], rows.map {
-                [$0.group, String($0.requests), String($0.promptTokens), String($0.completionTokens), String($0.cachedTokens),
-                 SpendAmount.text($0.costUSD, fractionDigits: 8) + ($0.unknownCostRequests > 0 ? " (+\($0.unknownCostRequests) unknown)" : ""),
-                 String($0.cacheHits), String($0.errors)]
-            })
+            // The total is read as one group of its own (percentiles merge, they do not add).
+            let total = try store.usageTotal(projectID: projectID, from: range.from, to: range.to)
+            func cells(_ row: UsageRow, _ name: String) -> [String] {
+                [name, String(row.requests), String(row.promptTokens), String(row.completionTokens), String(row.cachedTokens),
+                 SpendAmount.text(row.costUSD, fractionDigits: 8) + (row.unknownCostRequests > 0 ? " (+\(row.unknownCostRequests) unknown)" : ""),
+                 String(row.cacheHits), String(row.errors), row.latencyP50Ms.map { String(Int($0.rounded())) } ?? "-",
+                 row.latencyP99Ms.map { String(Int($0.rounded())) } ?? "-"]
+            }
+            Output.table([grouping.rawValue.uppercased(), "REQUESTS", "PROMPT", "COMPLETION", "CACHED", "COST USD", "CACHE HITS", "ERRORS", "P50 MS", "P99 MS"],
+                         rows.map { cells($0, $0.group) } + (rows.isEmpty ? [] : [cells(total, "TOTAL")]))
         }
     }
 }

@@ -78,4 +78,19 @@ struct AuditExportTests {
         #expect(try cell(line, "model_requested") == "'=cmd|' /C calc'!A0")
         #expect(try cell(line, "user") == "")
     }
+
+    /// The hand-written RFC 3339 formatter gives Foundation's answer, across leap years, month
+    /// ends, the epoch, times before it and far in the future.
+    @Test func timestampMatchesFoundation() {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        var generator = SystemRandomNumberGenerator()
+        var instants: [Double] = [0, -1, -0.001, 951_782_400, 951_868_799.999, 1_709_164_800, 4_102_444_800, 253_402_300_799.999,
+                                  -2_208_988_800, 1_767_225_599.5]
+        for _ in 0..<2000 { instants.append(Double(Int64.random(in: -3_000_000_000_000...9_000_000_000_000, using: &generator)) / 1000) }
+        for seconds in instants {
+            let date = Date(timeIntervalSince1970: seconds)
+            #expect(AuditExport.timestamp(date) == formatter.string(from: date), "at \(seconds)")
+        }
+    }
 }
