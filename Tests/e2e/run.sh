@@ -31,7 +31,7 @@ export PYTHONDONTWRITEBYTECODE=1
 
 python="${PYTHON:-python3}"
 venv="$repo/.build/e2e-venv"
-requirements=("openai>=1.50,<3" "pytest>=8,<10")
+requirements=("openai>=1.50,<3" "pytest>=8,<10" "openapi-spec-validator>=0.7,<1")
 stamp="$venv/.e2e-requirements"
 wanted="${requirements[*]}"
 
