@@ -208,14 +208,16 @@ extension Dashboard {
                 // No usage (rejected, failed): nothing to price. Usage without a price: "unknown".
                 let cost: String = r.costUSD.map { Format.usd($0) } ?? (tokens == "—" ? "—" : "unknown")
                 let err: HTML = r.errorCode.map { " <code class=\"err\">\($0)</code>" } ?? .empty
-                let key: String = r.keyName.map { name in r.keyID.map { "\(name) (\($0))" } ?? name } ?? (r.keyID ?? "—")
+                // The key's name, its id on hover (or the id alone when the name is unknown).
+                let key: HTML = r.keyName.map { name in r.keyID.map { "<span title=\"\($0)\">\(name)</span>" } ?? "\(name)" }
+                    ?? "\(r.keyID ?? "—")"
                 return """
-                <tr data-testid="request-row"><td><a href="\(href)" data-testid="request-link">\(time(r.time))</a></td><td>\(r.project ?? "—")</td><td>\(key)</td><td>\(r.user ?? "—")</td><td>\(r.provider ?? "—")</td><td>\(r.model ?? "—")</td><td>\(statusBadge(r.status))\(err)</td><td class="num">\(tokens)</td><td class="num">\(cost)</td><td class="num">\(Format.ms(r.latencyMs))</td><td class="badges">\(badges)</td></tr>
+                <tr data-testid="request-row"><td><a href="\(href)" data-testid="request-link">\(time(r.time))</a></td><td>\(r.project ?? "—")</td><td>\(key)</td><td>\(r.user ?? "—")</td><td>\(r.provider ?? "—")</td><td>\(r.model ?? "—")</td><td class="status-cell">\(statusBadge(r.status))\(err)\(badges.isEmpty ? HTML.empty : " ")\(badges)</td><td class="num">\(tokens)</td><td class="num">\(cost)</td><td class="num">\(Format.ms(r.latencyMs))</td></tr>
                 """
             }
             table = """
             <div class="table-wrap"><table class="data" data-testid="requests-table">
-            <thead><tr><th scope="col">Time (UTC)</th><th scope="col">Project</th><th scope="col">Key</th><th scope="col">User</th><th scope="col">Provider</th><th scope="col">Model</th><th scope="col">Status</th><th scope="col" class="num">Tokens</th><th scope="col" class="num">Cost</th><th scope="col" class="num">Latency</th><th scope="col"><span class="sr-only">Flags</span></th></tr></thead>
+            <thead><tr><th scope="col">Time (UTC)</th><th scope="col">Project</th><th scope="col">Key</th><th scope="col">User</th><th scope="col">Provider</th><th scope="col">Model</th><th scope="col">Status</th><th scope="col" class="num">Tokens</th><th scope="col" class="num">Cost</th><th scope="col" class="num">Latency</th></tr></thead>
             <tbody>\(rows)</tbody>
             </table></div>
             """
