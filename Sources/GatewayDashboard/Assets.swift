@@ -235,7 +235,7 @@ public enum DashboardAssets {
     .swatch { width: .8rem; height: .8rem; border-radius: 3px; display: inline-block; flex: none; }
     .chart-table { max-height: 320px; overflow: auto; border: 1px solid var(--border); border-radius: 8px; }
     .chart-table table.data { font-size: .82rem; }
-    .chart-table thead th { text-transform: none; letter-spacing: 0; font-size: .8rem; }
+    .chart-table table.data thead th { text-transform: none; letter-spacing: 0; font-size: .8rem; }
     .chart-table caption { padding: .5rem .65rem .25rem; }
 
     /* Budgets */
