@@ -198,6 +198,8 @@ public enum DashboardAssets {
     .row-actions summary { list-style: none; }
     .row-actions summary::-webkit-details-marker { display: none; }
     .row-actions[open] { display: block; }
+    td.actions .inline-form { display: grid; grid-template-columns: repeat(3, 7.5rem) auto; }
+    td.actions .inline-form .field { width: auto; }
 
     /* Overview toolbar */
     .toolbar { display: flex; flex-wrap: wrap; gap: .9rem 1.5rem; align-items: end; margin-bottom: 1.25rem; }
