@@ -67,6 +67,7 @@ public enum DashboardAssets {
       }
     }
     *, *::before, *::after { box-sizing: border-box; }
+    [hidden] { display: none !important; }
     html { -webkit-text-size-adjust: 100%; }
     body {
       margin: 0; background: var(--bg); color: var(--text);
@@ -97,7 +98,7 @@ public enum DashboardAssets {
     .who { display: flex; align-items: center; gap: .75rem; flex-wrap: wrap; font-size: .9rem; }
     .token-name { font-weight: 600; }
     .scope { color: var(--muted); background: var(--bg); border: 1px solid var(--border); border-radius: 999px; padding: .05rem .6rem; }
-    .shell { display: grid; grid-template-columns: 220px minmax(0, 1fr); min-height: calc(100vh - 54px); }
+    .shell { display: grid; grid-template-columns: 200px minmax(0, 1fr); min-height: calc(100vh - 54px); }
     .sidenav { border-right: 1px solid var(--border); padding: 1rem .75rem; background: var(--panel); }
     .sidenav ul { list-style: none; margin: 0; padding: 0; }
     .nav-main a, .projects summary { display: block; padding: .45rem .75rem; border-radius: 8px; color: var(--text); text-decoration: none; }
@@ -140,14 +141,15 @@ public enum DashboardAssets {
     .table-wrap { overflow-x: auto; -webkit-overflow-scrolling: touch; }
     table.data { border-collapse: collapse; width: 100%; font-size: .9rem; }
     table.data caption { text-align: left; color: var(--muted); font-size: .8rem; padding-bottom: .4rem; }
-    table.data th, table.data td { padding: .5rem .65rem; border-bottom: 1px solid var(--border); text-align: left; vertical-align: middle; white-space: nowrap; }
+    table.data th, table.data td { padding: .5rem .55rem; border-bottom: 1px solid var(--border); text-align: left; vertical-align: middle; white-space: nowrap; }
     table.data thead th { font-size: .75rem; text-transform: uppercase; letter-spacing: .05em; color: var(--muted); font-weight: 600; background: var(--panel); position: sticky; top: 0; }
     table.data tbody tr:hover { background: var(--bg); }
     table.data tbody th { font-weight: 600; }
     .num { text-align: right !important; font-variant-numeric: tabular-nums; }
     td.total { font-weight: 600; }
-    td.actions { white-space: normal; }
-    td.badges .badge { margin-right: .25rem; }
+    table.data td.actions { white-space: normal; }
+    table.data td.status-cell { white-space: normal; min-width: 8rem; max-width: 13rem; }
+    td.status-cell .badge { margin: .1rem .25rem .1rem 0; white-space: nowrap; }
     .badge { display: inline-block; font-size: .75rem; font-weight: 600; border-radius: 999px; padding: .05rem .5rem; font-variant-numeric: tabular-nums; }
     .badge-ok { background: var(--ok-soft); color: var(--ok); }
     .badge-warn { background: var(--warn-soft); color: var(--warn); }
@@ -196,6 +198,8 @@ public enum DashboardAssets {
     .row-actions summary { list-style: none; }
     .row-actions summary::-webkit-details-marker { display: none; }
     .row-actions[open] { display: block; }
+    td.actions .inline-form { display: grid; grid-template-columns: repeat(3, 7.5rem) auto; }
+    td.actions .inline-form .field { width: auto; }
 
     /* Overview toolbar */
     .toolbar { display: flex; flex-wrap: wrap; gap: .9rem 1.5rem; align-items: end; margin-bottom: 1.25rem; }
@@ -233,6 +237,7 @@ public enum DashboardAssets {
     .swatch { width: .8rem; height: .8rem; border-radius: 3px; display: inline-block; flex: none; }
     .chart-table { max-height: 320px; overflow: auto; border: 1px solid var(--border); border-radius: 8px; }
     .chart-table table.data { font-size: .82rem; }
+    .chart-table table.data thead th { text-transform: none; letter-spacing: 0; font-size: .8rem; }
     .chart-table caption { padding: .5rem .65rem .25rem; }
 
     /* Budgets */
@@ -260,10 +265,12 @@ public enum DashboardAssets {
 
     /* Narrow screens */
     @media (max-width: 1100px) {
-      .chart-layout { grid-template-columns: 1fr; }
+      .chart-layout { grid-template-columns: minmax(0, 1fr); }
     }
     @media (max-width: 760px) {
-      .shell { grid-template-columns: 1fr; }
+      .shell { grid-template-columns: minmax(0, 1fr); }
+      .toolbar { flex-direction: column; align-items: stretch; }
+      .segmented { align-self: flex-start; }
       .sidenav { border-right: 0; border-bottom: 1px solid var(--border); padding: .5rem .75rem; }
       .nav-main { display: flex; gap: .25rem; overflow-x: auto; }
       .nav-main a { white-space: nowrap; }

@@ -70,6 +70,14 @@ enum Chart {
         return 10 * p
     }
 
+    /// Y axis: a round step (1, 2, 2.5 or 5 × 10^k) and 2 to 5 gridlines reaching past `maxValue`.
+    static func yScale(_ maxValue: Double) -> (top: Double, ticks: Int) {
+        guard maxValue > 0, maxValue.isFinite else { return (1, 4) }
+        let step = niceMax(maxValue / 4)
+        let ticks = max(2, Int((maxValue / step - 1e-9).rounded(.up)))
+        return (step * Double(ticks), ticks)
+    }
+
     static func num(_ x: Double) -> String {
         let r = (x * 10).rounded() / 10
         return r == r.rounded() ? String(Int(r)) : String(format: "%.1f", r)
@@ -108,7 +116,7 @@ enum Chart {
                 for s in series { maxV = max(maxV, value(s, i) ?? 0) }
             }
         }
-        let top_ = niceMax(maxV)
+        let (top_, tickCount) = yScale(maxV)
         func y(_ v: Double) -> Double { top + plotH - (v / top_) * plotH }
         let band = plotW / Double(max(n, 1))
         func cx(_ i: Int) -> Double { left + band * (Double(i) + 0.5) }
@@ -116,8 +124,8 @@ enum Chart {
 
         var svg: [HTML] = []
         // Grid and y axis labels.
-        for t in 0...4 {
-            let v = top_ * Double(t) / 4
+        for t in 0...tickCount {
+            let v = top_ * Double(t) / Double(tickCount)
             let yy = num(y(v))
             svg.append("<line class=\"grid\" x1=\"\(num(left))\" x2=\"\(num(w - right))\" y1=\"\(yy)\" y2=\"\(yy)\"/>")
             svg.append("<text class=\"tick\" x=\"\(num(left - 6))\" y=\"\(yy)\" text-anchor=\"end\" dominant-baseline=\"middle\">\(unit.axis(v))</text>")

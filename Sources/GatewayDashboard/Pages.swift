@@ -79,7 +79,7 @@ extension Dashboard {
         \(card("Tokens", Format.int(tokens), "card-tokens", "\(Format.int(t.promptTokens)) in · \(Format.int(t.completionTokens)) out"))
         \(card("Error rate", Format.percent(t.errorRate), "card-error-rate"))
         \(card("Cache hits", Format.percent(t.cacheHitRate), "card-cache-hit-rate"))
-        \(card("Latency p50", Format.ms(t.p50Ms), "card-p50", "p95 \(Format.ms(t.p95Ms)) · p99 \(Format.ms(t.p99Ms))"))
+        \(card("Latency p50", Format.ms(t.p50Ms), "card-p50"))
         \(card("Latency p95", Format.ms(t.p95Ms), "card-p95"))
         \(card("Latency p99", Format.ms(t.p99Ms), "card-p99"))
         \(card("TTFT p50", Format.ms(t.ttftP50Ms), "card-ttft-p50", "streams only"))
@@ -205,15 +205,19 @@ extension Dashboard {
                 if r.cacheHit { badges.append(badge("cache hit", "info")) }
                 if r.stream { badges.append(badge("stream", "neutral")) }
                 if r.attempts > 1 { badges.append(badge("fallback ×\(r.attempts - 1)", "warn")) }
+                // No usage (rejected, failed): nothing to price. Usage without a price: "unknown".
+                let cost: String = r.costUSD.map { Format.usd($0) } ?? (tokens == "—" ? "—" : "unknown")
                 let err: HTML = r.errorCode.map { " <code class=\"err\">\($0)</code>" } ?? .empty
-                let key: String = r.keyName.map { name in r.keyID.map { "\(name) (\($0))" } ?? name } ?? (r.keyID ?? "—")
+                // The key's name, its id on hover (or the id alone when the name is unknown).
+                let key: HTML = r.keyName.map { name in r.keyID.map { "<span title=\"\($0)\">\(name)</span>" } ?? "\(name)" }
+                    ?? "\(r.keyID ?? "—")"
                 return """
-                <tr data-testid="request-row"><td><a href="\(href)" data-testid="request-link">\(time(r.time))</a></td><td>\(r.project ?? "—")</td><td>\(key)</td><td>\(r.user ?? "—")</td><td>\(r.provider ?? "—")</td><td>\(r.model ?? "—")</td><td>\(statusBadge(r.status))\(err)</td><td class="num">\(tokens)</td><td class="num">\(Format.usd(r.costUSD))</td><td class="num">\(Format.ms(r.latencyMs))</td><td class="badges">\(badges)</td></tr>
+                <tr data-testid="request-row"><td><a href="\(href)" data-testid="request-link">\(time(r.time))</a></td><td>\(r.project ?? "—")</td><td>\(key)</td><td>\(r.user ?? "—")</td><td>\(r.provider ?? "—")</td><td>\(r.model ?? "—")</td><td class="status-cell">\(statusBadge(r.status))\(err)\(badges.isEmpty ? HTML.empty : " ")\(badges)</td><td class="num">\(tokens)</td><td class="num">\(cost)</td><td class="num">\(Format.ms(r.latencyMs))</td></tr>
                 """
             }
             table = """
             <div class="table-wrap"><table class="data" data-testid="requests-table">
-            <thead><tr><th scope="col">Time (UTC)</th><th scope="col">Project</th><th scope="col">Key</th><th scope="col">User</th><th scope="col">Provider</th><th scope="col">Model</th><th scope="col">Status</th><th scope="col" class="num">Tokens</th><th scope="col" class="num">Cost</th><th scope="col" class="num">Latency</th><th scope="col"><span class="sr-only">Flags</span></th></tr></thead>
+            <thead><tr><th scope="col">Time (UTC)</th><th scope="col">Project</th><th scope="col">Key</th><th scope="col">User</th><th scope="col">Provider</th><th scope="col">Model</th><th scope="col">Status</th><th scope="col" class="num">Tokens</th><th scope="col" class="num">Cost</th><th scope="col" class="num">Latency</th></tr></thead>
             <tbody>\(rows)</tbody>
             </table></div>
             """

@@ -336,7 +336,10 @@ struct PageTests {
         #expect(html.contains("fallback ×1"))
         #expect(html.contains("$0.0042"))
         #expect(html.contains("1.2 s"))
-        #expect(html.contains(">unknown<"))   // nil cost
+        #expect(!html.contains(">unknown<"))   // nil cost without usage: "—"
+        var unpriced = Fixtures.requests()
+        unpriced.rows[0].costUSD = nil
+        #expect(Dashboard.renderRequests(unpriced).contains("<td class=\"num\">unknown</td>"))
         // Provider has no options: a text input.
         #expect(html.contains("<input type=\"text\" name=\"provider\" id=\"filter-provider\""))
         let last = Dashboard.renderRequests(Fixtures.requests(empty: true))
@@ -454,5 +457,16 @@ struct PageTests {
             #expect(html.contains("<meta name=\"viewport\""), "\(name)")
             #expect(html.components(separatedBy: "<title>").count - 1 >= 1, "\(name)")
         }
+    }
+}
+
+@Suite("Chart scale")
+struct ChartScaleTests {
+    @Test func roundSteps() {
+        #expect(Chart.yScale(3000) == (3000, 3))       // step 1000
+        #expect(Chart.yScale(1234.57) == (1500, 3))    // step 500
+        #expect(Chart.yScale(12_354) == (15_000, 3))   // step 5000
+        #expect(Chart.yScale(1) == (1, 4))             // step 0.25
+        #expect(Chart.yScale(0) == (1, 4))
     }
 }
