@@ -59,8 +59,12 @@ struct AdminActions: Sendable {
         }
     }
 
-    static func monthToDate(_ project: Project, _ store: GatewayStore) throws -> (requests: Int, costUSD: Double) {
-        try store.monthToDate(LimitScope(.project, String(project.id)), month: SpendAmount.month(of: Date()))
+    /// This UTC month's requests (from the usage rollups) and spend (the month-to-date total
+    /// that the project's budget is checked against).
+    static func monthToDate(_ project: Project, _ store: GatewayStore, now: Date = Date()) throws -> (requests: Int, costUSD: Double) {
+        let month = SpendAmount.utcCalendar.dateInterval(of: .month, for: now)!
+        let requests = try store.usageTotal(projectID: project.id, from: month.start, to: month.end).requests
+        return (requests, try store.monthToDate(LimitScope(.project, String(project.id)), month: SpendAmount.month(of: now)).costUSD)
     }
 
     // MARK: - Keys

@@ -85,7 +85,7 @@ public enum AuditExport {
     /// (days-from-civil in reverse): an export formats a million of these, and building an
     /// `ISO8601DateFormatter` for each cost more than the rest of the row.
     public static func timestamp(_ date: Date) -> String {
-        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded())
         var days = milliseconds >= 0 ? milliseconds / 86_400_000 : (milliseconds - 86_399_999) / 86_400_000
         let inDay = milliseconds - days * 86_400_000
         // Howard Hinnant's civil_from_days.
