@@ -79,7 +79,7 @@ struct AuditRoutes {
         try await response.json(AuditExport.json(row))
     }
 
-    enum ExportFormat { case ndjson, csv }
+    enum ExportFormat: Sendable { case ndjson, csv }
 
     /// The whole selection, newest first, written page by page as it is read: memory stays flat
     /// whatever the size, and nginx passes the bytes on as they come (`X-Accel-Buffering: no`).
@@ -88,32 +88,38 @@ struct AuditRoutes {
         var headers = response.headers(contentType: format == .csv ? "text/csv; charset=utf-8" : "application/x-ndjson")
         headers.add(name: "Content-Disposition", value: "attachment; filename=\"deploxa-audit-\(stamp).\(format == .csv ? "csv" : "ndjson")\"")
         headers.add(name: "X-Accel-Buffering", value: "no")
+        // Each page is read *and formatted* on the admin queue: a million rows of CSV is seconds
+        // of CPU that must not sit on the cooperative pool the worker's chat requests run on.
         // The first page is read before the head is sent, so a failing database is still a clean error.
-        var page = try await database.run { try $0.auditPage(filter, limit: Self.exportPageSize, after: nil) }
+        var page = try await database.run { try Self.exportPage($0, filter, after: nil, format: format) }
         try await response.writer.writeHead(status: 200, headers: headers)
         if format == .csv { try await response.writer.writeBody(Array((AuditExport.csvHeader + "\r\n").utf8), flush: false) }
         while true {
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(page.rows.count * 400)
-            for row in page.rows {
-                switch format {
-                case .csv: bytes.append(contentsOf: AuditExport.csvLine(row).utf8); bytes.append(contentsOf: [13, 10])
-                case .ndjson: bytes.append(contentsOf: AuditExport.ndjsonLine(row).utf8); bytes.append(10)
-                }
-            }
-            try await response.writer.writeBody(bytes, flush: true)
+            try await response.writer.writeBody(page.bytes, flush: true)
             guard let next = page.next else { return }
             do {
-                page = try await database.run { try $0.auditPage(filter, limit: Self.exportPageSize, after: next) }
+                page = try await database.run { try Self.exportPage($0, filter, after: next, format: format) }
             } catch {
                 // The head is gone; an NDJSON reader sees a last line saying why the export stopped.
-                if format == .ndjson {
-                    let failure = ErrorBody.exportInterrupted
-                    try await response.writer.writeBody(failure, flush: true)
-                }
+                if format == .ndjson { try await response.writer.writeBody(ErrorBody.exportInterrupted, flush: true) }
                 throw ExportInterrupted()
             }
         }
+    }
+
+    /// One page of an export, formatted.
+    static func exportPage(_ store: GatewayStore, _ filter: AuditFilter, after cursor: AuditCursor?,
+                           format: ExportFormat) throws -> (bytes: [UInt8], next: AuditCursor?) {
+        let page = try store.auditPage(filter, limit: exportPageSize, after: cursor)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(page.rows.count * 480)
+        for row in page.rows {
+            switch format {
+            case .csv: bytes.append(contentsOf: AuditExport.csvLine(row).utf8); bytes.append(contentsOf: [13, 10])
+            case .ndjson: bytes.append(contentsOf: AuditExport.ndjsonLine(row).utf8); bytes.append(10)
+            }
+        }
+        return (bytes, page.next)
     }
 
     // MARK: - Usage

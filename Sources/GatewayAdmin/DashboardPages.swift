@@ -20,6 +20,15 @@ struct DashboardPages {
 
     // MARK: - Chrome
 
+    /// Draws a page on the admin queue, not on the cooperative pool the worker's chat requests share.
+    func render<Page: Sendable>(_ page: Page, _ renderer: @escaping @Sendable (Page) -> String) async throws -> String {
+        try await database.run { _ in renderer(page) }
+    }
+
+    func render<Page: Sendable>(_ renderer: @escaping @Sendable (Page) -> String, _ page: Page) async throws -> String {
+        try await render(page, renderer)
+    }
+
     /// Flash messages after a redirect (`?notice=`): fixed texts, never echoed input.
     static let notices: [String: String] = [
         "key-created": "Key created.", "key-updated": "Key limits saved.", "key-revoked": "Key revoked; it stops working at once.",
@@ -146,7 +155,7 @@ struct DashboardPages {
             latency: TimeSeries(buckets: buckets, bucketSeconds: step,
                                 series: ["p50", "p95", "p99", "TTFT p50"].compactMap { name in latency[name].map { ChartSeries(name: name, values: $0) } }),
             usage: usage, budgets: try await budgets())
-        return Dashboard.renderOverview(page)
+        return try await render(page, Dashboard.renderOverview)
     }
 
     /// Month-to-date spend of every org, project and key in scope that has a budget, and of every
@@ -238,7 +247,7 @@ struct DashboardPages {
                                     models: dimensions.models.map { FilterOption(value: $0) },
                                     providers: dimensions.providers.map { FilterOption(value: $0) },
                                     users: dimensions.users.count <= 500 ? dimensions.users.map { FilterOption(value: $0) } : [])
-        return Dashboard.renderRequests(RequestsPage(
+        return try await render(Dashboard.renderRequests, RequestsPage(
             session: try await session(), filters: filters, options: options, rows: rows, nextCursor: page.next?.token,
             csvURL: DashboardURL.query("/api/v1/audit", exportQuery + [("format", "csv")]),
             ndjsonURL: DashboardURL.query("/api/v1/audit", exportQuery + [("format", "ndjson")])))
@@ -258,7 +267,7 @@ struct DashboardPages {
             upstreamLatencyMs: r.upstreamLatencyMs, timeToFirstTokenMs: r.timeToFirstTokenMs, cacheHit: r.cacheHit, stream: r.stream,
             attempts: r.attempts.map { AttemptRow(provider: $0.provider, model: $0.model, status: $0.status, latencyMs: $0.latencyMs,
                                                   errorCode: $0.errorCode) })
-        return Dashboard.renderRequestDetail(RequestDetailPage(session: try await session(), request: detail))
+        return try await render(Dashboard.renderRequestDetail, RequestDetailPage(session: try await session(), request: detail))
     }
 
     // MARK: - Projects, keys, settings, prices
@@ -278,14 +287,14 @@ struct DashboardPages {
         let newKey = newSecret.map { secret in
             NewKeySecret(id: secret.id, name: keys.first { $0.id == secret.id }?.name ?? "", secret: secret.secret)
         }
-        return Dashboard.renderKeys(KeysPage(session: try await session(notice: notice), project: ProjectRef(org: project.orgName, name: project.name),
+        return try await render(Dashboard.renderKeys, KeysPage(session: try await session(notice: notice), project: ProjectRef(org: project.orgName, name: project.name),
                                              keys: rows, newKey: newKey, exampleModel: "gpt-4o-mini"))
     }
 
     func settings(_ slug: String, notice: String?) async throws -> String {
         let (project, providers) = try await actions.providers(slug)
         let chains = try await actions.fallbacks(slug).chains
-        return Dashboard.renderSettings(SettingsPage(
+        return try await render(Dashboard.renderSettings, SettingsPage(
             session: try await session(notice: notice), project: ProjectRef(org: project.orgName, name: project.name),
             plan: project.plan.rawValue, plans: Plan.allCases.map(\.rawValue), rpm: project.limits.requestsPerMinute,
             tpm: project.limits.tokensPerMinute, monthlyBudgetUSD: project.limits.monthlyBudgetUSD,
@@ -297,7 +306,7 @@ struct DashboardPages {
 
     func prices(notice: String?) async throws -> String {
         let prices = try await actions.prices()
-        return Dashboard.renderPrices(PricesPage(
+        return try await render(Dashboard.renderPrices, PricesPage(
             session: try await session(notice: notice),
             prices: prices.map { PriceRow(model: $0.model, provider: $0.provider ?? "", input: $0.input, output: $0.output,
                                           cachedInput: $0.cachedInput, cacheWrite: $0.cacheWrite, source: $0.source ?? "", updated: nil) },
