@@ -27,11 +27,21 @@ for tool in nginx curl; do
     fi
 done
 export PATH="$PATH:/usr/sbin:/sbin"
+# The dashboard's browser tests (test_dashboard.py) drive Debian's chromium through its
+# chromedriver: installed with apt-get when missing, as deploy/install-packages.sh does.
+if ! command -v chromium >/dev/null 2>&1 || [[ ! -x /usr/bin/chromedriver ]]; then
+    echo "e2e: installing chromium and chromium-driver (apt-get) for the dashboard's browser tests" >&2
+    sudo=""; [[ "$(id -u)" -eq 0 ]] || sudo=sudo
+    if ! { $sudo apt-get update -qq </dev/null \
+            && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver </dev/null >/dev/null; }; then
+        echo "e2e: could not install chromium/chromium-driver; the dashboard's browser tests will fail." >&2
+    fi
+fi
 export PYTHONDONTWRITEBYTECODE=1
 
 python="${PYTHON:-python3}"
 venv="$repo/.build/e2e-venv"
-requirements=("openai>=1.50,<3" "pytest>=8,<10" "openapi-spec-validator>=0.7,<1")
+requirements=("openai>=1.50,<3" "pytest>=8,<10" "openapi-spec-validator>=0.7,<1" "selenium>=4.20,<5")
 stamp="$venv/.e2e-requirements"
 wanted="${requirements[*]}"
 
