@@ -5,7 +5,7 @@ import Foundation
 /// hours, days and groups merge by adding counters, and any percentile can be read from a merged
 /// one. Bucket 0 holds everything under 0.5 ms (and values that are not numbers); bucket i ≥ 1
 /// holds [0.5·2^((i−1)/8), 0.5·2^(i/8)) ms, each 9 % wider than the last; the last bucket (199,
-/// from ≈ 3.4 hours) holds everything above. A percentile is reported as its bucket's geometric
+/// from ≈ 3.9 hours) holds everything above. A percentile is reported as its bucket's geometric
 /// middle, so it is within ±4.5 % (half a bucket) of some true sample of that rank's bucket,
 /// and always within one bucket's width of the true percentile.
 ///
