@@ -31,8 +31,9 @@ enum AdminSchema {
         -- 'model' (served, else requested, else '(none)'), 'key', 'provider' or 'user' (missing:
         -- '(none)'), so an audit row adds to 5 rows of each table. Cost in nano-USD (exact sums).
         -- unknown_cost: status < 400, tokens > 0, no cost, not a cache hit. errors: status >= 400.
-        -- latency_hist / ttft_hist: LatencyHistogram blobs (fixed log-scale buckets, little-endian
-        -- UInt32 counters) merged by deploxa_hist_merge() in the batch's upsert. The key starts
+        -- latency_hist / ttft_hist: LatencyHistogram blobs (200 fixed log-scale buckets, stored
+        -- sparse: a 1-byte bucket index and a little-endian UInt32 count per non-empty bucket;
+        -- NULL when empty) merged by deploxa_hist_merge() in the batch's upsert. The key starts
         -- with kind and bucket: every report reads one kind over a time range.
         CREATE TABLE usage_hourly (
             kind TEXT NOT NULL,

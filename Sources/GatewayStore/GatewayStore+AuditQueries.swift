@@ -99,11 +99,14 @@ extension GatewayStore {
         if let projectID = filter.projectID { walk.append("a.project_id = ?"); walkValues.append(.integer(projectID)) }
         if let keyID = filter.keyID { walk.append("a.key_id = ?"); walkValues.append(.text(keyID)) }
         if let from = filter.from { walk.append("a.time_ms >= ?"); walkValues.append(.integer(StoreTime.milliseconds(from))) }
-        if let to = filter.to { walk.append("a.time_ms < ?"); walkValues.append(.integer(StoreTime.milliseconds(to))) }
+        // One upper bound on time (the end of the range or the cursor, whichever is lower): with
+        // two, SQLite may range the index on the looser one and filter millions of rows by the other.
+        let upperBounds = [filter.to.map { StoreTime.milliseconds($0) - 1 }, cursor?.timeMs].compactMap { $0 }
+        if let upper = upperBounds.min() { walk.append("a.time_ms <= ?"); walkValues.append(.integer(upper)) }
         if let cursor {
-            // The first term bounds the index range; the second only sorts out rows of equal time.
-            walk.append("a.time_ms <= ? AND (a.time_ms < ? OR a.seq < ?)")
-            walkValues += [.integer(cursor.timeMs), .integer(cursor.timeMs), .integer(cursor.seq)]
+            // Only sorts out the rows of the cursor's own time.
+            walk.append("(a.time_ms < ? OR a.seq < ?)")
+            walkValues += [.integer(cursor.timeMs), .integer(cursor.seq)]
         }
 
         var match: [String] = []

@@ -5,7 +5,7 @@ import Foundation
 /// hours, days and groups merge by adding counters, and any percentile can be read from a merged
 /// one. Bucket 0 holds everything under 0.5 ms (and values that are not numbers); bucket i ≥ 1
 /// holds [0.5·2^((i−1)/8), 0.5·2^(i/8)) ms, each 9 % wider than the last; the last bucket (199,
-/// from ≈ 3.4 hours) holds everything above. A percentile is reported as its bucket's geometric
+/// from ≈ 3.9 hours) holds everything above. A percentile is reported as its bucket's geometric
 /// middle, so it is within ±4.5 % (half a bucket) of some true sample of that rank's bucket,
 /// and always within one bucket's width of the true percentile.
 ///
@@ -17,10 +17,23 @@ struct LatencyHistogram: Equatable {
     static let bucketsPerDoubling = 8.0
     static let smallestBound = 0.5
 
-    private(set) var counts = [UInt32](repeating: 0, count: bucketCount)
+    /// Dense counters while there are samples; empty (no allocation) until the first, since
+    /// most groups of a batch see no TTFT at all. Plain index loops below: this runs for every
+    /// rollup row of every batch.
+    private(set) var counts: [UInt32] = []
 
-    var total: UInt64 { counts.reduce(0) { $0 + UInt64($1) } }
-    var isEmpty: Bool { counts.allSatisfy { $0 == 0 } }
+    var total: UInt64 {
+        var sum: UInt64 = 0
+        for index in 0..<counts.count { sum += UInt64(counts[index]) }
+        return sum
+    }
+
+    var isEmpty: Bool { total == 0 }
+
+    static func == (lhs: LatencyHistogram, rhs: LatencyHistogram) -> Bool {
+        if lhs.counts.isEmpty || rhs.counts.isEmpty { return lhs.isEmpty && rhs.isEmpty }
+        return lhs.counts == rhs.counts
+    }
 
     static func bucket(for milliseconds: Double) -> Int {
         guard milliseconds >= smallestBound else { return 0 }  // also NaN
@@ -42,17 +55,26 @@ struct LatencyHistogram: Equatable {
     }
 
     mutating func add(_ milliseconds: Double) {
+        allocate()
         let index = Self.bucket(for: milliseconds)
         counts[index] = Self.saturatingAdd(counts[index], 1)
     }
 
     mutating func merge(_ other: LatencyHistogram) {
+        guard !other.counts.isEmpty else { return }
+        guard !counts.isEmpty else { counts = other.counts; return }
         for index in 0..<Self.bucketCount { counts[index] = Self.saturatingAdd(counts[index], other.counts[index]) }
     }
 
     /// Adds a stored (sparse) histogram; bytes that are not one are ignored.
     mutating func merge(blob: UnsafeRawBufferPointer) {
+        guard blob.count > 0 else { return }
+        allocate()
         Self.forEachEntry(in: blob) { index, count in counts[index] = Self.saturatingAdd(counts[index], count) }
+    }
+
+    private mutating func allocate() {
+        if counts.isEmpty { counts = [UInt32](repeating: 0, count: Self.bucketCount) }
     }
 
     /// The value below which `fraction` (0…1) of the samples fall, nil when empty: the
@@ -62,8 +84,8 @@ struct LatencyHistogram: Equatable {
         guard total > 0 else { return nil }
         let rank = max(1, UInt64((fraction * Double(total)).rounded(.up)))
         var seen: UInt64 = 0
-        for (index, count) in counts.enumerated() {
-            seen += UInt64(count)
+        for index in 0..<counts.count {
+            seen += UInt64(counts[index])
             if seen >= rank { return Self.representative(of: index) }
         }
         return Self.representative(of: Self.bucketCount - 1)
@@ -72,9 +94,10 @@ struct LatencyHistogram: Equatable {
     /// The sparse encoding; nil when empty (stored as NULL).
     func encoded() -> [UInt8]? {
         var bytes: [UInt8] = []
-        for (index, count) in counts.enumerated() where count > 0 {
-            bytes.append(UInt8(index))
-            withUnsafeBytes(of: count.littleEndian) { bytes.append(contentsOf: $0) }
+        for index in 0..<counts.count where counts[index] > 0 {
+            let count = counts[index]
+            bytes += [UInt8(index), UInt8(truncatingIfNeeded: count), UInt8(truncatingIfNeeded: count >> 8),
+                      UInt8(truncatingIfNeeded: count >> 16), UInt8(truncatingIfNeeded: count >> 24)]
         }
         return bytes.isEmpty ? nil : bytes
     }

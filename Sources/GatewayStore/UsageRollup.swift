@@ -79,26 +79,31 @@ struct RollupBatch {
     mutating func add(_ record: AuditRecord, tables: [RollupTable] = RollupTable.allCases) {
         let time = StoreTime.milliseconds(record.time)
         let projectID = record.projectID ?? 0
-        let values: [(RollupKind, String)] = [
-            (.all, ""),
-            (.model, record.modelServed ?? record.modelRequested ?? Self.none),
-            (.key, record.keyID ?? Self.none),
-            (.provider, record.provider ?? Self.none),
-            (.user, record.user ?? Self.none),
-        ]
+        let model = record.modelServed ?? record.modelRequested ?? Self.none
         for table in tables {
             let bucket = table.bucketStart(time)
-            for (kind, value) in values {
-                totals[RollupKey(table: table, kind: kind, bucket: bucket, projectID: projectID, value: value), default: RollupTotals()]
-                    .add(record)
-            }
+            add(record, RollupKey(table: table, kind: .all, bucket: bucket, projectID: projectID, value: ""))
+            add(record, RollupKey(table: table, kind: .model, bucket: bucket, projectID: projectID, value: model))
+            add(record, RollupKey(table: table, kind: .key, bucket: bucket, projectID: projectID, value: record.keyID ?? Self.none))
+            add(record, RollupKey(table: table, kind: .provider, bucket: bucket, projectID: projectID, value: record.provider ?? Self.none))
+            add(record, RollupKey(table: table, kind: .user, bucket: bucket, projectID: projectID, value: record.user ?? Self.none))
         }
-        for (kind, value) in [("model", record.modelRequested), ("model", record.modelServed), ("user", record.user),
-                              ("key", record.keyID), ("provider", record.provider)] {
-            guard let value else { continue }
-            let key = DimensionKey(projectID: projectID, kind: kind, value: value)
-            dimensions[key] = max(dimensions[key] ?? .min, time)
-        }
+        see(projectID, "model", record.modelRequested, time)
+        see(projectID, "model", record.modelServed, time)
+        see(projectID, "user", record.user, time)
+        see(projectID, "key", record.keyID, time)
+        see(projectID, "provider", record.provider, time)
+    }
+
+    private mutating func add(_ record: AuditRecord, _ key: RollupKey) {
+        totals[key, default: RollupTotals()].add(record)
+    }
+
+    private mutating func see(_ projectID: Int64, _ kind: String, _ value: String?, _ time: Int64) {
+        guard let value else { return }
+        let key = DimensionKey(projectID: projectID, kind: kind, value: value)
+        if let seen = dimensions[key], seen >= time { return }
+        dimensions[key] = time
     }
 
     /// What a missing model, key, provider or user is grouped as.
