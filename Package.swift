@@ -62,6 +62,7 @@ let package = Package(
 
         // Provider simulator and test support, shipped as a library.
         .target(name: "GatewayTesting", dependencies: [
+            "GatewayHTTP",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -93,6 +94,8 @@ let package = Package(
         .testTarget(name: "GatewayProvidersTests", dependencies: ["GatewayProviders", "GatewayCore"], exclude: ["Fixtures"]),
         .testTarget(name: "GatewayStoreTests", dependencies: ["GatewayStore", "GatewayCore"]),
         .testTarget(name: "GatewayDashboardTests", dependencies: ["GatewayDashboard"]),
+        .testTarget(name: "GatewayAdminTests", dependencies: ["GatewayAdmin", "GatewayStore", "GatewayCore", "GatewayHTTP", "GatewayTesting",
+                                                             .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "GatewayAPITests", dependencies: ["GatewayAPI", "GatewayCore", "GatewayProviders", "GatewayHTTP", "GatewayStore", "GatewayUpstream", "GatewayTesting", .product(name: "Logging", package: "swift-log")]),
     ]
 )

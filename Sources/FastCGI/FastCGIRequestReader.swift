@@ -46,7 +46,8 @@ enum FastCGIRequestReader {
         }
         return HTTPRequest(method: params["REQUEST_METHOD"] ?? "GET", path: path, query: query, headers: headers,
                            body: body, bodyTooLarge: tooLarge, remoteAddress: params["REMOTE_ADDR"],
-                           isSecure: (params["HTTPS"].map { !$0.isEmpty && $0.lowercased() != "off" } ?? false))
+                           isSecure: (params["HTTPS"].map { !$0.isEmpty && $0.lowercased() != "off" } ?? false),
+                           serverPort: params["SERVER_PORT"].flatMap { Int($0) })
     }
 
     private static func readStdin(_ stream: UnsafeMutablePointer<FCGX_Stream>?, upTo limit: Int) -> [UInt8] {

@@ -236,18 +236,28 @@ final class DashboardController: Sendable {
     }
 
     /// Browsers send `Origin` (and `Sec-Fetch-Site`) with every POST: a form posted from another
-    /// site is refused even before its CSRF token is looked at.
+    /// site is refused even before its CSRF token is looked at. Host names are compared without
+    /// ports, because Debian's stock `fastcgi_params` passes `Host` as nginx's `$host`, which has
+    /// lost the port (`127.0.0.1:8080` arrives as `127.0.0.1`); the CSRF token still binds the
+    /// form to this session.
     private func checkOrigin(_ visit: Visit) throws {
         let headers = visit.request.headers
         if let site = headers["sec-fetch-site"], site == "cross-site" {
             throw GatewayError.forbidden("Cross-site form posts are refused.")
         }
-        if let origin = headers["origin"], origin != "null", let host = headers["host"] {
-            let originHost = origin.split(separator: "/", omittingEmptySubsequences: true).dropFirst().first.map(String.init)
-            guard originHost == host else { throw GatewayError.forbidden("Cross-site form posts are refused.") }
-        } else if headers["origin"] == "null" {
+        guard let origin = headers["origin"] else { return }
+        guard origin != "null", let host = headers["host"],
+              let originHost = origin.split(separator: "/", omittingEmptySubsequences: true).dropFirst().first,
+              Self.hostName(String(originHost)) == Self.hostName(host) else {
             throw GatewayError.forbidden("Cross-site form posts are refused.")
         }
+    }
+
+    /// "example.com:8443" → "example.com", "[::1]:8080" → "[::1]"; lowercased.
+    static func hostName(_ authority: String) -> String {
+        let text = authority.lowercased()
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") { return String(text[...close]) }
+        return String(text.split(separator: ":", maxSplits: 1).first ?? "")
     }
 
     // MARK: - Writing

@@ -49,10 +49,9 @@ struct DashboardPages {
             project = parts.count > 1 ? parts[1] : nil
         }
         let projects = try await actions.projects().map { ProjectRef(org: $0.project.orgName, name: $0.project.name) }
-        let host = visit.request.headers["host"] ?? "localhost"
         return GatewayDashboard.DashboardSession(
             tokenName: token.name ?? token.id, scopeOrg: org, scopeProject: project, readOnly: token.readOnly, csrf: visit.csrf,
-            projects: projects, gatewayBaseURL: (visit.request.isSecure ? "https://" : "http://") + host,
+            projects: projects, gatewayBaseURL: visit.request.publicBaseURL,
             flash: notice.flatMap { Self.notices[$0] }.map { Flash(message: $0) })
     }
 

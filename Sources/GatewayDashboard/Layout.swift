@@ -22,6 +22,7 @@ public enum Dashboard {
         <meta name="viewport" content="width=device-width, initial-scale=1">
         <meta name="referrer" content="same-origin">
         <title>\(title) · Deploxa Gateway</title>
+        <link rel="icon" href="data:,">
         <link rel="stylesheet" href="\(cssPath)">
         <script src="\(jsPath)" defer></script>
         </head>

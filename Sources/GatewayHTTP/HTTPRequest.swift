@@ -16,9 +16,13 @@ public struct HTTPRequest: Sendable {
     public var remoteAddress: String?
     /// The client reached nginx over HTTPS (FastCGI's `HTTPS` param): cookies get `Secure`.
     public var isSecure: Bool
+    /// The port the client connected to (FastCGI's `SERVER_PORT`): Debian's `fastcgi_params`
+    /// passes `Host` without it, so absolute URLs shown to users add it back.
+    public var serverPort: Int?
 
     public init(method: String, path: String, query: String = "", headers: HTTPHeaders = HTTPHeaders(),
-                body: [UInt8] = [], bodyTooLarge: Bool = false, remoteAddress: String? = nil, isSecure: Bool = false) {
+                body: [UInt8] = [], bodyTooLarge: Bool = false, remoteAddress: String? = nil, isSecure: Bool = false,
+                serverPort: Int? = nil) {
         self.method = method
         self.path = path
         self.query = query
@@ -27,6 +31,16 @@ public struct HTTPRequest: Sendable {
         self.bodyTooLarge = bodyTooLarge
         self.remoteAddress = remoteAddress
         self.isSecure = isSecure
+        self.serverPort = serverPort
+    }
+
+    /// "https://host[:port]" as the client reached it (the port only when not the scheme's default).
+    public var publicBaseURL: String {
+        let host = headers["host"] ?? "localhost"
+        let scheme = isSecure ? "https" : "http"
+        let hasPort = host.hasPrefix("[") ? host.contains("]:") : host.contains(":")
+        guard !hasPort, let port = serverPort, port != (isSecure ? 443 : 80) else { return "\(scheme)://\(host)" }
+        return "\(scheme)://\(host):\(port)"
     }
 
     /// Splits a request URI ("/v1/models?x=1") into path and query.

@@ -8,40 +8,6 @@ import GatewayUpstream
 import Logging
 import Testing
 
-/// Collects what the pipeline writes; can pretend the client left after N body writes.
-final class RecordingWriter: ResponseWriter, @unchecked Sendable {
-    private let lock = NSLock()
-    private(set) var status = 0
-    private(set) var headers = HTTPHeaders()
-    private(set) var body: [UInt8] = []
-    private(set) var flushes = 0
-    private(set) var ended = false
-    let disconnectAfterWrites: Int?
-    private var writes = 0
-
-    init(disconnectAfterWrites: Int? = nil) { self.disconnectAfterWrites = disconnectAfterWrites }
-
-    func writeHead(status: Int, headers: HTTPHeaders) async throws(ClientDisconnected) {
-        lock.withLock { self.status = status; self.headers = headers }
-    }
-
-    func writeBody(_ bytes: [UInt8], flush: Bool) async throws(ClientDisconnected) {
-        let leave = lock.withLock { () -> Bool in
-            writes += 1
-            if let limit = disconnectAfterWrites, writes > limit { return true }
-            body += bytes
-            if flush { flushes += 1 }
-            return false
-        }
-        if leave { throw ClientDisconnected() }
-    }
-
-    func end() async { lock.withLock { ended = true } }
-
-    var json: JSON? { try? JSON.parse(body) }
-    var text: String { String(decoding: body, as: UTF8.self) }
-}
-
 /// The pipeline end to end in one process with the OpenAI simulation (see `TestPipeline`).
 @Suite("Gateway pipeline", .serialized)
 final class GatewayApplicationTests: TestPipeline {

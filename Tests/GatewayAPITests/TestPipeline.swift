@@ -87,3 +87,7 @@ class TestPipeline {
         }
     }
 }
+
+extension RecordingWriter {
+    var json: JSON? { try? JSON.parse(body) }
+}
