@@ -62,7 +62,14 @@ final class DashboardController: Sendable {
             }
             if request.method == "POST" {
                 try checkCSRF(visit)
-                try await post(rest, visit: visit)
+                do {
+                    try await post(rest, visit: visit)
+                } catch let error as GatewayError where error.status == 400 || error.status == 409 {
+                    // A form the store refused (a bad number, a duplicate): the same page again,
+                    // with the reason on top, instead of an error page.
+                    guard let html = try await redrawAfterRefusal(rest, message: error.message, visit: visit) else { throw error }
+                    try await page(visit, status: error.status, html: html)
+                }
             } else if request.method == "GET" || request.method == "HEAD" {
                 try await get(rest, visit: visit)
             } else {
@@ -143,6 +150,23 @@ final class DashboardController: Sendable {
         default:
             throw GatewayError.notFound("There is no dashboard form at \(visit.request.path).")
         }
+    }
+
+    /// The page a refused form came from, drawn again with the refusal as an error flash.
+    private func redrawAfterRefusal(_ rest: [String], message: String, visit: Visit) async throws -> String? {
+        var pages = DashboardPages(database: database, visit: visit)
+        pages.failure = message
+        if rest == ["prices"] { return try await pages.prices(notice: nil) }
+        if rest.count >= 4, rest[0] == "projects" {
+            let slug = rest[1] + "/" + rest[2]
+            if rest[3] == "keys" { return try await pages.keys(slug, notice: nil) }
+            if rest[3] == "settings" { return try await pages.settings(slug, notice: nil) }
+        }
+        if rest.count == 3, rest[0] == "keys", let access = visit.access {
+            let (_, project) = try await AdminActions(database: database, access: access).key(rest[1])
+            return try await pages.keys(project.slug, notice: nil)
+        }
+        return nil
     }
 
     private func settingsForm(_ rest: [String], slug: String, form: [String: String], actions: AdminActions, visit: Visit) async throws {

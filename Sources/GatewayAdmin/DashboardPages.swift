@@ -10,6 +10,8 @@ import GatewayStore
 struct DashboardPages {
     let database: AdminDatabase
     let visit: DashboardController.Visit
+    /// Why the form just posted was refused, shown on the page drawn again in its place.
+    var failure: String? = nil
 
     var access: AdminAccess { visit.access! }
     var actions: AdminActions { AdminActions(database: database, access: access) }
@@ -52,7 +54,7 @@ struct DashboardPages {
         return GatewayDashboard.DashboardSession(
             tokenName: token.name ?? token.id, scopeOrg: org, scopeProject: project, readOnly: token.readOnly, csrf: visit.csrf,
             projects: projects, gatewayBaseURL: visit.request.publicBaseURL,
-            flash: notice.flatMap { Self.notices[$0] }.map { Flash(message: $0) })
+            flash: failure.map { Flash(message: $0, isError: true) } ?? notice.flatMap { Self.notices[$0] }.map { Flash(message: $0) })
     }
 
     static func login(csrf: String, error: String?) -> String {
