@@ -139,7 +139,7 @@ Falling back to Anthropic when OpenAI fails (the simulator fails OpenAI on "[sim
 
 Dashboard:  http://127.0.0.1:$PORT/dashboard   (log in with the admin token below)
 Admin token (whole installation): $ADMIN
-Admin API:  curl http://127.0.0.1:$PORT/api/v1/usage?group_by=model -H "Authorization: Bearer $ADMIN"
+Admin API:  curl 'http://127.0.0.1:$PORT/api/v1/usage?group_by=model' -H "Authorization: Bearer $ADMIN"
 
 Audit log:  DEPLOXA_GATEWAY_DB=$RUN/gateway.db $BIN audit export
 Stop:       deploy/run-local.sh stop
