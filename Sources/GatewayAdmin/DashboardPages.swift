@@ -112,7 +112,8 @@ struct DashboardPages {
         let (groups, total, points) = try await database.run { store in
             (try store.usage(groupBy: groupBy, scope: scope, projectID: nil, from: selection.from, to: selection.to),
              try store.usageTotal(scope: scope, projectID: nil, from: selection.from, to: selection.to),
-             try store.usageSeries(bucket: bucket, groupBy: groupBy, scope: scope, projectID: nil, from: selection.from, to: selection.to))
+             try store.usageSeries(bucket: bucket, groupBy: groupBy, scope: scope, projectID: nil, from: selection.from, to: selection.to,
+                                   percentiles: false))
         }
         let latencyPoints = try await database.run { store in
             try store.usageSeries(bucket: bucket, groupBy: nil, scope: scope, projectID: nil, from: selection.from, to: selection.to)
