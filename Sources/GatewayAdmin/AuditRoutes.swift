@@ -115,8 +115,8 @@ struct AuditRoutes {
         bytes.reserveCapacity(page.rows.count * 480)
         for row in page.rows {
             switch format {
-            case .csv: bytes.append(contentsOf: AuditExport.csvLine(row).utf8); bytes.append(contentsOf: [13, 10])
-            case .ndjson: bytes.append(contentsOf: AuditExport.ndjsonLine(row).utf8); bytes.append(10)
+            case .csv: AuditExport.appendCSVLine(row, to: &bytes)
+            case .ndjson: AuditExport.appendNDJSONLine(row, to: &bytes)
             }
         }
         return (bytes, page.next)

@@ -10,76 +10,141 @@ public enum AuditExport {
         "upstream_latency_ms", "ttft_ms", "cache_hit", "stream", "attempts",
     ]
 
+    /// The row as a JSON object (the admin API's pages).
     public static func json(_ row: AuditRow) -> JSON {
-        let r = row.record
-        func int(_ value: Int?) -> JSON { value.map { .int(Int64($0)) } ?? .null }
-        func double(_ value: Double?) -> JSON { value.map { .double(($0 * 1000).rounded() / 1000) } ?? .null }
-        func string(_ value: String?) -> JSON { value.map(JSON.string) ?? .null }
-        let attempts: [JSON] = r.attempts.map {
-            ["provider": .string($0.provider), "model": .string($0.model), "status": .int(Int64($0.status)),
-             "latency_ms": double($0.latencyMs), "error_code": string($0.errorCode)]
-        }
-        return .object(JSONObject([
-            ("seq", .int(row.sequence)),
-            ("request_id", .string(r.requestID)),
-            ("time", .string(timestamp(r.time))),
-            ("org_id", r.orgID.map(JSON.int) ?? .null),
-            ("project_id", r.projectID.map(JSON.int) ?? .null),
-            ("project", string(row.projectSlug)),
-            ("key_id", string(r.keyID)),
-            ("user", string(r.user)),
-            ("provider", string(r.provider)),
-            ("model_requested", string(r.modelRequested)),
-            ("model_served", string(r.modelServed)),
-            ("method", .string(r.method)),
-            ("route", .string(r.route)),
-            ("status", .int(Int64(r.status))),
-            ("error_code", string(r.errorCode)),
-            ("prompt_tokens", int(r.promptTokens)),
-            ("completion_tokens", int(r.completionTokens)),
-            ("cached_tokens", int(r.cachedTokens)),
-            ("reasoning_tokens", int(r.reasoningTokens)),
-            ("cache_write_tokens", int(r.cacheWriteTokens)),
-            ("cost_usd", r.costUSD.map(JSON.double) ?? .null),
-            ("latency_ms", double(r.latencyMs)),
-            ("upstream_latency_ms", double(r.upstreamLatencyMs)),
-            ("ttft_ms", double(r.timeToFirstTokenMs)),
-            ("cache_hit", .bool(r.cacheHit)),
-            ("stream", .bool(r.stream)),
-            ("attempts", .array(attempts)),
-        ]))
+        var sink = JSONObjectSink()
+        visitFields(row, into: &sink)
+        return .object(sink.object)
     }
 
-    public static func ndjsonLine(_ row: AuditRow) -> String { json(row).serializedString() }
+    /// Every field of the external shape, in `columns` order, handed to `sink`: the one
+    /// description of the shape behind JSON pages, NDJSON and CSV, so they cannot drift apart.
+    /// Latencies are rounded to the microsecond; cost is exact.
+    static func visitFields<Sink: AuditFieldSink>(_ row: AuditRow, into sink: inout Sink) {
+        let r = row.record
+        sink.int("seq", row.sequence)
+        sink.string("request_id", r.requestID)
+        sink.string("time", timestamp(r.time))
+        sink.int("org_id", r.orgID)
+        sink.int("project_id", r.projectID)
+        sink.string("project", row.projectSlug)
+        sink.string("key_id", r.keyID)
+        sink.string("user", r.user)
+        sink.string("provider", r.provider)
+        sink.string("model_requested", r.modelRequested)
+        sink.string("model_served", r.modelServed)
+        sink.string("method", r.method)
+        sink.string("route", r.route)
+        sink.int("status", Int64(r.status))
+        sink.string("error_code", r.errorCode)
+        sink.int("prompt_tokens", r.promptTokens.map(Int64.init))
+        sink.int("completion_tokens", r.completionTokens.map(Int64.init))
+        sink.int("cached_tokens", r.cachedTokens.map(Int64.init))
+        sink.int("reasoning_tokens", r.reasoningTokens.map(Int64.init))
+        sink.int("cache_write_tokens", r.cacheWriteTokens.map(Int64.init))
+        sink.double("cost_usd", r.costUSD)
+        sink.double("latency_ms", milliseconds(r.latencyMs))
+        sink.double("upstream_latency_ms", milliseconds(r.upstreamLatencyMs))
+        sink.double("ttft_ms", milliseconds(r.timeToFirstTokenMs))
+        sink.bool("cache_hit", r.cacheHit)
+        sink.bool("stream", r.stream)
+        sink.attempts("attempts", r.attempts)
+    }
+
+    static func milliseconds(_ value: Double?) -> Double? { value.map { ($0 * 1000).rounded() / 1000 } }
+
+    static func attemptJSON(_ attempt: AuditAttempt) -> JSON {
+        ["provider": .string(attempt.provider), "model": .string(attempt.model), "status": .int(Int64(attempt.status)),
+         "latency_ms": milliseconds(attempt.latencyMs).map(JSON.double) ?? .null, "error_code": attempt.errorCode.map(JSON.string) ?? .null]
+    }
+
+    public static func ndjsonLine(_ row: AuditRow) -> String {
+        var bytes: [UInt8] = []
+        appendNDJSONLine(row, to: &bytes)
+        return String(decoding: bytes.dropLast(), as: UTF8.self)
+    }
+
+    /// The row as one NDJSON line (with its `\n`), written straight into `out`: an export writes
+    /// millions of rows, so no intermediate JSON value and no `String` per field.
+    public static func appendNDJSONLine(_ row: AuditRow, to out: inout [UInt8]) {
+        var sink = NDJSONSink(out: out)
+        out = []
+        sink.out.append(UInt8(ascii: "{"))
+        visitFields(row, into: &sink)
+        sink.out.append(contentsOf: [UInt8(ascii: "}"), 10])
+        out = sink.out
+    }
 
     public static var csvHeader: String { columns.joined(separator: ",") }
 
     public static func csvLine(_ row: AuditRow) -> String {
-        guard case .object(let object) = json(row) else { return "" }
-        // `json` writes its fields in `columns` order: walk them, no lookups.
-        return object.entries.map { entry -> String in
-            switch entry.value {
-            case .null: return ""
-            case .string(let text): return csvField(neutralisingFormula(text))
-            case .bool(let flag): return flag ? "true" : "false"
-            case let other: return csvField(other.serializedString())
-            }
-        }.joined(separator: ",")
+        var bytes: [UInt8] = []
+        appendCSVLine(row, to: &bytes)
+        return String(decoding: bytes.dropLast(2), as: UTF8.self)
+    }
+
+    /// The row as one CSV line (with its CRLF), cells in `columns` order, written straight into `out`.
+    public static func appendCSVLine(_ row: AuditRow, to out: inout [UInt8]) {
+        var sink = CSVSink(out: out)
+        out = []
+        visitFields(row, into: &sink)
+        sink.out.append(contentsOf: [13, 10])
+        out = sink.out
+    }
+
+    static let trueBytes = Array("true".utf8)
+    static let falseBytes = Array("false".utf8)
+    static let nullBytes = Array("null".utf8)
+
+    /// Decimal digits of `value`, without a `String`.
+    static func appendInteger(_ value: Int64, to out: inout [UInt8]) {
+        if value < 0 {
+            out.append(UInt8(ascii: "-"))
+            if value == .min { out.append(contentsOf: "9223372036854775808".utf8); return }
+        }
+        var rest = value < 0 ? -value : value
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch: enough for 19 digits
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { scratch in
+            repeat {
+                scratch[count] = UInt8(48 + rest % 10)
+                rest /= 10
+                count += 1
+            } while rest > 0
+            for index in stride(from: count - 1, through: 0, by: -1) { out.append(scratch[index]) }
+        }
+    }
+
+    /// A double as the JSON serializer writes it (`description`; null when not finite).
+    static func appendDouble(_ value: Double, to out: inout [UInt8]) {
+        if value.isFinite { out.append(contentsOf: value.description.utf8) } else { out.append(contentsOf: nullBytes) }
     }
 
     /// A text cell a spreadsheet would run as a formula (`=HYPERLINK(…)`, `+1`, `-2+3`, `@SUM(A1)`,
     /// or one hidden behind a leading tab or carriage return) gets a leading `'`, OWASP's advice
     /// against CSV injection: an audit export holds client-chosen text (`user`, model names) and is
     /// opened by operators in spreadsheets. Only text cells: numbers are written as numbers.
-    static func neutralisingFormula(_ text: String) -> String {
-        guard let first = text.unicodeScalars.first, ["=", "+", "-", "@", "\t", "\r"].contains(first) else { return text }
-        return "'" + text
+    /// Then the cell is quoted when it holds a comma, a quote or a line break (quotes doubled), as
+    /// RFC 4180 has it.
+    static func appendCSVText(_ text: String, neutralise: Bool = true, to out: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { bytes in
+            let formula = neutralise && (bytes.first.map { [61, 43, 45, 64, 9, 13].contains($0) } ?? false)
+            let needsQuotes = bytes.contains { $0 == 44 || $0 == 34 || $0 == 10 || $0 == 13 }
+            if needsQuotes { out.append(34) }
+            if formula { out.append(39) }
+            if needsQuotes {
+                for byte in bytes {
+                    out.append(byte)
+                    if byte == 34 { out.append(34) }
+                }
+                out.append(34)
+            } else {
+                out.append(contentsOf: bytes)
+            }
+        }
     }
 
-    static func csvField(_ text: String) -> String {
-        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
-        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-    }
 
     /// RFC 3339 in UTC with milliseconds ("2026-12-04T01:35:43.651Z"), computed from the epoch
     /// (days-from-civil in reverse): an export formats a million of these, and building an
@@ -130,3 +195,91 @@ public enum AuditExport {
         return endOfDay ? date.addingTimeInterval(86_400) : date
     }
 }
+
+/// Receives an audit row's fields in order (`AuditExport.visitFields`).
+protocol AuditFieldSink {
+    mutating func int(_ name: String, _ value: Int64?)
+    mutating func double(_ name: String, _ value: Double?)
+    mutating func string(_ name: String, _ value: String?)
+    mutating func bool(_ name: String, _ value: Bool)
+    mutating func attempts(_ name: String, _ value: [AuditAttempt])
+}
+
+/// Builds the JSON value (API pages).
+struct JSONObjectSink: AuditFieldSink {
+    var object = JSONObject()
+    mutating func int(_ name: String, _ value: Int64?) { object.appendNew(name, value.map(JSON.int) ?? .null) }
+    mutating func double(_ name: String, _ value: Double?) { object.appendNew(name, value.map(JSON.double) ?? .null) }
+    mutating func string(_ name: String, _ value: String?) { object.appendNew(name, value.map(JSON.string) ?? .null) }
+    mutating func bool(_ name: String, _ value: Bool) { object.appendNew(name, .bool(value)) }
+    mutating func attempts(_ name: String, _ value: [AuditAttempt]) {
+        object.appendNew(name, .array(value.map(AuditExport.attemptJSON)))
+    }
+}
+
+/// Writes `"name":value` pairs (the braces are the caller's).
+struct NDJSONSink: AuditFieldSink {
+    var out: [UInt8]
+    var first = true
+
+    mutating func key(_ name: String) {
+        if !first { out.append(UInt8(ascii: ",")) }
+        first = false
+        out.append(UInt8(ascii: "\""))
+        out.append(contentsOf: name.utf8)  // field names are plain ASCII
+        out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+    }
+    mutating func int(_ name: String, _ value: Int64?) {
+        key(name)
+        if let value { AuditExport.appendInteger(value, to: &out) } else { out.append(contentsOf: AuditExport.nullBytes) }
+    }
+    mutating func double(_ name: String, _ value: Double?) {
+        key(name)
+        if let value { AuditExport.appendDouble(value, to: &out) } else { out.append(contentsOf: AuditExport.nullBytes) }
+    }
+    mutating func string(_ name: String, _ value: String?) {
+        key(name)
+        if let value { JSON.writeString(value, to: &out) } else { out.append(contentsOf: AuditExport.nullBytes) }
+    }
+    mutating func bool(_ name: String, _ value: Bool) {
+        key(name)
+        out.append(contentsOf: value ? AuditExport.trueBytes : AuditExport.falseBytes)
+    }
+    mutating func attempts(_ name: String, _ value: [AuditAttempt]) {
+        key(name)
+        JSON.array(value.map(AuditExport.attemptJSON)).write(to: &out)
+    }
+}
+
+/// Writes comma-separated cells: text neutralised and quoted as needed, numbers as numbers,
+/// empty for null, the attempts as a JSON array in one quoted cell.
+struct CSVSink: AuditFieldSink {
+    var out: [UInt8]
+    var first = true
+
+    mutating func separate() {
+        if !first { out.append(UInt8(ascii: ",")) }
+        first = false
+    }
+    mutating func int(_ name: String, _ value: Int64?) {
+        separate()
+        if let value { AuditExport.appendInteger(value, to: &out) }
+    }
+    mutating func double(_ name: String, _ value: Double?) {
+        separate()
+        if let value, value.isFinite { AuditExport.appendDouble(value, to: &out) }
+    }
+    mutating func string(_ name: String, _ value: String?) {
+        separate()
+        if let value { AuditExport.appendCSVText(value, to: &out) }
+    }
+    mutating func bool(_ name: String, _ value: Bool) {
+        separate()
+        out.append(contentsOf: value ? AuditExport.trueBytes : AuditExport.falseBytes)
+    }
+    mutating func attempts(_ name: String, _ value: [AuditAttempt]) {
+        separate()
+        AuditExport.appendCSVText(JSON.array(value.map(AuditExport.attemptJSON)).serializedString(), neutralise: false, to: &out)
+    }
+}
+

@@ -77,8 +77,7 @@ extension GatewayStore {
         // The SQL text depends only on which filters are set, so the statement cache stays small.
         let whereClause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         let sql = Self.auditSelect + whereClause + " ORDER BY a.seq LIMIT ?"
-        let decoder = JSONDecoder()
-        return try connection.query(sql, values) { Self.auditRow($0, decoder: decoder) }
+        return try connection.query(sql, values) { Self.auditRow($0) }
     }
 
     public func auditCount() throws -> Int {
@@ -120,7 +119,7 @@ extension GatewayStore {
         }
     }
 
-    static func auditRow(_ row: SQLiteRow, decoder: JSONDecoder? = nil) -> AuditRow {
+    static func auditRow(_ row: SQLiteRow) -> AuditRow {
         var attempts: [AuditAttempt] = []
         if let json = row.optionalString(23) {
             // A row is still worth reading if its attempts column cannot be.

@@ -127,30 +127,47 @@ extension GatewayStore {
         // The SQL text depends only on which filters are set, so the statement cache stays small.
         let matchExpression = match.isEmpty ? "1" : "(" + match.joined(separator: " AND ") + ")"
         let examineLimit = match.isEmpty ? limit : max(limit, candidateLimit)
-        let sql = """
-            SELECT a.seq, a.time_ms, \(matchExpression) FROM audit_log a
-            \(walk.isEmpty ? "" : "WHERE " + walk.joined(separator: " AND "))
-            ORDER BY a.time_ms DESC, a.seq DESC LIMIT ?
-            """
-        var found: [Int64] = []
+        // The whole row comes with the walk (one statement, no lookup per row); only matching rows
+        // are decoded. Project names come from a small map instead of a join per row.
+        let sql = Self.auditWalkSelect + ", \(matchExpression) FROM audit_log a\n"
+            + (walk.isEmpty ? "" : "WHERE " + walk.joined(separator: " AND ") + "\n")
+            + "ORDER BY a.time_ms DESC, a.seq DESC LIMIT ?"
+        var rows: [AuditRow] = []
         var last: AuditCursor?
         var examined = 0
         try connection.withStatement(sql) { statement in
             try statement.bind(matchValues + walkValues + [.integer(Int64(examineLimit))])
-            while found.count < limit, try statement.step() {
+            while rows.count < limit, try statement.step() {
                 let row = statement.row
                 examined += 1
-                last = AuditCursor(timeMs: row.int64(1), seq: row.int64(0))
-                if row.bool(2) { found.append(row.int64(0)) }
+                last = AuditCursor(timeMs: row.int64(2), seq: row.int64(0))
+                if row.bool(27) { rows.append(Self.auditRow(row)) }
             }
         }
         // Full page, or the examination budget spent: there may be more. Otherwise the walk ended.
-        let next = found.count == limit || examined == examineLimit ? last : nil
-        let decoder = JSONDecoder()
-        let rows = try found.compactMap { seq in
-            try connection.queryFirst(Self.auditSelect + " WHERE a.seq = ?", [.integer(seq)]) { Self.auditRow($0, decoder: decoder) }
+        let next = rows.count == limit || examined == examineLimit ? last : nil
+        if !rows.isEmpty {
+            let slugs = try projectSlugMap()
+            for index in rows.indices { rows[index].projectSlug = rows[index].record.projectID.flatMap { slugs[$0] } }
         }
         return (rows, next)
+    }
+
+    /// `auditSelect`'s columns in the same positions, without the joins (column 24, the project's
+    /// name, is filled from `projectSlugMap`).
+    static let auditWalkSelect = """
+        SELECT a.seq, a.request_id, a.time_ms, a.method, a.route, a.org_id, a.project_id, a.key_id, a.user,
+               a.provider, a.model_requested, a.model_served, a.status, a.error_code,
+               a.prompt_tokens, a.completion_tokens, a.cached_tokens, a.cost_usd, a.latency_ms,
+               a.upstream_latency_ms, a.ttft_ms, a.cache_hit, a.stream, a.attempts_json,
+               NULL, a.reasoning_tokens, a.cache_write_tokens
+        """
+
+    /// Project id → "org/project", for a page of rows (the projects table is small).
+    func projectSlugMap() throws -> [Int64: String] {
+        Dictionary(try connection.query("SELECT p.id, o.name || '/' || p.name FROM projects p JOIN orgs o ON o.id = p.org_id") {
+            ($0.int64(0), $0.string(1))
+        }, uniquingKeysWith: { first, _ in first })
     }
 
     /// One request's row, if it exists and lies within the scope.
@@ -162,7 +179,7 @@ extension GatewayStore {
         case .org(let id, _): sql += " AND a.org_id = ?"; values.append(.integer(id))
         case .project(let id, _, _): sql += " AND a.project_id = ?"; values.append(.integer(id))
         }
-        return try connection.queryFirst(sql, values) { Self.auditRow($0, decoder: JSONDecoder()) }
+        return try connection.queryFirst(sql, values) { Self.auditRow($0) }
     }
 }
 

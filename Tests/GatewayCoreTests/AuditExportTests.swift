@@ -93,4 +93,40 @@ struct AuditExportTests {
             #expect(AuditExport.timestamp(date) == formatter.string(from: date), "at \(seconds)")
         }
     }
+
+    /// The three renderings come from one description of the fields: the NDJSON line parses to
+    /// exactly the JSON value of the API pages, and each CSV cell holds that value's text (numbers
+    /// as the JSON serializer writes them, text neutralised, null empty).
+    @Test func ndjsonAndCSVAgreeWithTheJSONValue() throws {
+        var full = AuditRecord(
+            requestID: "req_\"x\"\n", time: Date(timeIntervalSince1970: 1_767_225_600.123), method: "POST", route: "/v1/chat/completions",
+            orgID: 1, projectID: 2, keyID: "gk_1", user: "a,b \"c\"\r\n\u{1}é", provider: "openai", modelRequested: "gpt-4o",
+            modelServed: "gpt-4o-2024", status: 502, errorCode: "upstream_error", promptTokens: 0, completionTokens: -1,
+            cachedTokens: Int.max, costUSD: 0.000123456789, latencyMs: 12.34567, upstreamLatencyMs: 1e-9, timeToFirstTokenMs: 3,
+            cacheHit: true, stream: true,
+            attempts: [AuditAttempt(provider: "openai", model: "gpt-4o", status: 503, latencyMs: 1.23456, errorCode: "x,\"y\""),
+                       AuditAttempt(provider: "anthropic", model: "claude", status: 200, latencyMs: 2)])
+        full.reasoningTokens = 7
+        let sparse = AuditRecord(requestID: "req_2", time: Date(timeIntervalSince1970: 0), method: "GET", route: "/v1/models",
+                                 status: 401, latencyMs: 0.5)
+        for row in [AuditRow(sequence: 9, record: full, projectSlug: "acme/web"), AuditRow(sequence: Int64.max, record: sparse, projectSlug: nil)] {
+            let value = AuditExport.json(row)
+            #expect(try JSON.parse(AuditExport.ndjsonLine(row)) == value)
+            guard case .object(let object) = value else { Issue.record("not an object"); continue }
+            let cells = parse(AuditExport.csvLine(row))
+            #expect(cells.count == AuditExport.columns.count)
+            for (index, entry) in object.entries.enumerated() where index < cells.count {
+                #expect(entry.key == AuditExport.columns[index])
+                switch entry.value {
+                case .null: #expect(cells[index] == "")
+                case .string(let text):
+                    let formula = ["=", "+", "-", "@", "\t", "\r"].contains(text.unicodeScalars.first.map(String.init) ?? "")
+                    #expect(cells[index] == (formula ? "'" : "") + text, "\(entry.key)")
+                case .bool(let flag): #expect(cells[index] == (flag ? "true" : "false"))
+                default: #expect(cells[index] == entry.value.serializedString(), "\(entry.key)")
+                }
+            }
+        }
+    }
 }
+
