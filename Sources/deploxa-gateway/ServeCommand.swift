@@ -167,11 +167,15 @@ struct WorkerCommand: ParsableCommand {
                 cacheLeaseSeconds: min(workerOptions.upstreamTotalTimeout, workerOptions.upstreamTimeout + workerOptions.upstreamIdleTimeout),
                 cacheMaxWaitersPerKey: workerOptions.cacheMaxWaiters),
             store: store, auditWriter: auditWriter, upstream: upstream, logger: logger)
-        // Retention, WAL checkpoints and expired dashboard sessions, on a connection of its own.
-        let auditJanitor = AuditJanitor(store: try GatewayStore(path: global.databasePath), retentionDays: workerOptions.auditRetentionDays,
-                                        interval: workerOptions.auditRetentionInterval)
+        // Retention, WAL checkpoints and expired dashboard sessions, on a connection of its own
+        // (not in a CGI process, which serves one request and exits).
+        let isCGI = ProcessInfo.processInfo.environment["GATEWAY_INTERFACE"] != nil
+        let auditJanitor = isCGI ? nil : AuditJanitor(store: try GatewayStore(path: global.databasePath),
+                                                      retentionDays: workerOptions.auditRetentionDays,
+                                                      interval: workerOptions.auditRetentionInterval)
         // The admin API and dashboard read on a connection of their own (see AdminDatabase).
-        let adminDatabase = AdminDatabase(store: try GatewayStore(path: global.databasePath, busyTimeoutMilliseconds: 5000))
+        let databasePath = global.databasePath
+        let adminDatabase = AdminDatabase(open: { try GatewayStore(path: databasePath, busyTimeoutMilliseconds: 5000) })
         let admin = AdminApplication(database: adminDatabase,
                                      configuration: AdminConfiguration(sessionLifetimeSeconds: Int(workerOptions.sessionHours * 3600)),
                                      logger: logger)
@@ -184,7 +188,7 @@ struct WorkerCommand: ParsableCommand {
         let reason = worker.run()
         auditWriter.close()
         cacheJanitor.close()
-        auditJanitor.close()
+        auditJanitor?.close()
         adminDatabase.close()
         upstream.shutdownBlocking()
         logger.info("worker exiting", metadata: ["reason": "\(reason)"])
