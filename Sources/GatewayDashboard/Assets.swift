@@ -214,13 +214,13 @@ public enum DashboardAssets {
 
     /* Charts */
     .charts { display: grid; grid-template-columns: 1fr; gap: 0; }
-    .chart-layout { display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 1.25rem; align-items: start; }
+    .chart-layout { display: grid; grid-template-columns: minmax(0, 11fr) minmax(0, 9fr); gap: 1.25rem; align-items: start; }
     .chart { margin: 0; }
     .chart-svg { width: 100%; height: auto; display: block; }
     .chart-svg .grid { stroke: var(--grid); stroke-width: 1; }
     .chart-svg .axis { stroke: var(--axis); stroke-width: 1; }
-    .chart-svg .tick { fill: var(--muted); font-size: 11px; font-variant-numeric: tabular-nums; }
-    .chart-svg .axis-title { fill: var(--muted); font-size: 11px; font-weight: 600; }
+    .chart-svg .tick { fill: var(--muted); font-size: 10px; font-variant-numeric: tabular-nums; }
+    .chart-svg .axis-title { fill: var(--muted); font-size: 10px; font-weight: 600; }
     .chart-svg .bar:hover, .chart-svg .point:hover { opacity: .75; }
     .chart-svg polyline.line { fill: none; stroke-width: 2; stroke-linejoin: round; stroke-linecap: round; }
     .c0 { fill: var(--c0); stroke: var(--c0); background: var(--c0); }
@@ -237,7 +237,12 @@ public enum DashboardAssets {
     .swatch { width: .8rem; height: .8rem; border-radius: 3px; display: inline-block; flex: none; }
     .chart-table { max-height: 320px; overflow: auto; border: 1px solid var(--border); border-radius: 8px; }
     .chart-table table.data { font-size: .82rem; }
+    .chart-table table.data th, .chart-table table.data td { padding: .4rem .6rem; }
     .chart-table table.data thead th { text-transform: none; letter-spacing: 0; font-size: .8rem; }
+    .chart-table table.data tbody tr:last-child > * { border-bottom: 0; }
+    /* The time column stays in view when a wide table scrolls sideways. */
+    .chart-table table.data tbody th, .chart-table table.data thead th:first-child { position: sticky; left: 0; background: var(--panel); }
+    .chart-table table.data thead th:first-child { z-index: 1; }
     .chart-table caption { padding: .5rem .65rem .25rem; }
 
     /* Budgets */
@@ -279,6 +284,17 @@ public enum DashboardAssets {
       .stats { grid-template-columns: repeat(2, minmax(0, 1fr)); }
       .stat-value { font-size: 1.3rem; }
       .inline-form .field, .provider-form .field, .range-form .field { width: 100%; }
+      .provider-form, .fallback-form { grid-template-columns: minmax(0, 1fr); }
+      .provider-form .form-title { line-height: inherit; }
+      .provider-form .btn { width: auto; justify-self: start; }
+      .fallback-form .form-actions { padding-top: 0; }
+      .card { padding: 1rem .9rem; }
+    }
+    /* Phones: the chart is drawn at about 0.7 of its viewBox, so its labels are enlarged (to
+       about 10 px), every other time label and the axis titles are left out. */
+    @media (max-width: 560px) {
+      .chart-svg .tick { font-size: 15px; }
+      .chart-svg .minor, .chart-svg .axis-title { display: none; }
     }
     @media (prefers-reduced-motion: no-preference) {
       .btn, .seg, .nav-main a { transition: background-color .12s, border-color .12s, color .12s; }

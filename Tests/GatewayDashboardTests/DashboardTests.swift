@@ -239,6 +239,32 @@ struct ChartTests {
         #expect(card.contains("<td class=\"num total\">\(Format.usd(1235.0778))</td>"))
     }
 
+    /// The rows' time headers of a chart card's table, top to bottom.
+    static func rowTimes(_ card: String) -> [String] {
+        let table = Scan.matches(#"<table[\s\S]*?</table>"#, in: card).first?[0] ?? ""
+        return Scan.matches(#"<tr><th scope="row">([^<]*)</th>"#, in: table).map { $0[1] }
+    }
+
+    @Test func tablesListOnlyBucketsWithDataNewestFirst() {
+        // 24 hourly buckets, data in the last one: one row, not 23 rows of dashes.
+        let sparse = Dashboard.renderOverview(Fixtures.sparseOverview())
+        for id in ["chart-spend", "chart-requests", "chart-tokens", "chart-latency"] {
+            let card = Scan.section(id, in: sparse)
+            #expect(Self.rowTimes(card) == ["2025-12-04 23:00"], "\(id): \(Self.rowTimes(card))")
+        }
+        #expect(Scan.section("chart-requests", in: sparse).contains("<td class=\"num total\">20</td>"))
+        // The six-hour fixture, newest first; latency has no value at 02:00.
+        let html = Dashboard.renderOverview(Fixtures.overview())
+        let hours = ["05", "04", "03", "02", "01", "00"].map { "2025-12-04 \($0):00" }
+        #expect(Self.rowTimes(Scan.section("chart-spend", in: html)) == hours)
+        #expect(Self.rowTimes(Scan.section("chart-latency", in: html)) == hours.filter { !$0.hasSuffix("02:00") })
+        // Bars: a bucket whose only values are zeros has nothing to show.
+        let zeros = TimeSeries(buckets: Array(Fixtures.hours.prefix(3)), bucketSeconds: 3600,
+                               series: [ChartSeries(name: "a", values: [1, 0, nil]), ChartSeries(name: "b", values: [nil, 0, 2])])
+        let card = Chart.render(title: "R", testid: "c", data: zeros, kind: .stackedBars, unit: .requests, groupNoun: "model", emptyHint: "").rendered
+        #expect(Self.rowTimes(card) == ["2025-12-04 02:00", "2025-12-04 00:00"])
+    }
+
     @Test func manySeriesFoldIntoOther() {
         let series = (0..<9).map { i in ChartSeries(name: "m\(i)", values: [Double(i + 1), nil]) }
         let data = TimeSeries(buckets: Array(Fixtures.hours.prefix(2)), bucketSeconds: 3600, series: series)
