@@ -121,7 +121,10 @@ public enum DashboardAssets {
 
     /* Cards */
     .card { background: var(--panel); border: 1px solid var(--border); border-radius: var(--radius); padding: 1.1rem 1.25rem; box-shadow: var(--shadow); margin-bottom: 1.25rem; }
-    .stats { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: .9rem; margin-bottom: 1.25rem; }
+    /* Four columns at most (seven cards, the latency one two wide: two full rows), fewer when narrow. */
+    .stats { display: grid; grid-template-columns: repeat(auto-fill, minmax(max(190px, calc((100% - 2.7rem) / 4)), 1fr)); grid-auto-flow: dense; gap: .9rem; margin-bottom: 1.25rem; }
+    .stat-wide { grid-column: span 2; }
+    .stat-sep { color: var(--muted); font-weight: 400; }
     .stats .card { margin: 0; }
     .stat { display: flex; flex-direction: column; gap: .15rem; }
     .stat-label { color: var(--muted); font-size: .8rem; text-transform: uppercase; letter-spacing: .05em; font-weight: 600; }

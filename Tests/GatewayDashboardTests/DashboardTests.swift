@@ -346,6 +346,18 @@ struct PageTests {
         #expect(html.contains("no budget"))
     }
 
+    @Test func oneLatencyCardAndASidebarThatWrapsAtTheSlash() {
+        let html = Dashboard.renderOverview(Fixtures.overview())
+        #expect(html.components(separatedBy: "class=\"card stat").count - 1 == 7)
+        #expect(html.contains("<span class=\"stat-label\">Latency p50 / p95 / p99</span>"))
+        #expect(html.contains("<span data-testid=\"card-p50\">850 ms</span>"))
+        #expect(html.contains("<span data-testid=\"card-p95\">1.2 s</span>"))
+        #expect(html.contains("<span data-testid=\"card-p99\">2.5 s</span>"))
+        #expect(!html.contains(">Latency p95<"))
+        let sparse = Dashboard.renderOverview(Fixtures.sparseOverview())
+        #expect(sparse.contains("<span class=\"project-name\" title=\"dash43e8a8b7/app\"><span>dash43e8a8b7/</span><wbr><span>app</span></span>"))
+    }
+
     @Test func requestsTableLinksFiltersPagingAndExports() {
         let filters = RequestFilters(project: "acme/web", model: "gpt 4o", status: "error")
         let html = Dashboard.renderRequests(Fixtures.requests(filters: filters))
