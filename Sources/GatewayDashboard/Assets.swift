@@ -108,7 +108,10 @@ public enum DashboardAssets {
     .projects summary { cursor: pointer; color: var(--muted); font-size: .8rem; text-transform: uppercase; letter-spacing: .06em; font-weight: 600; }
     .projects .count { font-weight: 400; }
     .projects li { padding: .35rem .75rem; }
-    .project-name { display: block; font-weight: 600; font-size: .9rem; overflow-wrap: anywhere; }
+    /* "org/name" wraps after the slash, never inside a word; a part too long for the sidebar is
+       cut with an ellipsis (the whole name is the title). */
+    .project-name { display: block; font-weight: 600; font-size: .9rem; }
+    .project-name > span { display: inline-block; max-width: 100%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; vertical-align: bottom; }
     .projects li a { display: inline-block; font-size: .85rem; padding: .1rem .4rem; margin-right: .25rem; border-radius: 6px; text-decoration: none; }
     .nav-empty { color: var(--muted); font-size: .85rem; padding: 0 .75rem; }
     main { padding: 1.5rem 1.75rem 3rem; max-width: 1400px; width: 100%; }
