@@ -133,14 +133,50 @@ struct FormatTests {
         #expect(Format.usd(1234.5678) == "$1,234.57")
         #expect(Format.usd(0.0042) == "$0.0042")
         #expect(Format.usd(0.5) == "$0.50")
-        #expect(Format.usd(0.123456) == "$0.1235")
-        #expect(Format.usd(0.00001234) == "$0.00001234")
+        #expect(Format.usd(0.123456) == "$0.12")
+        #expect(Format.usd(0.01) == "$0.01")
+        // Below a cent: two significant digits, whatever the page (card, table, detail).
+        #expect(Format.usd(0.0008779) == "$0.00088")
+        #expect(Format.usd(0.0008) == "$0.0008")
+        #expect(Format.usd(0.00007785) == "$0.000078")
+        #expect(Format.usd(0.00001234) == "$0.000012")
+        #expect(Format.usd(0.0001) == "$0.0001")
+        #expect(Format.usd(0.005) == "$0.005")
+        #expect(Format.usd(0.00999) == "$0.01")
+        #expect(Format.usd(0.009949) == "$0.0099")
+        #expect(Format.usd(-0.0008779) == "-$0.00088")
+        #expect(Format.usd(1e-25) == "$0.00")
         #expect(Format.usd(0) == "$0.00")
         #expect(Format.usd(1) == "$1.00")
         #expect(Format.usd(0.99999) == "$1.00")
         #expect(Format.usd(1_000_000) == "$1,000,000.00")
         #expect(Format.usd(-12.345) == "-$12.35")
         #expect(Format.usd(nil as Double?) == "unknown")
+    }
+
+    @Test func pricesKeepTheirDecimals() {
+        #expect(Format.usdRate(2.5) == "$2.50")
+        #expect(Format.usdRate(10) == "$10.00")
+        #expect(Format.usdRate(0.075) == "$0.075")
+        #expect(Format.usdRate(0.0375) == "$0.0375")
+        #expect(Format.usdRate(1234.5) == "$1,234.50")
+        #expect(Format.usdRate(0.00005) == "$0.00005")
+        #expect(Format.usdRate(0) == "$0.00")
+    }
+
+    @Test func oneMoneyRuleOnEveryPage() {
+        // The reviewer's figures: card, chart table, usage table, budget table, request log, detail.
+        let overview = Dashboard.renderOverview(Fixtures.sparseOverview())
+        #expect(overview.contains("data-testid=\"card-spend\"><span class=\"stat-label\">Spend</span><span class=\"stat-value\">$0.00088</span>"))
+        let spendTable = Scan.section("chart-spend", in: overview)
+        #expect(spendTable.contains(">$0.0008<") && spendTable.contains(">$0.000078<") && spendTable.contains(">$0.00088<"))
+        #expect(!overview.contains("$0.0008779") && !overview.contains("$0.00007785"))
+        var requests = Fixtures.requests()
+        requests.rows[0].costUSD = 0.00007785
+        #expect(Dashboard.renderRequests(requests).contains("<td class=\"num\">$0.000078</td>"))
+        var detail = Fixtures.detail()
+        detail.request.costUSD = 0.0001234
+        #expect(Dashboard.renderRequestDetail(detail).contains("data-testid=\"field-cost\">$0.00012<"))
     }
 
     @Test func thousands() {
