@@ -197,8 +197,17 @@ public enum DashboardAssets {
     .form-actions { display: flex; align-items: center; gap: .75rem; flex-wrap: wrap; }
     .inline-form { display: flex; flex-wrap: wrap; gap: .6rem; align-items: end; padding: .6rem 0; }
     .inline-form .field { width: 9.5rem; }
-    .provider-form .field { width: 14rem; }
+    /* Provider keys: name, key (widest), base URL, button, across the card. */
+    .provider-form { display: grid; grid-template-columns: 7rem minmax(0, 3fr) minmax(0, 2fr) 7.5rem; gap: .6rem 1rem; align-items: end; padding: .8rem 0; }
+    .provider-form .field { width: auto; }
+    .provider-form .btn { width: 100%; }
     .form-title { font-weight: 650; min-width: 6rem; align-self: center; }
+    .provider-form .form-title { align-self: end; line-height: 2.45rem; overflow-wrap: anywhere; }
+    /* Buttons beside inputs are as tall as the inputs. */
+    .range-form .btn, .filter-actions .btn, .provider-form .btn, .inline-form .btn, .fallback-form .btn { min-height: 2.45rem; }
+    .fallback-form { grid-template-columns: minmax(0, 2fr) minmax(0, 3fr) auto; align-items: start; margin-top: 1rem; }
+    .fallback-form .form-actions { padding-top: 1.55rem; }
+    .table-wrap + .stack, .empty + .stack { margin-top: .25rem; }
     .stack > * + * { border-top: 1px solid var(--border); }
     .row-actions { display: inline-block; }
     .row-actions summary { list-style: none; }
@@ -208,7 +217,7 @@ public enum DashboardAssets {
     td.actions .inline-form .field { width: auto; }
 
     /* Overview toolbar */
-    .toolbar { display: flex; flex-wrap: wrap; gap: .9rem 1.5rem; align-items: end; margin-bottom: 1.25rem; }
+    .toolbar { display: flex; flex-wrap: wrap; gap: .9rem 1rem; align-items: end; margin-bottom: 1.25rem; }
     .segmented { display: inline-flex; align-items: center; background: var(--panel); border: 1px solid var(--border); border-radius: 9px; padding: 3px; gap: 2px; flex-wrap: wrap; }
     .seg { padding: .3rem .7rem; border-radius: 6px; color: var(--text); text-decoration: none; font-size: .88rem; font-weight: 500; }
     .seg.on { background: var(--accent); color: var(--accent-text); }

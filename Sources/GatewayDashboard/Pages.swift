@@ -56,7 +56,7 @@ extension Dashboard {
         \(hidden("group", page.groupBy))
         \(input("From", name: "from", value: Format.day(page.range.from), type: "date", id: "range-from"))
         \(input("To", name: "to", value: Format.day(page.range.to.addingTimeInterval(-1)), type: "date", id: "range-to"))
-        <button type="submit" class="btn btn-small">Apply</button>
+        <button type="submit" class="btn">Apply</button>
         </form>
         """
         let toolbar: HTML = """

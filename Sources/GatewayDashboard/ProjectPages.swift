@@ -171,7 +171,7 @@ extension Dashboard {
             </table></div>
             """
         }
-        let fallbackForm: HTML = canEdit ? postForm(action: base + "/fallbacks", csrf: s.csrf, id: "fallback-form", cls: "form-grid", content: """
+        let fallbackForm: HTML = canEdit ? postForm(action: base + "/fallbacks", csrf: s.csrf, id: "fallback-form", cls: "form-grid fallback-form", content: """
         \(input("Primary", name: "primary", id: "fallback-primary", placeholder: "openai/gpt-4o", extra: " required", hint: "provider/model"))
         \(input("Fall back to", name: "to", id: "fallback-to", placeholder: "anthropic/claude-sonnet-4, gemini/gemini-2.0-flash", extra: " required", hint: "comma-separated, in order"))
         <div class="form-actions"><button type="submit" class="btn btn-primary">Save chain</button></div>
