@@ -108,7 +108,10 @@ public enum DashboardAssets {
     .projects summary { cursor: pointer; color: var(--muted); font-size: .8rem; text-transform: uppercase; letter-spacing: .06em; font-weight: 600; }
     .projects .count { font-weight: 400; }
     .projects li { padding: .35rem .75rem; }
-    .project-name { display: block; font-weight: 600; font-size: .9rem; overflow-wrap: anywhere; }
+    /* "org/name" wraps after the slash, never inside a word; a part too long for the sidebar is
+       cut with an ellipsis (the whole name is the title). */
+    .project-name { display: block; font-weight: 600; font-size: .9rem; }
+    .project-name > span { display: inline-block; max-width: 100%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; vertical-align: bottom; }
     .projects li a { display: inline-block; font-size: .85rem; padding: .1rem .4rem; margin-right: .25rem; border-radius: 6px; text-decoration: none; }
     .nav-empty { color: var(--muted); font-size: .85rem; padding: 0 .75rem; }
     main { padding: 1.5rem 1.75rem 3rem; max-width: 1400px; width: 100%; }
@@ -121,7 +124,10 @@ public enum DashboardAssets {
 
     /* Cards */
     .card { background: var(--panel); border: 1px solid var(--border); border-radius: var(--radius); padding: 1.1rem 1.25rem; box-shadow: var(--shadow); margin-bottom: 1.25rem; }
-    .stats { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: .9rem; margin-bottom: 1.25rem; }
+    /* Four columns at most (seven cards, the latency one two wide: two full rows), fewer when narrow. */
+    .stats { display: grid; grid-template-columns: repeat(auto-fill, minmax(max(190px, calc((100% - 2.7rem) / 4)), 1fr)); grid-auto-flow: dense; gap: .9rem; margin-bottom: 1.25rem; }
+    .stat-wide { grid-column: span 2; }
+    .stat-sep { color: var(--muted); font-weight: 400; }
     .stats .card { margin: 0; }
     .stat { display: flex; flex-direction: column; gap: .15rem; }
     .stat-label { color: var(--muted); font-size: .8rem; text-transform: uppercase; letter-spacing: .05em; font-weight: 600; }
@@ -191,8 +197,17 @@ public enum DashboardAssets {
     .form-actions { display: flex; align-items: center; gap: .75rem; flex-wrap: wrap; }
     .inline-form { display: flex; flex-wrap: wrap; gap: .6rem; align-items: end; padding: .6rem 0; }
     .inline-form .field { width: 9.5rem; }
-    .provider-form .field { width: 14rem; }
+    /* Provider keys: name, key (widest), base URL, button, across the card. */
+    .provider-form { display: grid; grid-template-columns: 7rem minmax(0, 3fr) minmax(0, 2fr) 7.5rem; gap: .6rem 1rem; align-items: end; padding: .8rem 0; }
+    .provider-form .field { width: auto; }
+    .provider-form .btn { width: 100%; }
     .form-title { font-weight: 650; min-width: 6rem; align-self: center; }
+    .provider-form .form-title { align-self: end; line-height: 2.45rem; overflow-wrap: anywhere; }
+    /* Buttons beside inputs are as tall as the inputs. */
+    .range-form .btn, .filter-actions .btn, .provider-form .btn, .inline-form .btn, .fallback-form .btn { min-height: 2.45rem; }
+    .fallback-form { grid-template-columns: minmax(0, 2fr) minmax(0, 3fr) auto; align-items: start; margin-top: 1rem; }
+    .fallback-form .form-actions { padding-top: 1.55rem; }
+    .table-wrap + .stack, .empty + .stack { margin-top: .25rem; }
     .stack > * + * { border-top: 1px solid var(--border); }
     .row-actions { display: inline-block; }
     .row-actions summary { list-style: none; }
@@ -202,7 +217,7 @@ public enum DashboardAssets {
     td.actions .inline-form .field { width: auto; }
 
     /* Overview toolbar */
-    .toolbar { display: flex; flex-wrap: wrap; gap: .9rem 1.5rem; align-items: end; margin-bottom: 1.25rem; }
+    .toolbar { display: flex; flex-wrap: wrap; gap: .9rem 1rem; align-items: end; margin-bottom: 1.25rem; }
     .segmented { display: inline-flex; align-items: center; background: var(--panel); border: 1px solid var(--border); border-radius: 9px; padding: 3px; gap: 2px; flex-wrap: wrap; }
     .seg { padding: .3rem .7rem; border-radius: 6px; color: var(--text); text-decoration: none; font-size: .88rem; font-weight: 500; }
     .seg.on { background: var(--accent); color: var(--accent-text); }
@@ -214,13 +229,13 @@ public enum DashboardAssets {
 
     /* Charts */
     .charts { display: grid; grid-template-columns: 1fr; gap: 0; }
-    .chart-layout { display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 1.25rem; align-items: start; }
+    .chart-layout { display: grid; grid-template-columns: minmax(0, 11fr) minmax(0, 9fr); gap: 1.25rem; align-items: start; }
     .chart { margin: 0; }
     .chart-svg { width: 100%; height: auto; display: block; }
     .chart-svg .grid { stroke: var(--grid); stroke-width: 1; }
     .chart-svg .axis { stroke: var(--axis); stroke-width: 1; }
-    .chart-svg .tick { fill: var(--muted); font-size: 11px; font-variant-numeric: tabular-nums; }
-    .chart-svg .axis-title { fill: var(--muted); font-size: 11px; font-weight: 600; }
+    .chart-svg .tick { fill: var(--muted); font-size: 10px; font-variant-numeric: tabular-nums; }
+    .chart-svg .axis-title { fill: var(--muted); font-size: 10px; font-weight: 600; }
     .chart-svg .bar:hover, .chart-svg .point:hover { opacity: .75; }
     .chart-svg polyline.line { fill: none; stroke-width: 2; stroke-linejoin: round; stroke-linecap: round; }
     .c0 { fill: var(--c0); stroke: var(--c0); background: var(--c0); }
@@ -237,7 +252,12 @@ public enum DashboardAssets {
     .swatch { width: .8rem; height: .8rem; border-radius: 3px; display: inline-block; flex: none; }
     .chart-table { max-height: 320px; overflow: auto; border: 1px solid var(--border); border-radius: 8px; }
     .chart-table table.data { font-size: .82rem; }
+    .chart-table table.data th, .chart-table table.data td { padding: .4rem .6rem; }
     .chart-table table.data thead th { text-transform: none; letter-spacing: 0; font-size: .8rem; }
+    .chart-table table.data tbody tr:last-child > * { border-bottom: 0; }
+    /* The time column stays in view when a wide table scrolls sideways. */
+    .chart-table table.data tbody th, .chart-table table.data thead th:first-child { position: sticky; left: 0; background: var(--panel); }
+    .chart-table table.data thead th:first-child { z-index: 1; }
     .chart-table caption { padding: .5rem .65rem .25rem; }
 
     /* Budgets */
@@ -279,6 +299,17 @@ public enum DashboardAssets {
       .stats { grid-template-columns: repeat(2, minmax(0, 1fr)); }
       .stat-value { font-size: 1.3rem; }
       .inline-form .field, .provider-form .field, .range-form .field { width: 100%; }
+      .provider-form, .fallback-form { grid-template-columns: minmax(0, 1fr); }
+      .provider-form .form-title { line-height: inherit; }
+      .provider-form .btn { width: auto; justify-self: start; }
+      .fallback-form .form-actions { padding-top: 0; }
+      .card { padding: 1rem .9rem; }
+    }
+    /* Phones: the chart is drawn at about 0.7 of its viewBox, so its labels are enlarged (to
+       about 10 px), every other time label and the axis titles are left out. */
+    @media (max-width: 560px) {
+      .chart-svg .tick { font-size: 15px; }
+      .chart-svg .minor, .chart-svg .axis-title { display: none; }
     }
     @media (prefers-reduced-motion: no-preference) {
       .btn, .seg, .nav-main a { transition: background-color .12s, border-color .12s, color .12s; }

@@ -58,6 +58,11 @@ enum Chart {
 
     static func value(_ s: ChartSeries, _ i: Int) -> Double? { i < s.values.count ? s.values[i] : nil }
 
+    /// Whether bucket `i` has a figure to show: a value in any series (bars: a non-zero one).
+    static func hasData(_ series: [ChartSeries], _ i: Int, _ kind: Kind) -> Bool {
+        series.contains { s in value(s, i).map { kind == .lines || $0 != 0 } ?? false }
+    }
+
     static func isEmpty(_ data: TimeSeries) -> Bool {
         data.buckets.isEmpty || !data.series.contains { $0.values.contains { ($0 ?? 0) != 0 } }
     }
@@ -83,10 +88,14 @@ enum Chart {
         return r == r.rounded() ? String(Int(r)) : String(format: "%.1f", r)
     }
 
-    static func axisTime(_ d: Date, step: Double) -> String {
+    /// An x axis label: `MM-dd` for daily buckets; for shorter ones `HH:mm`, with the date in
+    /// front when the day differs from the previous label's (`previous` nil: the first label).
+    static func axisTime(_ d: Date, step: Double, previous: Date? = nil) -> String {
         let full = Format.minute(d)                        // yyyy-MM-dd HH:mm
         let md = String(full.dropFirst(5).prefix(5))        // MM-dd
-        return step < 86_400 ? md + " " + String(full.suffix(5)) : md
+        guard step < 86_400 else { return md }
+        let sameDay = previous.map { Format.day($0) == Format.day(d) } ?? false
+        return sameDay ? String(full.suffix(5)) : md + " " + String(full.suffix(5))
     }
 
     /// A chart card: heading, SVG, legend and the table of figures; or an empty state.
@@ -105,7 +114,9 @@ enum Chart {
             s.name.hasPrefix("Other (") && i == series.count - 1 && kind == .stackedBars ? "c-other" : "c\(i % 6)"
         }
         let n = data.buckets.count
-        let w = 640.0, h = 260.0, left = 64.0, right = 12.0, top = 14.0, bottom = 44.0
+        // A compact viewBox: drawn at about 1:1 beside the table, and at about 0.7 on a phone,
+        // where the CSS enlarges the labels, hides every other x label and the axis titles.
+        let w = 480.0, h = 240.0, left = 76.0, right = 10.0, top = 12.0, bottom = 40.0
         let plotW = w - left - right, plotH = h - top - bottom
 
         var maxV = 0.0
@@ -128,12 +139,18 @@ enum Chart {
             let v = top_ * Double(t) / Double(tickCount)
             let yy = num(y(v))
             svg.append("<line class=\"grid\" x1=\"\(num(left))\" x2=\"\(num(w - right))\" y1=\"\(yy)\" y2=\"\(yy)\"/>")
-            svg.append("<text class=\"tick\" x=\"\(num(left - 6))\" y=\"\(yy)\" text-anchor=\"end\" dominant-baseline=\"middle\">\(unit.axis(v))</text>")
+            svg.append("<text class=\"tick tick-y\" x=\"\(num(left - 5))\" y=\"\(yy)\" text-anchor=\"end\" dominant-baseline=\"middle\">\(unit.axis(v))</text>")
         }
-        // X axis labels, at most 6.
+        // X axis labels, at most 6 (3 on a phone: the odd ones are "minor").
         let every = max(1, Int((Double(n) / 6).rounded(.up)))
-        for i in stride(from: 0, to: n, by: every) {
-            svg.append("<text class=\"tick\" x=\"\(num(cx(i)))\" y=\"\(num(top + plotH + 16))\" text-anchor=\"middle\">\(axisTime(data.buckets[i], step: data.bucketSeconds))</text>")
+        for (k, i) in stride(from: 0, to: n, by: every).enumerated() {
+            let minor = k % 2 == 1
+            // The date is shown when it differs from the previous visible label's (on a phone,
+            // the previous major one).
+            let back = minor ? every : 2 * every
+            let label = axisTime(data.buckets[i], step: data.bucketSeconds, previous: i >= back ? data.buckets[i - back] : nil)
+            let cls = minor ? "tick tick-x minor" : "tick tick-x"
+            svg.append("<text class=\"\(cls)\" x=\"\(num(cx(i)))\" y=\"\(num(top + plotH + 16))\" text-anchor=\"middle\">\(label)</text>")
         }
         svg.append("<line class=\"axis\" x1=\"\(num(left))\" x2=\"\(num(w - right))\" y1=\"\(num(top + plotH))\" y2=\"\(num(top + plotH))\"/>")
         svg.append("<text class=\"axis-title\" x=\"\(num(left + plotW / 2))\" y=\"\(num(h - 6))\" text-anchor=\"middle\">Time (UTC)</text>")
@@ -165,7 +182,7 @@ enum Chart {
                 flush()
                 for i in 0..<n {
                     guard let v = value(s, i) else { continue }
-                    svg.append("<circle class=\"point \(colour(si, s))\" cx=\"\(num(cx(i)))\" cy=\"\(num(y(v)))\" r=\"3\"><title>\(s.name), \(when(i)): \(unit.exact(v))</title></circle>")
+                    svg.append("<circle class=\"point \(colour(si, s))\" cx=\"\(num(cx(i)))\" cy=\"\(num(y(v)))\" r=\"3.5\"><title>\(s.name), \(when(i)): \(unit.exact(v))</title></circle>")
                 }
             }
         }
@@ -177,8 +194,10 @@ enum Chart {
         // The table of exact figures.
         let heads: [HTML] = series.map { "<th scope=\"col\" class=\"num\">\($0.name)</th>" }
         let totalHead: HTML = kind == .stackedBars ? "<th scope=\"col\" class=\"num\">Total</th>" : .empty
+        // Only the buckets with data, newest first: a long range with one busy hour is one row
+        // at the top, not a scroll box of dashes.
         var rows: [HTML] = []
-        for i in 0..<n {
+        for i in (0..<n).reversed() where hasData(series, i, kind) {
             let cells: [HTML] = series.map { s in "<td class=\"num\">\(value(s, i).map { unit.exact($0) } ?? "—")</td>" }
             let total: HTML = kind == .stackedBars
                 ? "<td class=\"num total\">\(unit.exact(series.reduce(0) { $0 + (value($1, i) ?? 0) }))</td>" : .empty

@@ -29,27 +29,36 @@ public enum Format {
         return (x < 0 && !isZero ? "-" : "") + out
     }
 
-    /// US dollars. At least one dollar: two decimals (`$1,234.57`). Below: up to four significant
-    /// digits, at least two decimals (`$0.50`, `$0.0042`, `$0.1235`, `$0.00001234`).
+    /// US dollars: the one rule for every amount on every page. From one cent: two decimals with
+    /// thousands separators (`$1,234.57`, `$0.50`). Below: two significant digits (`$0.0042`,
+    /// `$0.00088`, `$0.000078`; trailing zeros dropped: `$0.005`). Zero: `$0.00`.
     public static func usd(_ amount: Double) -> String {
         guard amount.isFinite else { return "—" }
         let sign = amount < 0 ? "-" : ""
         let a = amount.magnitude
         if a == 0 { return "$0.00" }
-        if a >= 1 || fixedIsAtLeastOne(a) { return sign + "$" + fixed(a, 2) }
-        // Decimals needed for four significant digits.
-        let exponent = Int(floor(log10(a)))           // e.g. 0.0042 → -3
-        let decimals = min(max(2, 3 - exponent), 12)
-        var s = String(format: "%.\(decimals)f", a)
-        // Trim trailing zeros but keep at least two decimals.
-        while s.hasSuffix("0"), let dot = s.firstIndex(of: "."), s.distance(from: dot, to: s.endIndex) > 3 {
-            s.removeLast()
+        if a < 0.01 {
+            let exponent = Int(floor(log10(a)))             // 0.00088 → -4
+            let decimals = min(1 - exponent, 20)            // two significant digits
+            var s = String(format: "%.\(decimals)f", a)
+            let rounded = Double(s) ?? 0
+            if rounded == 0 { return "$0.00" }               // below 10^-20
+            if rounded < 0.01 {                              // 0.00999 rounds up to a cent
+                while s.hasSuffix("0") { s.removeLast() }
+                return sign + "$" + s
+            }
         }
-        if Double(s) ?? 0 >= 1 { return sign + "$" + fixed(a, 2) }
-        return sign + "$" + s
+        return sign + "$" + fixed(a, 2)
     }
 
-    private static func fixedIsAtLeastOne(_ a: Double) -> Bool { a >= 0.99995 }
+    /// A price in US dollars (per 1M tokens): like `usd` from one cent, but with up to four decimals
+    /// so that a rate is shown as set (`$2.50`, `$0.075`, `$0.0375`); below a cent, `usd`'s rule.
+    public static func usdRate(_ amount: Double) -> String {
+        guard amount.isFinite, amount.magnitude >= 0.01 else { return usd(amount) }
+        var s = fixed(amount.magnitude, 4)
+        while s.hasSuffix("0"), let dot = s.firstIndex(of: "."), s.distance(from: dot, to: s.endIndex) > 3 { s.removeLast() }
+        return (amount < 0 ? "-$" : "$") + s
+    }
 
     /// Optional dollars: `"unknown"` when nil (cost is never silently zero).
     public static func usd(_ amount: Double?) -> String {

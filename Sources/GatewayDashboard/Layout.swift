@@ -68,7 +68,7 @@ public enum Dashboard {
             let keysActive = section == .keys(p)
             let settingsActive = section == .settings(p)
             projectItems.append("""
-            <li class="project\((keysActive || settingsActive) ? " current" as HTML : .empty)"><span class="project-name">\(p.slug)</span>
+            <li class="project\((keysActive || settingsActive) ? " current" as HTML : .empty)"><span class="project-name" title="\(p.slug)"><span>\(p.org)/</span><wbr><span>\(p.name)</span></span>
             <a href="\(DashboardURL.keys(p))" data-testid="nav-keys"\(keysActive ? " aria-current=\"page\"" as HTML : .empty)>API Keys</a>
             <a href="\(DashboardURL.settings(p))" data-testid="nav-settings"\(settingsActive ? " aria-current=\"page\"" as HTML : .empty)>Settings</a></li>
             """)

@@ -56,7 +56,7 @@ extension Dashboard {
         \(hidden("group", page.groupBy))
         \(input("From", name: "from", value: Format.day(page.range.from), type: "date", id: "range-from"))
         \(input("To", name: "to", value: Format.day(page.range.to.addingTimeInterval(-1)), type: "date", id: "range-to"))
-        <button type="submit" class="btn btn-small">Apply</button>
+        <button type="submit" class="btn">Apply</button>
         </form>
         """
         let toolbar: HTML = """
@@ -72,6 +72,10 @@ extension Dashboard {
             return "<div class=\"card stat\" data-testid=\"\(testid)\"><span class=\"stat-label\">\(label)</span><span class=\"stat-value\">\(value)</span>\(subHTML)</div>"
         }
         let tokens = t.promptTokens + t.completionTokens
+        // One card for the three percentiles (each figure keeps its own test id).
+        let latency: HTML = """
+        <div class="card stat stat-wide" data-testid="card-latency"><span class="stat-label">Latency p50 / p95 / p99</span><span class="stat-value"><span data-testid="card-p50">\(Format.ms(t.p50Ms))</span><span class="stat-sep" aria-hidden="true"> / </span><span data-testid="card-p95">\(Format.ms(t.p95Ms))</span><span class="stat-sep" aria-hidden="true"> / </span><span data-testid="card-p99">\(Format.ms(t.p99Ms))</span></span></div>
+        """
         let cards: HTML = """
         <section class="stats" aria-label="Headline figures" data-testid="headline-cards">
         \(card("Spend", Format.usd(t.spendUSD), "card-spend", t.unknownCostRequests > 0 ? "+ \(Format.int(t.unknownCostRequests)) requests of unknown cost" : nil))
@@ -79,9 +83,7 @@ extension Dashboard {
         \(card("Tokens", Format.int(tokens), "card-tokens", "\(Format.int(t.promptTokens)) in · \(Format.int(t.completionTokens)) out"))
         \(card("Error rate", Format.percent(t.errorRate), "card-error-rate"))
         \(card("Cache hits", Format.percent(t.cacheHitRate), "card-cache-hit-rate"))
-        \(card("Latency p50", Format.ms(t.p50Ms), "card-p50"))
-        \(card("Latency p95", Format.ms(t.p95Ms), "card-p95"))
-        \(card("Latency p99", Format.ms(t.p99Ms), "card-p99"))
+        \(latency)
         \(card("TTFT p50", Format.ms(t.ttftP50Ms), "card-ttft-p50", "streams only"))
         </section>
         """

@@ -171,7 +171,7 @@ extension Dashboard {
             </table></div>
             """
         }
-        let fallbackForm: HTML = canEdit ? postForm(action: base + "/fallbacks", csrf: s.csrf, id: "fallback-form", cls: "form-grid", content: """
+        let fallbackForm: HTML = canEdit ? postForm(action: base + "/fallbacks", csrf: s.csrf, id: "fallback-form", cls: "form-grid fallback-form", content: """
         \(input("Primary", name: "primary", id: "fallback-primary", placeholder: "openai/gpt-4o", extra: " required", hint: "provider/model"))
         \(input("Fall back to", name: "to", id: "fallback-to", placeholder: "anthropic/claude-sonnet-4, gemini/gemini-2.0-flash", extra: " required", hint: "comma-separated, in order"))
         <div class="form-actions"><button type="submit" class="btn btn-primary">Save chain</button></div>
@@ -192,13 +192,14 @@ extension Dashboard {
     /// `GET /dashboard/prices`.
     public static func renderPrices(_ page: PricesPage) -> String {
         let s = page.session
-        func opt(_ x: Double?) -> String { x.map { Format.usd($0) } ?? "—" }
+        // Rates, not amounts: shown with the decimals they were set with ($0.075, not $0.08).
+        func opt(_ x: Double?) -> String { x.map { Format.usdRate($0) } ?? "—" }
         let table: HTML
         if page.prices.isEmpty {
             table = emptyState("No prices.", "Without a price, a request's cost is recorded as unknown.", testid: "prices-empty")
         } else {
             let rows: [HTML] = page.prices.map { p in
-                "<tr data-testid=\"price-row\"><td><code>\(p.model)</code></td><td>\(p.provider)</td><td class=\"num\">\(Format.usd(p.input))</td><td class=\"num\">\(Format.usd(p.output))</td><td class=\"num\">\(opt(p.cachedInput))</td><td class=\"num\">\(opt(p.cacheWrite))</td><td>\(p.source)</td><td>\(p.updated.map { time($0) } ?? "—")</td></tr>"
+                "<tr data-testid=\"price-row\"><td><code>\(p.model)</code></td><td>\(p.provider)</td><td class=\"num\">\(Format.usdRate(p.input))</td><td class=\"num\">\(Format.usdRate(p.output))</td><td class=\"num\">\(opt(p.cachedInput))</td><td class=\"num\">\(opt(p.cacheWrite))</td><td>\(p.source)</td><td>\(p.updated.map { time($0) } ?? "—")</td></tr>"
             }
             table = """
             <div class="table-wrap"><table class="data" data-testid="prices-table">

@@ -133,14 +133,50 @@ struct FormatTests {
         #expect(Format.usd(1234.5678) == "$1,234.57")
         #expect(Format.usd(0.0042) == "$0.0042")
         #expect(Format.usd(0.5) == "$0.50")
-        #expect(Format.usd(0.123456) == "$0.1235")
-        #expect(Format.usd(0.00001234) == "$0.00001234")
+        #expect(Format.usd(0.123456) == "$0.12")
+        #expect(Format.usd(0.01) == "$0.01")
+        // Below a cent: two significant digits, whatever the page (card, table, detail).
+        #expect(Format.usd(0.0008779) == "$0.00088")
+        #expect(Format.usd(0.0008) == "$0.0008")
+        #expect(Format.usd(0.00007785) == "$0.000078")
+        #expect(Format.usd(0.00001234) == "$0.000012")
+        #expect(Format.usd(0.0001) == "$0.0001")
+        #expect(Format.usd(0.005) == "$0.005")
+        #expect(Format.usd(0.00999) == "$0.01")
+        #expect(Format.usd(0.009949) == "$0.0099")
+        #expect(Format.usd(-0.0008779) == "-$0.00088")
+        #expect(Format.usd(1e-25) == "$0.00")
         #expect(Format.usd(0) == "$0.00")
         #expect(Format.usd(1) == "$1.00")
         #expect(Format.usd(0.99999) == "$1.00")
         #expect(Format.usd(1_000_000) == "$1,000,000.00")
         #expect(Format.usd(-12.345) == "-$12.35")
         #expect(Format.usd(nil as Double?) == "unknown")
+    }
+
+    @Test func pricesKeepTheirDecimals() {
+        #expect(Format.usdRate(2.5) == "$2.50")
+        #expect(Format.usdRate(10) == "$10.00")
+        #expect(Format.usdRate(0.075) == "$0.075")
+        #expect(Format.usdRate(0.0375) == "$0.0375")
+        #expect(Format.usdRate(1234.5) == "$1,234.50")
+        #expect(Format.usdRate(0.00005) == "$0.00005")
+        #expect(Format.usdRate(0) == "$0.00")
+    }
+
+    @Test func oneMoneyRuleOnEveryPage() {
+        // The reviewer's figures: card, chart table, usage table, budget table, request log, detail.
+        let overview = Dashboard.renderOverview(Fixtures.sparseOverview())
+        #expect(overview.contains("data-testid=\"card-spend\"><span class=\"stat-label\">Spend</span><span class=\"stat-value\">$0.00088</span>"))
+        let spendTable = Scan.section("chart-spend", in: overview)
+        #expect(spendTable.contains(">$0.0008<") && spendTable.contains(">$0.000078<") && spendTable.contains(">$0.00088<"))
+        #expect(!overview.contains("$0.0008779") && !overview.contains("$0.00007785"))
+        var requests = Fixtures.requests()
+        requests.rows[0].costUSD = 0.00007785
+        #expect(Dashboard.renderRequests(requests).contains("<td class=\"num\">$0.000078</td>"))
+        var detail = Fixtures.detail()
+        detail.request.costUSD = 0.0001234
+        #expect(Dashboard.renderRequestDetail(detail).contains("data-testid=\"field-cost\">$0.00012<"))
     }
 
     @Test func thousands() {
@@ -239,6 +275,32 @@ struct ChartTests {
         #expect(card.contains("<td class=\"num total\">\(Format.usd(1235.0778))</td>"))
     }
 
+    /// The rows' time headers of a chart card's table, top to bottom.
+    static func rowTimes(_ card: String) -> [String] {
+        let table = Scan.matches(#"<table[\s\S]*?</table>"#, in: card).first?[0] ?? ""
+        return Scan.matches(#"<tr><th scope="row">([^<]*)</th>"#, in: table).map { $0[1] }
+    }
+
+    @Test func tablesListOnlyBucketsWithDataNewestFirst() {
+        // 24 hourly buckets, data in the last one: one row, not 23 rows of dashes.
+        let sparse = Dashboard.renderOverview(Fixtures.sparseOverview())
+        for id in ["chart-spend", "chart-requests", "chart-tokens", "chart-latency"] {
+            let card = Scan.section(id, in: sparse)
+            #expect(Self.rowTimes(card) == ["2025-12-04 23:00"], "\(id): \(Self.rowTimes(card))")
+        }
+        #expect(Scan.section("chart-requests", in: sparse).contains("<td class=\"num total\">20</td>"))
+        // The six-hour fixture, newest first; latency has no value at 02:00.
+        let html = Dashboard.renderOverview(Fixtures.overview())
+        let hours = ["05", "04", "03", "02", "01", "00"].map { "2025-12-04 \($0):00" }
+        #expect(Self.rowTimes(Scan.section("chart-spend", in: html)) == hours)
+        #expect(Self.rowTimes(Scan.section("chart-latency", in: html)) == hours.filter { !$0.hasSuffix("02:00") })
+        // Bars: a bucket whose only values are zeros has nothing to show.
+        let zeros = TimeSeries(buckets: Array(Fixtures.hours.prefix(3)), bucketSeconds: 3600,
+                               series: [ChartSeries(name: "a", values: [1, 0, nil]), ChartSeries(name: "b", values: [nil, 0, 2])])
+        let card = Chart.render(title: "R", testid: "c", data: zeros, kind: .stackedBars, unit: .requests, groupNoun: "model", emptyHint: "").rendered
+        #expect(Self.rowTimes(card) == ["2025-12-04 02:00", "2025-12-04 00:00"])
+    }
+
     @Test func manySeriesFoldIntoOther() {
         let series = (0..<9).map { i in ChartSeries(name: "m\(i)", values: [Double(i + 1), nil]) }
         let data = TimeSeries(buckets: Array(Fixtures.hours.prefix(2)), bucketSeconds: 3600, series: series)
@@ -318,6 +380,18 @@ struct PageTests {
         #expect(html.contains(">150%<"))  // over budget
         #expect(html.contains("class=\"fill fill-over\" x=\"0\" y=\"0\" width=\"100\""))  // capped bar
         #expect(html.contains("no budget"))
+    }
+
+    @Test func oneLatencyCardAndASidebarThatWrapsAtTheSlash() {
+        let html = Dashboard.renderOverview(Fixtures.overview())
+        #expect(html.components(separatedBy: "class=\"card stat").count - 1 == 7)
+        #expect(html.contains("<span class=\"stat-label\">Latency p50 / p95 / p99</span>"))
+        #expect(html.contains("<span data-testid=\"card-p50\">850 ms</span>"))
+        #expect(html.contains("<span data-testid=\"card-p95\">1.2 s</span>"))
+        #expect(html.contains("<span data-testid=\"card-p99\">2.5 s</span>"))
+        #expect(!html.contains(">Latency p95<"))
+        let sparse = Dashboard.renderOverview(Fixtures.sparseOverview())
+        #expect(sparse.contains("<span class=\"project-name\" title=\"dash43e8a8b7/app\"><span>dash43e8a8b7/</span><wbr><span>app</span></span>"))
     }
 
     @Test func requestsTableLinksFiltersPagingAndExports() {

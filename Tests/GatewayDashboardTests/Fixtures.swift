@@ -58,6 +58,37 @@ enum Fixtures {
             ])
     }
 
+    /// What a fresh installation shows for "24 h": 24 hourly buckets, data in the last one only,
+    /// sub-cent costs, and a project whose name is one long word.
+    static func sparseOverview(evil: Bool = false) -> OverviewPage {
+        let day = (0..<24).map { t0.addingTimeInterval(Double($0) * 3600) }
+        let models = [name("gpt-4o", evil), name("gpt-4o-mini", evil)]
+        func last(_ v: Double?) -> [Double?] { Array(repeating: nil, count: 23) + [v] }
+        let project = ProjectRef(org: name("dash43e8a8b7", evil), name: "app")
+        var s = session(evil: evil)
+        s.projects = [project]
+        return OverviewPage(
+            session: s, range: RangeSelection(key: "24h", from: t0, to: t0.addingTimeInterval(86_400)), groupBy: "model",
+            totals: OverviewTotals(spendUSD: 0.0008779, requests: 20, promptTokens: 160, completionTokens: 160, errorRate: 0,
+                                   cacheHitRate: 0, p50Ms: 5.4, p95Ms: 18, p99Ms: 56, ttftP50Ms: nil),
+            spend: TimeSeries(buckets: day, bucketSeconds: 3600, series: [
+                ChartSeries(name: models[0], values: last(0.0008)), ChartSeries(name: models[1], values: last(0.00007785))]),
+            requests: TimeSeries(buckets: day, bucketSeconds: 3600, series: [
+                ChartSeries(name: models[0], values: last(8)), ChartSeries(name: models[1], values: last(12))]),
+            tokens: TimeSeries(buckets: day, bucketSeconds: 3600, series: [
+                ChartSeries(name: models[0], values: last(128)), ChartSeries(name: models[1], values: last(192))]),
+            latency: TimeSeries(buckets: day, bucketSeconds: 3600, series: [
+                ChartSeries(name: "p50", values: last(5.4)), ChartSeries(name: "p95", values: last(18)),
+                ChartSeries(name: "p99", values: last(56)), ChartSeries(name: "TTFT p50", values: last(nil))]),
+            usage: [
+                UsageRow(group: models[0], requests: 8, promptTokens: 64, completionTokens: 64, costUSD: 0.0008, unknownCost: 0,
+                         errors: 0, cacheHits: 0, p50Ms: 4.6, p95Ms: 5.9, p99Ms: 5.9),
+                UsageRow(group: models[1], requests: 12, promptTokens: 96, completionTokens: 96, costUSD: 0.00007785, unknownCost: 0,
+                         errors: 0, cacheHits: 0, p50Ms: 5.9, p95Ms: 56, p99Ms: 56),
+            ],
+            budgets: [BudgetRow(scope: name("project dash43e8a8b7/app", evil), spentUSD: 0.0008779, budgetUSD: nil)])
+    }
+
     static func requests(evil: Bool = false, empty: Bool = false, filters: RequestFilters = RequestFilters()) -> RequestsPage {
         let row = RequestRow(id: name("req_1", evil), time: t0, project: name("acme/web", evil), keyID: name("key_1", evil),
                              keyName: name("backend", evil), user: name("bob", evil), provider: name("openai", evil),
@@ -133,6 +164,7 @@ enum Fixtures {
             ("login", Dashboard.renderLogin(login(evil: evil))),
             ("overview", Dashboard.renderOverview(overview(evil: evil))),
             ("overview-empty", Dashboard.renderOverview(overview(evil: evil, empty: true))),
+            ("overview-sparse", Dashboard.renderOverview(sparseOverview(evil: evil))),
             ("requests", Dashboard.renderRequests(requests(evil: evil, filters: RequestFilters(project: name("p", evil), model: name("m", evil), status: name("error", evil))))),
             ("requests-empty", Dashboard.renderRequests(requests(evil: evil, empty: true))),
             ("detail", Dashboard.renderRequestDetail(detail(evil: evil))),
