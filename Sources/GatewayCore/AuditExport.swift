@@ -24,7 +24,7 @@ public enum AuditExport {
         let r = row.record
         sink.int("seq", row.sequence)
         sink.string("request_id", r.requestID)
-        sink.string("time", timestamp(r.time))
+        sink.time("time", r.time)
         sink.int("org_id", r.orgID)
         sink.int("project_id", r.projectID)
         sink.string("project", row.projectSlug)
@@ -52,6 +52,33 @@ public enum AuditExport {
     }
 
     static func milliseconds(_ value: Double?) -> Double? { value.map { ($0 * 1000).rounded() / 1000 } }
+
+    /// The attempts as a JSON array, written directly (the same bytes as `attemptJSON`'s values
+    /// serialized).
+    static func appendAttempts(_ attempts: [AuditAttempt], to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "["))
+        for (index, attempt) in attempts.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: attemptProvider)
+            JSON.writeString(attempt.provider, to: &out)
+            out.append(contentsOf: attemptModel)
+            JSON.writeString(attempt.model, to: &out)
+            out.append(contentsOf: attemptStatus)
+            appendInteger(Int64(attempt.status), to: &out)
+            out.append(contentsOf: attemptLatency)
+            appendDouble(milliseconds(attempt.latencyMs) ?? 0, to: &out)
+            out.append(contentsOf: attemptError)
+            if let code = attempt.errorCode { JSON.writeString(code, to: &out) } else { out.append(contentsOf: nullBytes) }
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(UInt8(ascii: "]"))
+    }
+
+    private static let attemptProvider = Array(#"{"provider":"#.utf8)
+    private static let attemptModel = Array(#","model":"#.utf8)
+    private static let attemptStatus = Array(#","status":"#.utf8)
+    private static let attemptLatency = Array(#","latency_ms":"#.utf8)
+    private static let attemptError = Array(#","error_code":"#.utf8)
 
     static func attemptJSON(_ attempt: AuditAttempt) -> JSON {
         ["provider": .string(attempt.provider), "model": .string(attempt.model), "status": .int(Int64(attempt.status)),
@@ -128,21 +155,30 @@ public enum AuditExport {
     /// RFC 4180 has it.
     static func appendCSVText(_ text: String, neutralise: Bool = true, to out: inout [UInt8]) {
         var text = text
-        text.withUTF8 { bytes in
-            let formula = neutralise && (bytes.first.map { [61, 43, 45, 64, 9, 13].contains($0) } ?? false)
-            let needsQuotes = bytes.contains { $0 == 44 || $0 == 34 || $0 == 10 || $0 == 13 }
-            if needsQuotes { out.append(34) }
-            if formula { out.append(39) }
-            if needsQuotes {
-                for byte in bytes {
-                    out.append(byte)
-                    if byte == 34 { out.append(34) }
-                }
-                out.append(34)
-            } else {
-                out.append(contentsOf: bytes)
+        text.withUTF8 { appendCSVText(bytes: $0, neutralise: neutralise, to: &out) }
+    }
+
+    static func appendCSVText<Bytes: Collection>(bytes: Bytes, neutralise: Bool, to out: inout [UInt8]) where Bytes.Element == UInt8 {
+        var formula = false
+        if neutralise, let first = bytes.first {
+            switch first {
+            case UInt8(ascii: "="), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "@"), 9, 13: formula = true
+            default: break
             }
         }
+        let needsQuotes = bytes.contains { $0 == 44 || $0 == 34 || $0 == 10 || $0 == 13 }
+        guard needsQuotes else {
+            if formula { out.append(UInt8(ascii: "'")) }
+            out.append(contentsOf: bytes)
+            return
+        }
+        out.append(34)
+        if formula { out.append(UInt8(ascii: "'")) }
+        for byte in bytes {
+            out.append(byte)
+            if byte == 34 { out.append(34) }
+        }
+        out.append(34)
     }
 
 
@@ -150,6 +186,14 @@ public enum AuditExport {
     /// (days-from-civil in reverse): an export formats a million of these, and building an
     /// `ISO8601DateFormatter` for each cost more than the rest of the row.
     public static func timestamp(_ date: Date) -> String {
+        var text = [UInt8]()
+        text.reserveCapacity(24)
+        appendTimestamp(date, to: &text)
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// `timestamp`'s 24 bytes appended to `text`.
+    static func appendTimestamp(_ date: Date, to text: inout [UInt8]) {
         let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded())
         var days = milliseconds >= 0 ? milliseconds / 86_400_000 : (milliseconds - 86_399_999) / 86_400_000
         let inDay = milliseconds - days * 86_400_000
@@ -163,8 +207,6 @@ public enum AuditExport {
         let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
         let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
         let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        var text = [UInt8]()
-        text.reserveCapacity(24)
         func digits(_ value: Int64, _ count: Int) {
             var divisor: Int64 = 1
             for _ in 1..<count { divisor *= 10 }
@@ -178,7 +220,6 @@ public enum AuditExport {
         digits(year, 4); text.append(45); digits(month, 2); text.append(45); digits(day, 2); text.append(84)
         digits(inDay / 3_600_000, 2); text.append(58); digits(inDay / 60_000 % 60, 2); text.append(58)
         digits(inDay / 1000 % 60, 2); text.append(46); digits(inDay % 1000, 3); text.append(90)
-        return String(decoding: text, as: UTF8.self)
     }
 
     /// "2026-11-25" (UTC midnight) or a full ISO 8601 time. With `endOfDay`, a bare date means
@@ -198,6 +239,7 @@ public enum AuditExport {
 
 /// Receives an audit row's fields in order (`AuditExport.visitFields`).
 protocol AuditFieldSink {
+    mutating func time(_ name: String, _ value: Date)
     mutating func int(_ name: String, _ value: Int64?)
     mutating func double(_ name: String, _ value: Double?)
     mutating func string(_ name: String, _ value: String?)
@@ -208,6 +250,7 @@ protocol AuditFieldSink {
 /// Builds the JSON value (API pages).
 struct JSONObjectSink: AuditFieldSink {
     var object = JSONObject()
+    mutating func time(_ name: String, _ value: Date) { object.appendNew(name, .string(AuditExport.timestamp(value))) }
     mutating func int(_ name: String, _ value: Int64?) { object.appendNew(name, value.map(JSON.int) ?? .null) }
     mutating func double(_ name: String, _ value: Double?) { object.appendNew(name, value.map(JSON.double) ?? .null) }
     mutating func string(_ name: String, _ value: String?) { object.appendNew(name, value.map(JSON.string) ?? .null) }
@@ -229,6 +272,12 @@ struct NDJSONSink: AuditFieldSink {
         out.append(contentsOf: name.utf8)  // field names are plain ASCII
         out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
     }
+    mutating func time(_ name: String, _ value: Date) {
+        key(name)
+        out.append(UInt8(ascii: "\""))
+        AuditExport.appendTimestamp(value, to: &out)
+        out.append(UInt8(ascii: "\""))
+    }
     mutating func int(_ name: String, _ value: Int64?) {
         key(name)
         if let value { AuditExport.appendInteger(value, to: &out) } else { out.append(contentsOf: AuditExport.nullBytes) }
@@ -247,7 +296,7 @@ struct NDJSONSink: AuditFieldSink {
     }
     mutating func attempts(_ name: String, _ value: [AuditAttempt]) {
         key(name)
-        JSON.array(value.map(AuditExport.attemptJSON)).write(to: &out)
+        AuditExport.appendAttempts(value, to: &out)
     }
 }
 
@@ -260,6 +309,12 @@ struct CSVSink: AuditFieldSink {
     mutating func separate() {
         if !first { out.append(UInt8(ascii: ",")) }
         first = false
+    }
+    var scratch: [UInt8] = []
+
+    mutating func time(_ name: String, _ value: Date) {
+        separate()
+        AuditExport.appendTimestamp(value, to: &out)
     }
     mutating func int(_ name: String, _ value: Int64?) {
         separate()
@@ -279,7 +334,9 @@ struct CSVSink: AuditFieldSink {
     }
     mutating func attempts(_ name: String, _ value: [AuditAttempt]) {
         separate()
-        AuditExport.appendCSVText(JSON.array(value.map(AuditExport.attemptJSON)).serializedString(), neutralise: false, to: &out)
+        scratch.removeAll(keepingCapacity: true)
+        AuditExport.appendAttempts(value, to: &scratch)
+        AuditExport.appendCSVText(bytes: scratch, neutralise: false, to: &out)
     }
 }
 
