@@ -36,7 +36,7 @@ struct AdminActions: Sendable {
         // A token cannot create outside its scope; to it the org does not exist.
         guard access.covers(orgName: orgName) else { throw GatewayError.notFound("No org '\(orgName)'.") }
         let isInstallationWide = access.isInstallationWide
-        return try await database.run { store in
+        return try await database.write { store in
             if try store.project(slug: slug) != nil { throw GatewayError.conflict("Project '\(slug)' exists already.") }
             if try store.org(named: orgName) == nil {
                 guard isInstallationWide else { throw GatewayError.notFound("No org '\(orgName)'.") }
@@ -50,7 +50,7 @@ struct AdminActions: Sendable {
     func updateProject(_ slug: String, plan: Plan?, change: @escaping @Sendable (Limits) throws -> Limits) async throws -> Project {
         try access.requireWrite()
         let access = self.access
-        return try await database.run { store in
+        return try await database.write { store in
             let project = try access.project(slug, in: store)
             let limits = try change(project.limits)
             if limits != project.limits { try store.updateLimits(projectID: project.id, limits: limits) }
@@ -86,7 +86,7 @@ struct AdminActions: Sendable {
         try access.requireWrite()
         if let name, name.utf8.count > 128 { throw GatewayError.invalidRequest("'name' is longer than 128 bytes.", param: "name") }
         let access = self.access
-        return try await database.run { store in
+        return try await database.write { store in
             let project = try access.project(slug, in: store)
             let (key, secret) = try store.createKey(projectID: project.id, name: name, limits: limits)
             return (key, project, secret)
@@ -96,7 +96,7 @@ struct AdminActions: Sendable {
     func updateKey(_ id: String, change: @escaping @Sendable (Limits) throws -> Limits) async throws -> (key: GatewayKey, project: Project) {
         try access.requireWrite()
         let access = self.access
-        return try await database.run { store in
+        return try await database.write { store in
             let (key, project) = try access.key(id, in: store)
             let limits = try change(key.limits)
             if limits != key.limits { try store.updateLimits(keyID: id, limits: limits) }
@@ -107,7 +107,7 @@ struct AdminActions: Sendable {
     func revokeKey(_ id: String) async throws -> (key: GatewayKey, project: Project) {
         try access.requireWrite()
         let access = self.access
-        return try await database.run { store in
+        return try await database.write { store in
             let (key, project) = try access.key(id, in: store)
             _ = try store.revokeKey(id: id)
             return (try store.key(id: id) ?? key, project)
@@ -131,7 +131,7 @@ struct AdminActions: Sendable {
         }
         if let baseURL { try Self.validateBaseURL(baseURL) }
         let access = self.access
-        return try await database.run { store in
+        return try await database.write { store in
             let project = try access.project(slug, in: store)
             try store.setProvider(projectID: project.id, provider: provider, apiKey: Secret(apiKey), baseURL: baseURL)
             guard let saved = try store.providerSettings(projectID: project.id, provider: provider) else {
@@ -144,7 +144,7 @@ struct AdminActions: Sendable {
     func removeProvider(_ slug: String, provider: Provider) async throws {
         try access.requireWrite()
         let access = self.access
-        let removed = try await database.run { store in
+        let removed = try await database.write { store in
             try store.removeProvider(projectID: try access.project(slug, in: store).id, provider: provider)
         }
         guard removed else { throw GatewayError.notFound("Project '\(slug)' has no settings for \(provider.rawValue).") }
@@ -182,7 +182,7 @@ struct AdminActions: Sendable {
             throw GatewayError.invalidRequest("'to' must list 1 to 16 \"provider/model\" targets.", param: "to")
         }
         let access = self.access
-        return try await database.run { store in
+        return try await database.write { store in
             let project = try access.project(slug, in: store)
             let chain = FallbackChain(projectID: project.id, primary: primary, targets: targets)
             try store.setFallbackChain(chain)
@@ -193,7 +193,7 @@ struct AdminActions: Sendable {
     func removeFallback(_ slug: String, primary: FallbackTarget) async throws {
         try access.requireWrite()
         let access = self.access
-        let removed = try await database.run { store in
+        let removed = try await database.write { store in
             try store.removeFallbackChain(projectID: try access.project(slug, in: store).id, primary: primary)
         }
         guard removed else { throw GatewayError.notFound("Project '\(slug)' has no fallback chain for \(primary).") }
@@ -225,7 +225,7 @@ struct AdminActions: Sendable {
                               ("cache_write", price.cacheWrite ?? 0)] where !(value.isFinite && value >= 0 && value <= 1e6) {
             throw GatewayError.invalidRequest("'\(name)' must be USD per 1M tokens from 0 to 1000000.", param: name)
         }
-        return try await database.run { store in
+        return try await database.write { store in
             try store.setPrice(price)
             return try store.prices().first { $0.model == price.model } ?? price
         }

@@ -4,23 +4,25 @@ import GatewayStore
 import Glibc
 #endif
 
-/// The admin API's and dashboard's own database connection, used on its own OS thread that runs
-/// at a lower CPU priority (nice 10) than the worker's request path.
+/// The admin API's and dashboard's own database connections: reads on an OS thread of their own
+/// that the kernel runs only when the CPU would otherwise idle (`SCHED_IDLE`; nice 19 where that
+/// is refused), changes on a second connection at normal priority.
 ///
-/// Admin work is heavy now and then: a usage report over months, a million-row export formatted
+/// Admin reads are heavy now and then: a usage report over months, a million-row export formatted
 /// page by page. Run on the request path's connection or on Swift's cooperative pool (two threads
-/// on a two-core box) it would delay chat requests; run at the same priority it would still take
-/// half the CPU from them. On its own thread at nice 10 the kernel gives it what the request path
-/// leaves (about a tenth under contention, all of it when idle). It never holds what a chat
-/// request waits for: WAL lets it read while others write, an export reads page by page (no read
-/// transaction stays open between pages), and its writes (a key, a setting) are single short
-/// transactions. The connection is opened on first use: a worker that never serves an admin
-/// request, and a CGI process, never open it.
+/// on a two-core box) they would delay chat requests; run at any ordinary priority they still take
+/// CPU from them (measured: nice 10 left the data plane's p99 at 2.2× while an export ran, see
+/// BENCHMARKS.md). At idle priority they take only what the request path leaves, and they hold
+/// nothing a chat request waits for: WAL lets them read while others write, and an export reads
+/// page by page. Changes (a key, a setting, a login) are not starved like that, because a starved
+/// thread holding SQLite's write lock would block every worker's admissions: they are single short
+/// transactions at normal priority. Connections are opened on first use: a worker that never
+/// serves an admin request, and a CGI process, never open them.
 public final class AdminDatabase: @unchecked Sendable {
-    /// Nice value of the admin thread (0 = the request path's).
-    public static let niceness: Int32 = 10
-
     private let open: @Sendable () throws -> GatewayStore
+    private let writeQueue = DispatchQueue(label: "deploxa-admin-writes")
+    /// Touched only on `writeQueue`.
+    private var writeStore: GatewayStore?
     private let lock = NSLock()
     private let available = DispatchSemaphore(value: 0)
     /// Guarded by `lock`.
@@ -40,7 +42,20 @@ public final class AdminDatabase: @unchecked Sendable {
         self.init(open: { store })
     }
 
-    /// Runs `body` with the admin connection on the admin thread.
+    /// Runs a change with the admin's write connection, at normal priority.
+    public func write<T: Sendable>(_ body: @escaping @Sendable (GatewayStore) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            writeQueue.async {
+                continuation.resume(with: Result {
+                    let store = try self.writeStore ?? self.open()
+                    self.writeStore = store
+                    return try body(store)
+                })
+            }
+        }
+    }
+
+    /// Runs a read with the admin's read connection, on the idle-priority thread.
     public func run<T: Sendable>(_ body: @escaping @Sendable (GatewayStore) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             submit {
@@ -63,15 +78,23 @@ public final class AdminDatabase: @unchecked Sendable {
             done.signal()
         }
         done.wait()
+        writeQueue.sync {
+            writeStore?.close()
+            writeStore = nil
+        }
     }
 
-    /// Per-thread on Linux: `setpriority(PRIO_PROCESS, tid)` names that thread alone. The thread
-    /// id is read from `/proc/thread-self` (Swift sees neither `gettid` nor `syscall`).
+    /// `SCHED_IDLE` for the calling thread (policy 5 on Linux; Glibc's constant is not visible to
+    /// Swift); where that is refused, nice 19 for it alone (`setpriority(PRIO_PROCESS, tid)`, the
+    /// thread id read from `/proc/thread-self`).
     private static func lowerThisThreadsPriority() {
         #if canImport(Glibc)
+        var parameters = sched_param()
+        parameters.sched_priority = 0
+        if pthread_setschedparam(pthread_self(), 5, &parameters) == 0 { return }
         guard let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self"),
               let tid = link.split(separator: "/").last.flatMap({ id_t($0) }) else { return }
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), tid, niceness)
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), tid, 19)
         #endif
     }
 

@@ -119,7 +119,7 @@ final class DashboardController: Sendable {
         let pages = DashboardPages(database: database, visit: visit)
         switch rest {
         case ["logout"]:
-            if let secret = visit.sessionSecret { try await database.run { try $0.revokeAdminSession(secret: secret) } }
+            if let secret = visit.sessionSecret { try await database.write { try $0.revokeAdminSession(secret: secret) } }
             var headers = pageHeaders(visit)
             headers.add(name: "Set-Cookie", value: SessionCookie.setCookie(SessionCookie.cookieName, value: "", maxAge: 0,
                                                                               secure: visit.request.isSecure))
@@ -225,7 +225,7 @@ final class DashboardController: Sendable {
             }
             let secret = (form["token"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
             let lifetime = configuration.sessionLifetimeSeconds
-            let session = try await database.run { store -> (secret: String, expiresAt: Date)? in
+            let session = try await database.write { store -> (secret: String, expiresAt: Date)? in
                 guard !secret.hasPrefix("dpx_"), let token = try store.authenticateAdmin(secret: secret) else { return nil }
                 return try store.createAdminSession(tokenID: token.id, lifetimeSeconds: lifetime)
             }
