@@ -23,23 +23,23 @@ public final class AdminDatabase: @unchecked Sendable {
     private let writeQueue = DispatchQueue(label: "deploxa-admin-writes")
     /// Touched only on `writeQueue`.
     private var writeStore: GatewayStore?
-    private let lock = NSLock()
-    private let available = DispatchSemaphore(value: 0)
-    /// Guarded by `lock`.
-    private var jobs: [() -> Void] = []
-    /// Touched only on the admin thread.
-    private var store: GatewayStore?
-    private var stopped = false
+    private let readThread = IdlePriorityThread()
+    /// Touched only on `readThread`.
+    private var readStore: GatewayStore?
 
     public init(open: @escaping @Sendable () throws -> GatewayStore) {
         self.open = open
-        let thread = Thread { [unowned self] in self.serve() }
-        thread.name = "deploxa-admin-db"
-        thread.start()
     }
 
     public convenience init(store: GatewayStore) {
         self.init(open: { store })
+    }
+
+    deinit {
+        // No job is pending (each holds `self`): nothing else touches the connections now.
+        readStore?.close()
+        writeStore?.close()
+        readThread.stop()
     }
 
     /// Runs a change with the admin's write connection, at normal priority.
@@ -58,29 +58,62 @@ public final class AdminDatabase: @unchecked Sendable {
     /// Runs a read with the admin's read connection, on the idle-priority thread.
     public func run<T: Sendable>(_ body: @escaping @Sendable (GatewayStore) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            submit {
+            readThread.submit {
                 continuation.resume(with: Result {
-                    let store = try self.store ?? self.open()
-                    self.store = store
+                    let store = try self.readStore ?? self.open()
+                    self.readStore = store
                     return try body(store)
                 })
             }
         }
     }
 
-    /// Closes the connection and ends the thread once the jobs before it have run.
+    /// Closes both connections once the jobs before this call have run.
     public func close() {
         let done = DispatchSemaphore(value: 0)
-        submit {
-            self.store?.close()
-            self.store = nil
-            self.stopped = true
+        readThread.submit {
+            self.readStore?.close()
+            self.readStore = nil
             done.signal()
         }
         done.wait()
         writeQueue.sync {
             writeStore?.close()
             writeStore = nil
+        }
+    }
+}
+
+/// One OS thread that runs submitted jobs in order at idle CPU priority. It holds only itself,
+/// so it ends when told to (`stop`), whatever happened to its owner.
+private final class IdlePriorityThread: @unchecked Sendable {
+    private let lock = NSLock()
+    private let available = DispatchSemaphore(value: 0)
+    /// Guarded by `lock`; nil marks the end.
+    private var jobs: [(() -> Void)?] = []
+
+    init() {
+        let thread = Thread { [self] in serve() }
+        thread.name = "deploxa-admin-db"
+        thread.start()
+    }
+
+    func submit(_ job: @escaping () -> Void) {
+        lock.withLock { jobs.append(job) }
+        available.signal()
+    }
+
+    func stop() {
+        lock.withLock { jobs.append(nil) }
+        available.signal()
+    }
+
+    private func serve() {
+        Self.lowerThisThreadsPriority()
+        while true {
+            available.wait()
+            guard let job = lock.withLock({ jobs.removeFirst() }) else { return }
+            job()
         }
     }
 
@@ -96,19 +129,5 @@ public final class AdminDatabase: @unchecked Sendable {
               let tid = link.split(separator: "/").last.flatMap({ id_t($0) }) else { return }
         _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), tid, 19)
         #endif
-    }
-
-    private func submit(_ job: @escaping () -> Void) {
-        lock.withLock { jobs.append(job) }
-        available.signal()
-    }
-
-    private func serve() {
-        Self.lowerThisThreadsPriority()
-        while !stopped {
-            available.wait()
-            let job = lock.withLock { jobs.removeFirst() }
-            job()
-        }
     }
 }
