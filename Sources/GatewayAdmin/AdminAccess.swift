@@ -48,6 +48,16 @@ struct AdminAccess: Sendable {
         return (key, project)
     }
 
+    /// `filter` with the token's scope, and the project named `projectSlug` (if any) as its
+    /// project: a project or a key filter outside the scope is 404, as if it did not exist.
+    func scoped(_ filter: AuditFilter, projectSlug: String?, in store: GatewayStore) throws -> AuditFilter {
+        var filter = filter
+        filter.scope = token.scope
+        if let keyID = filter.keyID { _ = try key(keyID, in: store) }
+        if let projectSlug { filter.projectID = try project(projectSlug, in: store).id }
+        return filter
+    }
+
     /// Projects inside the scope, for lists.
     func projects(in store: GatewayStore) throws -> [Project] {
         try store.projects().filter(covers)

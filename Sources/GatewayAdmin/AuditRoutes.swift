@@ -17,17 +17,8 @@ struct AuditRoutes {
     /// The audit filter of a query string, narrowed to the token's scope. A project or key
     /// outside the scope is 404, as if it did not exist.
     func filter(_ query: AdminQuery) async throws -> AuditFilter {
-        let access = self.access
-        let projectSlug = query.string("project")
-        let keyID = query.string("key")
-        let projectID = try await database.run { store -> Int64? in
-            if let keyID { _ = try access.key(keyID, in: store) }
-            guard let projectSlug else { return nil }
-            return try access.project(projectSlug, in: store).id
-        }
-        var filter = AuditFilter(scope: access.token.scope)
-        filter.projectID = projectID
-        filter.keyID = keyID
+        var filter = AuditFilter()
+        filter.keyID = query.string("key")
         filter.model = query.string("model")
         filter.provider = query.string("provider")
         filter.user = query.string("user")
@@ -37,7 +28,8 @@ struct AuditRoutes {
         if let from = filter.from, let to = filter.to, to <= from {
             throw GatewayError.invalidRequest("'to' must be after 'from'.", param: "to")
         }
-        return filter
+        let access = self.access, projectSlug = query.string("project"), unscoped = filter
+        return try await database.run { try access.scoped(unscoped, projectSlug: projectSlug, in: $0) }
     }
 
     // MARK: - Routes

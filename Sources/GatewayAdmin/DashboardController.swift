@@ -226,7 +226,7 @@ final class DashboardController: Sendable {
             let secret = (form["token"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
             let lifetime = configuration.sessionLifetimeSeconds
             let session = try await database.write { store -> (secret: String, expiresAt: Date)? in
-                guard !secret.hasPrefix("dpx_"), let token = try store.authenticateAdmin(secret: secret) else { return nil }
+                guard let token = try store.authenticateAdmin(secret: secret) else { return nil }
                 return try store.createAdminSession(tokenID: token.id, lifetimeSeconds: lifetime)
             }
             guard let session else {

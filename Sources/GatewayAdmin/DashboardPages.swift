@@ -50,7 +50,9 @@ struct DashboardPages {
             org = parts.first
             project = parts.count > 1 ? parts[1] : nil
         }
-        let projects = try await actions.projects().map { ProjectRef(org: $0.project.orgName, name: $0.project.name) }
+        // The nav needs names only: no month-to-date figures per project on every page.
+        let access = self.access
+        let projects = try await database.run { try access.projects(in: $0) }.map { ProjectRef(org: $0.orgName, name: $0.name) }
         return GatewayDashboard.DashboardSession(
             tokenName: token.name ?? token.id, scopeOrg: org, scopeProject: project, readOnly: token.readOnly, csrf: visit.csrf,
             projects: projects, gatewayBaseURL: visit.request.publicBaseURL,
@@ -89,7 +91,7 @@ struct DashboardPages {
             let month = calendar.dateInterval(of: .month, for: now)!
             return (RangeSelection(key: "mtd", from: month.start, to: calendar.dateInterval(of: .day, for: now)!.end), .day)
         case "custom":
-            if let from = query["from"].flatMap(AdminQuery.parseDate), let toDay = query["to"].flatMap(AdminQuery.parseDate), toDay >= from {
+            if let from = query["from"].flatMap { AuditExport.parseDate($0) }, let toDay = query["to"].flatMap { AuditExport.parseDate($0) }, toDay >= from {
                 let to = toDay.addingTimeInterval(86_400)
                 let bucket: UsageBucket = to.timeIntervalSince(from) > 3 * 86_400 ? .day : .hour
                 return (RangeSelection(key: "custom", from: from, to: min(to, from.addingTimeInterval(400 * 86_400))), bucket)
@@ -197,7 +199,7 @@ struct DashboardPages {
         var filters = RequestFilters(project: query["project"] ?? "", key: query["key"] ?? "", model: query["model"] ?? "",
                                      provider: query["provider"] ?? "", user: query["user"] ?? "", status: query["status"] ?? "",
                                      from: query["from"] ?? "", to: query["to"] ?? "")
-        var filter = AuditFilter(scope: access.token.scope)
+        var filter = AuditFilter()
         filter.keyID = filters.key.isEmpty ? nil : filters.key
         filter.model = filters.model.isEmpty ? nil : filters.model
         filter.provider = filters.provider.isEmpty ? nil : filters.provider
@@ -213,20 +215,18 @@ struct DashboardPages {
             filter.status = status
         }
         if !filters.from.isEmpty {
-            guard let from = AdminQuery.parseDate(filters.from) else { throw GatewayError.invalidRequest("From must be a date.", param: "from") }
+            guard let from = AuditExport.parseDate(filters.from) else { throw GatewayError.invalidRequest("From must be a date.", param: "from") }
             filter.from = from
         }
         if !filters.to.isEmpty {
-            guard let to = AdminQuery.parseDate(filters.to) else { throw GatewayError.invalidRequest("To must be a date.", param: "to") }
+            guard let to = AuditExport.parseDate(filters.to) else { throw GatewayError.invalidRequest("To must be a date.", param: "to") }
             filter.to = filters.to.count == 10 ? to.addingTimeInterval(86_400) : to
         }
         let cursor = query["cursor"].flatMap(AuditCursor.init(token:))
         let projectSlug = filters.project
         let baseFilter = filter
         let (page, dimensions, projects) = try await database.run { store in
-            var filter = baseFilter
-            if !projectSlug.isEmpty { filter.projectID = try access.project(projectSlug, in: store).id }
-            if let key = filter.keyID { _ = try access.key(key, in: store) }
+            let filter = try access.scoped(baseFilter, projectSlug: projectSlug.isEmpty ? nil : projectSlug, in: store)
             return (try store.auditPage(filter, limit: 50, after: cursor), try store.dimensions(scope: access.token.scope),
                     try access.projects(in: store))
         }

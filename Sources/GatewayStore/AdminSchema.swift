@@ -35,42 +35,10 @@ enum AdminSchema {
         -- sparse: a 1-byte bucket index and a little-endian UInt32 count per non-empty bucket;
         -- NULL when empty) merged by deploxa_hist_merge() in the batch's upsert. The key starts
         -- with kind and bucket: every report reads one kind over a time range.
-        CREATE TABLE usage_hourly (
-            kind TEXT NOT NULL,
-            bucket INTEGER NOT NULL,
-            project_id INTEGER NOT NULL,
-            value TEXT NOT NULL,
-            requests INTEGER NOT NULL DEFAULT 0,
-            prompt_tokens INTEGER NOT NULL DEFAULT 0,
-            completion_tokens INTEGER NOT NULL DEFAULT 0,
-            cached_tokens INTEGER NOT NULL DEFAULT 0,
-            cost_nanos INTEGER NOT NULL DEFAULT 0,
-            unknown_cost INTEGER NOT NULL DEFAULT 0,
-            cache_hits INTEGER NOT NULL DEFAULT 0,
-            errors INTEGER NOT NULL DEFAULT 0,
-            latency_hist BLOB,
-            ttft_hist BLOB,
-            PRIMARY KEY (kind, bucket, project_id, value)
-        ) WITHOUT ROWID;
+        \(rollupTable("usage_hourly"))
 
         -- The same per UTC day, for long ranges (a 90-day chart reads 90 buckets, not 2160).
-        CREATE TABLE usage_daily (
-            kind TEXT NOT NULL,
-            bucket INTEGER NOT NULL,
-            project_id INTEGER NOT NULL,
-            value TEXT NOT NULL,
-            requests INTEGER NOT NULL DEFAULT 0,
-            prompt_tokens INTEGER NOT NULL DEFAULT 0,
-            completion_tokens INTEGER NOT NULL DEFAULT 0,
-            cached_tokens INTEGER NOT NULL DEFAULT 0,
-            cost_nanos INTEGER NOT NULL DEFAULT 0,
-            unknown_cost INTEGER NOT NULL DEFAULT 0,
-            cache_hits INTEGER NOT NULL DEFAULT 0,
-            errors INTEGER NOT NULL DEFAULT 0,
-            latency_hist BLOB,
-            ttft_hist BLOB,
-            PRIMARY KEY (kind, bucket, project_id, value)
-        ) WITHOUT ROWID;
+        \(rollupTable("usage_daily"))
 
         -- What each project's requests named (kind 'model' (requested and served), 'user',
         -- 'key', 'provider'), for the dashboard's filters: never DISTINCT over audit_log.
@@ -97,4 +65,27 @@ enum AdminSchema {
         -- serve the other scopes). Costs one more index insert per audit row.
         CREATE INDEX audit_log_org_time ON audit_log (org_id, time_ms);
         """
+
+    /// The hourly and daily summaries share one layout.
+    private static func rollupTable(_ name: String) -> String {
+        """
+        CREATE TABLE \(name) (
+            kind TEXT NOT NULL,
+            bucket INTEGER NOT NULL,
+            project_id INTEGER NOT NULL,
+            value TEXT NOT NULL,
+            requests INTEGER NOT NULL DEFAULT 0,
+            prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0,
+            cached_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_nanos INTEGER NOT NULL DEFAULT 0,
+            unknown_cost INTEGER NOT NULL DEFAULT 0,
+            cache_hits INTEGER NOT NULL DEFAULT 0,
+            errors INTEGER NOT NULL DEFAULT 0,
+            latency_hist BLOB,
+            ttft_hist BLOB,
+            PRIMARY KEY (kind, bucket, project_id, value)
+        ) WITHOUT ROWID;
+        """
+    }
 }

@@ -5,8 +5,8 @@ import Foundation
 /// rows older than `retentionDays` in transactions of `batchSize` rows with a short pause between
 /// them (writers get the lock in between), then runs a PASSIVE WAL checkpoint and deletes expired
 /// admin sessions. At most `maxBatchesPerPass` deletes per pass, so a first pass over a large
-/// backlog does not hog the queue: the next pass goes on. Own serial Dispatch queue and its own
-/// store connection, like `CacheJanitor`; a failed step is reported to stderr and retried next pass.
+/// backlog does not hog the queue: the next pass goes on. Runs as a `PeriodicPass` on its own store
+/// connection, like `CacheJanitor`; a failed step is reported to stderr and retried next pass.
 public final class AuditJanitor: @unchecked Sendable {
     public let store: GatewayStore
     /// 0 keeps audit rows forever.
@@ -16,9 +16,7 @@ public final class AuditJanitor: @unchecked Sendable {
     public let pauseBetweenBatches: Double
     public let maxBatchesPerPass: Int
 
-    private let queue = DispatchQueue(label: "deploxa-audit-janitor")
-    /// Touched only on `queue`.
-    private var timer: DispatchSourceTimer?
+    private var passes: PeriodicPass?
 
     public init(store: GatewayStore, retentionDays: Int = 90, batchSize: Int = 1000, interval: Double = 60,
                 pauseBetweenBatches: Double = 0.02, maxBatchesPerPass: Int = 500) {
@@ -28,24 +26,13 @@ public final class AuditJanitor: @unchecked Sendable {
         self.interval = max(0.05, interval)
         self.pauseBetweenBatches = max(0, pauseBetweenBatches)
         self.maxBatchesPerPass = max(1, maxBatchesPerPass)
-        let timer = DispatchSource.makeTimerSource(queue: queue)
-        timer.schedule(deadline: .now() + self.interval * Double.random(in: 0.25...1), repeating: self.interval,
-                       leeway: .milliseconds(Int(self.interval * 100)))
-        timer.setEventHandler { [weak self] in self?.pass() }
-        queue.sync { self.timer = timer }
-        timer.resume()
+        passes = PeriodicPass(label: "deploxa-audit-janitor", interval: self.interval) { [weak self] in self?.runPass() }
     }
 
     /// Stops; waits for a pass in progress. Idempotent.
-    public func close() {
-        queue.sync {
-            timer?.cancel()
-            timer = nil
-        }
-    }
+    public func close() { passes?.close() }
 
-    /// One pass now, on the caller's thread (tests, the `audit prune` command). Returns the
-    /// audit rows deleted.
+    /// One pass now, on the caller's thread (the tests). Returns the audit rows deleted.
     @discardableResult
     public func runPass(now: Date = Date()) -> Int {
         var deleted = 0
@@ -67,10 +54,5 @@ public final class AuditJanitor: @unchecked Sendable {
             StandardError.write("audit-janitor: pruning sessions failed: \(error)\n")
         }
         return deleted
-    }
-
-    private func pass() {
-        guard timer != nil else { return }
-        runPass()
     }
 }

@@ -12,33 +12,20 @@ public final class CacheJanitor: @unchecked Sendable {
     public let maxBytes: Int64
     public let interval: Double
 
-    private let queue = DispatchQueue(label: "deploxa-cache-janitor")
-    /// Touched only on `queue`.
-    private var timer: DispatchSourceTimer?
-    /// Touched only on `queue`: the eviction index exists (checked once per janitor).
+    private var passes: PeriodicPass?
 
     public init(store: GatewayStore, maxBytes: Int64, interval: Double = 10) {
         self.store = store
         self.maxBytes = max(0, maxBytes)
         self.interval = max(0.05, interval)
-        let timer = DispatchSource.makeTimerSource(queue: queue)
-        timer.schedule(deadline: .now() + self.interval * Double.random(in: 0.25...1), repeating: self.interval,
-                       leeway: .milliseconds(Int(self.interval * 100)))
-        timer.setEventHandler { [weak self] in self?.prune() }
-        queue.sync { self.timer = timer }
-        timer.resume()
+        let store = store, limit = self.maxBytes
+        passes = PeriodicPass(label: "deploxa-cache-janitor", interval: self.interval) { Self.prune(store, maxBytes: limit) }
     }
 
     /// Stops pruning; waits for a pass in progress. Idempotent.
-    public func close() {
-        queue.sync {
-            timer?.cancel()
-            timer = nil
-        }
-    }
+    public func close() { passes?.close() }
 
-    private func prune() {
-        guard timer != nil else { return }
+    private static func prune(_ store: GatewayStore, maxBytes: Int64) {
         do {
             _ = try store.pruneCache(maxBytes: maxBytes)
         } catch {
