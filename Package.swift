@@ -24,11 +24,21 @@ let package = Package(
         // Domain types, JSON, SSE, errors. Foundation only.
         .target(name: "GatewayCore"),
 
+        // Log lines (text or JSON) to standard error or a file reopened on SIGUSR1.
+        .target(name: "GatewayLogging", dependencies: [.product(name: "Logging", package: "swift-log")]),
+
         // Transport-neutral request / response / responder.
         .target(name: "GatewayHTTP"),
 
+        // Atomics on shared memory, memfd_create and listen-queue lengths (C, for what Swift cannot say).
+        .target(name: "CPoolSupport"),
+
+        // The pool's scoreboard in shared memory: worker states, requests in flight, metric
+        // counters; /metrics and /status read it whichever worker answers.
+        .target(name: "PoolScoreboard", dependencies: ["CPoolSupport"]),
+
         // libfcgi binding: accept threads, response writer, master/worker supervisor.
-        .target(name: "FastCGI", dependencies: ["CFastCGI", "GatewayHTTP", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "FastCGI", dependencies: ["CFastCGI", "CPoolSupport", "GatewayHTTP", "PoolScoreboard", .product(name: "Logging", package: "swift-log")]),
 
         // Provider adapters: pure translation, no I/O.
         .target(name: "GatewayProviders", dependencies: ["GatewayCore"]),
@@ -48,14 +58,14 @@ let package = Package(
 
         // The request pipeline: authenticate → limit → cache → translate → send (with fallback) → audit.
         .target(name: "GatewayAPI", dependencies: [
-            "GatewayCore", "GatewayHTTP", "GatewayProviders", "GatewayUpstream", "GatewayStore",
+            "GatewayCore", "GatewayHTTP", "GatewayProviders", "GatewayUpstream", "GatewayStore", "PoolScoreboard",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
 
         // The admin REST API (/api/v1) and the dashboard (/dashboard): tokens, sessions, routes.
         .target(name: "GatewayAdmin", dependencies: [
-            "GatewayCore", "GatewayHTTP", "GatewayStore", "GatewayAPI", "GatewayDashboard",
+            "GatewayCore", "GatewayHTTP", "GatewayStore", "GatewayAPI", "GatewayDashboard", "PoolScoreboard",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
@@ -72,7 +82,7 @@ let package = Package(
         .target(name: "GatewayDashboard"),
 
         .executableTarget(name: "deploxa-gateway", dependencies: [
-            "GatewayCore", "GatewayHTTP", "FastCGI", "GatewayStore", "GatewayAPI", "GatewayAdmin", "GatewayTesting",
+            "GatewayCore", "GatewayHTTP", "FastCGI", "GatewayStore", "GatewayAPI", "GatewayAdmin", "GatewayTesting", "PoolScoreboard", "GatewayLogging",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -94,6 +104,8 @@ let package = Package(
         .testTarget(name: "GatewayProvidersTests", dependencies: ["GatewayProviders", "GatewayCore"], exclude: ["Fixtures"]),
         .testTarget(name: "GatewayStoreTests", dependencies: ["GatewayStore", "GatewayCore"]),
         .testTarget(name: "GatewayDashboardTests", dependencies: ["GatewayDashboard"]),
+        .testTarget(name: "PoolScoreboardTests", dependencies: ["PoolScoreboard"]),
+        .testTarget(name: "GatewayLoggingTests", dependencies: ["GatewayLogging", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "GatewayAdminTests", dependencies: ["GatewayAdmin", "GatewayStore", "GatewayCore", "GatewayHTTP", "GatewayTesting",
                                                              .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "GatewayAPITests", dependencies: ["GatewayAPI", "GatewayCore", "GatewayProviders", "GatewayHTTP", "GatewayStore", "GatewayUpstream", "GatewayTesting", .product(name: "Logging", package: "swift-log")]),

@@ -11,6 +11,7 @@ final class FastCGIResponseWriter: ResponseWriter, @unchecked Sendable {
     private let request: UnsafeMutablePointer<FCGX_Request>
     private let queue: DispatchQueue
     private let onFinish: @Sendable () -> Void
+    private let trace: RequestTrace?
     // Touched only on `queue` once `usedQueue` is set; before that, only by the caller.
     private var failed = false
     private var finished = false
@@ -21,13 +22,15 @@ final class FastCGIResponseWriter: ResponseWriter, @unchecked Sendable {
     private var pending: [UInt8] = []
     private static let pendingLimit = 64 * 1024
 
-    init(request: UnsafeMutablePointer<FCGX_Request>, onFinish: @escaping @Sendable () -> Void) {
+    init(request: UnsafeMutablePointer<FCGX_Request>, trace: RequestTrace? = nil, onFinish: @escaping @Sendable () -> Void) {
         self.request = request
+        self.trace = trace
         self.queue = DispatchQueue(label: "fcgi-request")
         self.onFinish = onFinish
     }
 
     func writeHead(status: Int, headers: HTTPHeaders) async throws(ClientDisconnected) {
+        trace?.status = status
         pending.append(contentsOf: CGIResponseHead.encode(status: status, headers: headers))
     }
 

@@ -2,16 +2,17 @@
 import Glibc
 #endif
 import CFastCGI
+import CPoolSupport
 import GatewayHTTP
 import Logging
+import PoolScoreboard
 
 /// How one worker process serves FastCGI requests.
 public struct FastCGIWorkerConfiguration: Sendable {
-    /// Threads blocked in `FCGX_Accept_r`. Each only accepts and reads the request (nginx has
-    /// buffered the body, so that is quick); the work itself runs as a Swift task, so a slow
-    /// upstream never holds a thread. One is the default: a second one waits on the accept
-    /// mutex and costs a futex hand-off per request (measured: 382 → 301 µs of worker CPU per
-    /// cache hit, added p99 1.11 → 0.80 ms at 1,000 req/s; BENCHMARKS.md, part h).
+    /// Threads that accept connections and read requests (nginx has buffered the body, so that
+    /// is quick); the work itself runs as a Swift task, so a slow upstream never holds a thread.
+    /// One is the default: a second one costs a wake-up per request for nothing (measured: 382 →
+    /// 301 µs of worker CPU per cache hit, added p99 1.11 → 0.80 ms at 1,000 req/s; BENCHMARKS.md, part h).
     public var acceptThreads: Int = 1
     /// Recycle the process after this many requests (0: never), like php-fpm's `pm.max_requests`.
     public var maxRequests: Int = 0
@@ -19,12 +20,26 @@ public struct FastCGIWorkerConfiguration: Sendable {
     public var maxBodyBytes: Int = 10 * 1024 * 1024
     /// On stop, how long in-flight requests may take to finish.
     public var gracefulTimeoutSeconds: Double = 30
+    /// Requests slower than this are logged with where their time went (nil: no slow log).
+    public var slowlogThresholdSeconds: Double?
+    /// This worker's place on the pool's scoreboard (nil: a worker started without a master).
+    public var slot: WorkerSlot?
+    /// Run on SIGUSR1 (reopen log files, php-fpm's convention for logrotate).
+    public var reopenLogs: (@Sendable () -> Void)?
+    /// Run about once a second on the main thread (publishing gauges such as the audit queue).
+    public var everySecond: (@Sendable () -> Void)?
 
-    public init(acceptThreads: Int = 1, maxRequests: Int = 0, maxBodyBytes: Int = 10 * 1024 * 1024, gracefulTimeoutSeconds: Double = 30) {
+    public init(acceptThreads: Int = 1, maxRequests: Int = 0, maxBodyBytes: Int = 10 * 1024 * 1024, gracefulTimeoutSeconds: Double = 30,
+                slowlogThresholdSeconds: Double? = nil, slot: WorkerSlot? = nil, reopenLogs: (@Sendable () -> Void)? = nil,
+                everySecond: (@Sendable () -> Void)? = nil) {
         self.acceptThreads = acceptThreads
         self.maxRequests = maxRequests
         self.maxBodyBytes = maxBodyBytes
         self.gracefulTimeoutSeconds = gracefulTimeoutSeconds
+        self.slowlogThresholdSeconds = slowlogThresholdSeconds
+        self.slot = slot
+        self.reopenLogs = reopenLogs
+        self.everySecond = everySecond
     }
 }
 
@@ -37,20 +52,29 @@ public enum WorkerExitReason: Sendable, Equatable {
 
 /// A FastCGI responder process: accept threads on the listening socket inherited as fd 0 (the
 /// FastCGI convention php-fpm and spawn-fcgi use), each request handed to a Swift task.
+///
+/// The accept threads accept connections themselves (poll, then a non-blocking accept) and give
+/// each connection to libfcgi to read, so that a stop never has to interrupt a thread: they poll
+/// a stop pipe beside the socket. A connection once accepted is always read whole and answered.
 public final class FastCGIWorker: @unchecked Sendable {
     private let configuration: FastCGIWorkerConfiguration
     private let responder: any Responder
     private let logger: Logger
 
-    private let stopping = Locked(false)
+    private let stopPipe = StopPipe()
     private let counters = Locked((inFlight: 0, accepted: 0))
-    private let acceptMutex = Locked(())
     private let exitReason = Locked(WorkerExitReason.signalled)
 
     public init(configuration: FastCGIWorkerConfiguration, responder: any Responder, logger: Logger) {
         self.configuration = configuration
         self.responder = responder
         self.logger = logger
+    }
+
+    /// Blocks the signals a worker takes on its main thread. Call first thing in the process,
+    /// before any other thread starts (the master already starts workers with them blocked).
+    public static func prepareProcess() {
+        WorkerSignals.block()
     }
 
     /// Serves until SIGQUIT, SIGTERM, SIGINT or the request budget, then lets in-flight requests
@@ -64,32 +88,30 @@ public final class FastCGIWorker: @unchecked Sendable {
             serveOneCGIRequest()
             return .cgiRequestServed
         }
+        WorkerSignals.block()
         // Each request in flight holds two descriptors (nginx's connection and the provider's):
         // the default soft limit of 1024 would cap a worker near 500 requests.
         raiseOpenFileLimit()
-        // libfcgi installs its own SIGTERM/SIGUSR1 handlers in FCGX_Init; ours replace them
-        // (docs/design-notes.md, trap 3).
-        WorkerSignals.install()
+        // Accept never blocks: after poll says a connection waits, another worker may take it.
+        let flags = fcntl(0, F_GETFL)
+        if flags >= 0 && flags & O_NONBLOCK == 0 { _ = fcntl(0, F_SETFL, flags | O_NONBLOCK) }
 
         var threads: [pthread_t] = []
-        let exited = Locked(0)
         for index in 0..<max(1, configuration.acceptThreads) {
-            threads.append(startThread(name: "fcgi-accept-\(index)") { [self] in
-                acceptLoop()
-                exited.withLock { $0 += 1 }
-            })
+            threads.append(startThread(name: "fcgi-accept-\(index)") { [self] in acceptLoop() })
         }
+        configuration.slot?.markServing(pid: getpid())
 
-        WorkerSignals.waitForStopRequest()
-        stopping.withLock { $0 = true }
+        waiting: while true {
+            switch WorkerSignals.wait(timeout: 1) {
+            case .stop: break waiting
+            case .reopenLogs: configuration.reopenLogs?()
+            case .tick: configuration.everySecond?()
+            }
+        }
+        configuration.slot?.markDraining()
         logger.info("worker stopping: no new requests; waiting for in-flight ones", metadata: ["in_flight": "\(counters.withLock { $0.inFlight })"])
-
-        // Wake every accept thread out of accept(2): the signal may land while a thread is not
-        // inside accept yet, so repeat until all have left.
-        while exited.withLock({ $0 }) < threads.count {
-            for thread in threads { pthread_kill(thread, SIGUSR1) }
-            usleep(20_000)
-        }
+        stopPipe.fire()
         for thread in threads { pthread_join(thread, nil) }
 
         let deadline = monotonicSeconds() + configuration.gracefulTimeoutSeconds
@@ -100,51 +122,127 @@ public final class FastCGIWorker: @unchecked Sendable {
         if left > 0 {
             logger.warning("graceful timeout reached with requests still in flight", metadata: ["in_flight": "\(left)"])
         }
+        configuration.everySecond?()
         return exitReason.withLock { $0 }
     }
 
     private func acceptLoop() {
+        var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0), pollfd(fd: stopPipe.readEnd, events: Int16(POLLIN), revents: 0)]
         while true {
-            let request = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
-            FCGX_InitRequest(request, 0, FCGI_FAIL_ACCEPT_ON_INTR)
-            let result: Int32 = acceptMutex.withLock { _ in
-                if stopping.withLock({ $0 }) { return Int32(-EINTR) }
-                return FCGX_Accept_r(request)
-            }
-            if result < 0 {
-                FCGX_Free(request, 1)
-                request.deallocate()
-                if stopping.withLock({ $0 }) { return }
-                if result != -EINTR {
-                    logger.error("FCGX_Accept_r failed", metadata: ["errno": "\(-result)"])
-                    usleep(10_000)
-                }
+            fds[0].revents = 0
+            fds[1].revents = 0
+            let ready = poll(&fds, 2, -1)
+            if ready < 0 {
+                if errno != EINTR { logger.error("poll on the listening socket failed", metadata: ["errno": "\(errno)"]); usleep(10_000) }
                 continue
             }
-            dispatch(request)
+            if fds[1].revents != 0 {
+                drainBacklog()
+                return
+            }
+            if fds[0].revents != 0 { _ = acceptOne() }
         }
     }
 
-    private func dispatch(_ fcgiRequest: UnsafeMutablePointer<FCGX_Request>) {
-        let httpRequest = FastCGIRequestReader.read(fcgiRequest, maxBodyBytes: configuration.maxBodyBytes)
+    /// Stopping: what already waits in the listen queue is still served (after the master of a
+    /// stopping pool removed the socket's path, nothing new can arrive), then the thread leaves.
+    private func drainBacklog() {
+        let deadline = monotonicSeconds() + 0.5
+        var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0)]
+        while monotonicSeconds() < deadline {
+            if acceptOne() { continue }
+            fds[0].revents = 0
+            if poll(&fds, 1, 20) <= 0 { return }
+        }
+    }
+
+    /// Accepts one connection if one is waiting and hands it to libfcgi. False when none waited.
+    private func acceptOne() -> Bool {
+        let connection = pool_accept_cloexec(0)
+        guard connection >= 0 else {
+            switch errno {
+            case EAGAIN, EWOULDBLOCK, EINTR, ECONNABORTED, EPROTO:
+                return false
+            case EMFILE, ENFILE:
+                logger.error("out of file descriptors; not accepting for 10 ms")
+                usleep(10_000)
+                return false
+            default:
+                logger.error("accept failed", metadata: ["errno": "\(errno)"])
+                usleep(10_000)
+                return false
+            }
+        }
+        let trace = RequestTrace()
+        let request = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
+        // No listening socket for libfcgi (it never accepts by itself); the connection is given as
+        // already open, kept open by FCGX_Accept_r's opening FCGX_Finish_r.
+        FCGX_InitRequest(request, -1, 0)
+        request.pointee.ipcFd = connection
+        request.pointee.keepConnection = 1
+        guard FCGX_Accept_r(request) == 0 else {
+            // nginx closed the connection before its params arrived; libfcgi closed it.
+            FCGX_Free(request, 1)
+            request.deallocate()
+            return true
+        }
+        dispatch(request, trace: trace)
+        return true
+    }
+
+    private func dispatch(_ fcgiRequest: UnsafeMutablePointer<FCGX_Request>, trace: RequestTrace) {
+        var httpRequest = FastCGIRequestReader.read(fcgiRequest, maxBodyBytes: configuration.maxBodyBytes)
+        httpRequest.trace = trace
+        let route = PoolRoute.classify(path: httpRequest.path)
+        let slot = configuration.slot
+        let entry = slot?.beginRequest(route: route) ?? -1
+        if let slot, entry >= 0 {
+            trace.providerObserver = { name in slot.setProvider(entry: entry, PoolProvider(name: name)) }
+        }
         let budgetReached: Bool = counters.withLock { counters in
             counters.inFlight += 1
             counters.accepted += 1
-            return configuration.maxRequests > 0 && counters.accepted >= configuration.maxRequests
+            return configuration.maxRequests > 0 && counters.accepted == configuration.maxRequests
         }
-        let writer = FastCGIResponseWriter(request: fcgiRequest) { [counters] in
-            counters.withLock { $0.inFlight -= 1 }
+        let method = httpRequest.method
+        let writer = FastCGIResponseWriter(request: fcgiRequest, trace: trace) { [self] in
+            finished(trace, route: route, entry: entry, method: method)
         }
         let responder = self.responder
+        let request = httpRequest
         Task {
-            await responder.respond(to: httpRequest, writer: writer)
+            trace.mark(.started)
+            await responder.respond(to: request, writer: writer)
             await writer.end()
         }
         if budgetReached {
             exitReason.withLock { $0 = .maxRequestsReached }
-            stopping.withLock { $0 = true }
-            WorkerSignals.requestStop()
+            kill(getpid(), SIGQUIT)  // taken by the main thread's sigtimedwait, as the master's would be
         }
+    }
+
+    /// The answer has ended: the request is counted on the scoreboard and, if slow, logged.
+    private func finished(_ trace: RequestTrace, route: PoolRoute, entry: Int, method: String) {
+        counters.withLock { $0.inFlight -= 1 }
+        let total = RequestTrace.now() &- trace.acceptedAt
+        let seconds = Double(total) / 1e9
+        configuration.slot?.endRequest(entry: entry, route: route, status: trace.status, provider: PoolProvider(name: trace.provider),
+                                       cache: CacheResult(header: trace.cacheResult), durationSeconds: seconds)
+        guard let threshold = configuration.slowlogThresholdSeconds, seconds >= threshold else { return }
+        configuration.slot?.recordSlowRequest()
+        var metadata: Logger.Metadata = [
+            "request_id": "\(trace.requestID ?? "-")", "route": "\(route.label)", "method": "\(method)",
+            "status": "\(trace.status)", "provider": "\(trace.provider ?? "-")", "attempts": "\(trace.attempts)",
+            "duration_ms": "\(Self.milliseconds(seconds * 1000))",
+        ]
+        for (step, milliseconds) in trace.breakdown(totalNanoseconds: total) {
+            metadata["\(step)_ms"] = "\(Self.milliseconds(milliseconds))"
+        }
+        logger.warning("slow request", metadata: metadata)
+    }
+
+    static func milliseconds(_ value: Double) -> String {
+        String(Double(Int(value * 10)) / 10)
     }
 
     /// Started by a web server as a plain CGI program: the request is in the environment and on

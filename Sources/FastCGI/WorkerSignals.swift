@@ -1,56 +1,66 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CPoolSupport
 
-/// Signal plumbing for a worker: stop signals write to a self-pipe (the only async-signal-safe
-/// way out of a handler); SIGUSR1 does nothing but interrupt accept(2).
+/// A worker's signals. They are never delivered to a handler: the master starts each worker with
+/// them blocked, every thread inherits that mask, and the main thread takes them one at a time
+/// with `sigtimedwait`. So no signal ever interrupts a system call on another thread — in
+/// particular not the accept thread's reads of a request's params and body, which libfcgi does
+/// not retry on EINTR (a reload used to lose request bodies that way; docs/design-notes.md,
+/// trap 3). A stop is passed to the accept threads through a pipe they poll beside the socket.
 enum WorkerSignals {
-    nonisolated(unsafe) static var pipeFDs: (read: Int32, write: Int32) = (-1, -1)
+    enum Event: Equatable {
+        case stop
+        case reopenLogs
+        case tick
+    }
 
-    static func install() {
-        var fds: [Int32] = [0, 0]
-        precondition(pipe(&fds) == 0, "pipe failed")
-        pipeFDs = (fds[0], fds[1])
-        for signalNumber in [SIGTERM, SIGQUIT, SIGINT, SIGHUP] {
-            setHandler(signalNumber, stopHandler)
-        }
-        setHandler(SIGUSR1, wakeHandler)
-        signal(SIGPIPE, SIG_IGN)
-        // A worker inherits the master's blocked mask only if posix_spawn was told so; make sure.
+    static let handled: [Int32] = [SIGTERM, SIGQUIT, SIGINT, SIGHUP, SIGUSR1, SIGUSR2]
+
+    static func signalSet() -> sigset_t {
         var set = sigset_t()
         sigemptyset(&set)
-        for signalNumber in [SIGTERM, SIGQUIT, SIGINT, SIGHUP, SIGUSR1] { sigaddset(&set, signalNumber) }
-        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        for signalNumber in handled { sigaddset(&set, signalNumber) }
+        return set
     }
 
-    private static func setHandler(_ signalNumber: Int32, _ handler: @convention(c) (Int32) -> Void) {
-        var action = sigaction()
-        action.__sigaction_handler.sa_handler = handler
-        sigemptyset(&action.sa_mask)
-        action.sa_flags = 0  // no SA_RESTART: accept(2) must return EINTR
-        sigaction(signalNumber, &action, nil)
+    /// Call first thing in a worker (before any thread starts); the master already starts workers
+    /// this way, this covers a worker started by hand.
+    static func block() {
+        var set = signalSet()
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        signal(SIGPIPE, SIG_IGN)
     }
 
-    /// Blocks until a stop signal arrives or `requestStop()` is called.
-    static func waitForStopRequest() {
-        var byte: UInt8 = 0
-        while true {
-            let count = read(pipeFDs.read, &byte, 1)
-            if count == 1 { return }
-            if count < 0 && errno == EINTR { continue }
-            return
+    /// The next signal, or `.tick` after `timeout` seconds.
+    static func wait(timeout seconds: Int) -> Event {
+        var set = signalSet()
+        var info = siginfo_t()
+        var timeout = timespec(tv_sec: seconds, tv_nsec: 0)
+        switch sigtimedwait(&set, &info, &timeout) {
+        case SIGUSR1: return .reopenLogs
+        case SIGTERM, SIGQUIT, SIGINT, SIGHUP: return .stop
+        default: return .tick  // timeout, EINTR, SIGUSR2 (meaningless to a worker)
         }
     }
+}
 
-    static func requestStop() {
+/// A pipe that, once written, stays readable: the accept threads poll it beside the listening
+/// socket and leave when it fires.
+final class StopPipe: @unchecked Sendable {
+    let readEnd: Int32
+    private let writeEnd: Int32
+
+    init() {
+        var fds: [Int32] = [0, 0]
+        precondition(pool_pipe_cloexec(&fds) == 0, "pipe2 failed")
+        readEnd = fds[0]
+        writeEnd = fds[1]
+    }
+
+    func fire() {
         var byte: UInt8 = 1
-        _ = write(pipeFDs.write, &byte, 1)
+        _ = write(writeEnd, &byte, 1)
     }
 }
-
-private func stopHandler(_ signalNumber: Int32) {
-    var byte: UInt8 = 1
-    _ = write(WorkerSignals.pipeFDs.write, &byte, 1)
-}
-
-private func wakeHandler(_ signalNumber: Int32) {}

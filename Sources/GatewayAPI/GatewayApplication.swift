@@ -4,6 +4,7 @@ import GatewayProviders
 import GatewayStore
 import GatewayUpstream
 import Logging
+import PoolScoreboard
 
 /// Settings of the request pipeline (the worker's share of `serve`'s options).
 public struct GatewayConfiguration: Sendable {
@@ -54,9 +55,12 @@ public final class GatewayApplication: Responder {
     let priceBook: PriceBook
     let cache: ResponseCache
     let breaker: CircuitBreaker
+    /// This worker's place on the pool's scoreboard (nil outside a `serve` pool).
+    let poolSlot: WorkerSlot?
 
     public init(configuration: GatewayConfiguration, store: GatewayStore, auditWriter: AuditWriter,
-                upstream: UpstreamClient, logger: Logger) {
+                upstream: UpstreamClient, logger: Logger, poolSlot: WorkerSlot? = nil) {
+        self.poolSlot = poolSlot
         self.configuration = configuration
         self.store = store
         self.auditWriter = auditWriter
@@ -69,7 +73,8 @@ public final class GatewayApplication: Responder {
                                    maxEntryBytes: configuration.cacheMaxEntryBytes,
                                    waiters: CacheWaiters(maxPerKey: configuration.cacheMaxWaitersPerKey))
         self.breaker = CircuitBreaker(store: store, logger: logger, threshold: configuration.breakerFailures,
-                                      cooldownSeconds: configuration.breakerCooldownSeconds)
+                                      cooldownSeconds: configuration.breakerCooldownSeconds,
+                                      opened: { provider in poolSlot?.recordBreakerOpened(PoolProvider(name: provider)) })
     }
 
     public func respond(to request: HTTPRequest, writer: any ResponseWriter) async {
@@ -103,6 +108,7 @@ public final class GatewayApplication: Responder {
         // Journaled and queued before the transport finishes the answer (the caller's `end()`),
         // so every answer a client receives has its row.
         auditWriter.enqueue(context.audit, ticket: context.auditTicket)
+        PoolMetrics.record(context, slot: poolSlot)
     }
 
     private func route(_ request: HTTPRequest, context: RequestContext, writer: any ResponseWriter) async throws {

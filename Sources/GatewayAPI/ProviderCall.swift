@@ -41,6 +41,8 @@ struct ProviderCall {
     /// The response head, or a thrown `GatewayError`: a transport failure (502/504) or the
     /// provider's own error answer, decoded by the adapter.
     func send(_ request: UpstreamRequest) async throws -> UpstreamResponse {
+        context.trace?.setProvider(target.provider.rawValue)
+        context.trace?.markOnce(.upstreamSent)
         let response: UpstreamResponse
         do {
             response = try await application.upstream.send(request)
@@ -48,6 +50,7 @@ struct ProviderCall {
             throw recordFailure(error.gatewayError(provider: target.provider.rawValue))
         }
         context.audit.upstreamLatencyMs = elapsedMs
+        context.trace?.mark(.upstreamHead)
         guard (200..<300).contains(response.status) else {
             let body = (try? await application.upstream.readBody(response) { try await $0.collect(limit: 1 << 20) }) ?? []
             let error = target.adapter.decodeError(status: response.status, headers: response.headers, body: body,
@@ -81,6 +84,7 @@ struct ProviderCall {
     }
 
     func record(status: Int, error: GatewayError?) {
+        context.trace?.mark(.upstreamDone)
         context.audit.attempts.append(AuditAttempt(
             provider: target.provider.rawValue, model: target.model, status: status, latencyMs: elapsedMs, errorCode: error?.auditCode))
     }

@@ -3,6 +3,7 @@ import Foundation
 import GatewayCore
 import GatewayHTTP
 import GatewayStore
+import PoolScoreboard
 
 /// Per-request state the pipeline fills in as it goes, and finally turns into the audit row.
 final class RequestContext: @unchecked Sendable {
@@ -18,12 +19,18 @@ final class RequestContext: @unchecked Sendable {
     var auditTicket = AuditTicket()
     /// Set by the application for /v1 requests (the audited ones).
     var auditWriter: AuditWriter?
+    /// The transport's record of stages, provider and cache result (slow log, pool metrics).
+    let trace: RequestTrace?
+    /// Which limit refused the request, if one did (for the pool's metrics).
+    var limitRefusal: LimitRefusalKind?
 
     init(request: HTTPRequest) {
         requestID = RequestContext.makeRequestID()
         arrivedAt = Date()
         startNanos = DispatchTime.now().uptimeNanoseconds
         audit = AuditRecord(requestID: requestID, time: arrivedAt, method: request.method, route: request.path, status: 0, latencyMs: 0)
+        trace = request.trace
+        trace?.requestID = requestID
     }
 
     /// Journals the row as it stands when the answer starts going out before the request ends (a

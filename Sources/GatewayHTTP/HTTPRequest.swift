@@ -19,6 +19,9 @@ public struct HTTPRequest: Sendable {
     /// The port the client connected to (FastCGI's `SERVER_PORT`): Debian's `fastcgi_params`
     /// passes `Host` without it, so absolute URLs shown to users add it back.
     public var serverPort: Int?
+    /// The transport's record of this request's stages, provider and cache result (nil when the
+    /// transport keeps none, as in unit tests and CGI).
+    public var trace: RequestTrace?
 
     public init(method: String, path: String, query: String = "", headers: HTTPHeaders = HTTPHeaders(),
                 body: [UInt8] = [], bodyTooLarge: Bool = false, remoteAddress: String? = nil, isSecure: Bool = false,

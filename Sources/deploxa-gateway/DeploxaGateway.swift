@@ -1,4 +1,5 @@
 import ArgumentParser
+import FastCGI
 import GatewayCore
 import Foundation
 
@@ -16,6 +17,12 @@ struct DeploxaGateway: AsyncParsableCommand {
 
     static func main() async {
         var arguments = GlobalOptions.normalise(Array(CommandLine.arguments.dropFirst()))
+        // Before any thread exists: the pool's processes take their signals with sigtimedwait.
+        switch arguments.first {
+        case "serve": Supervisor.blockSupervisorSignals()
+        case "worker": FastCGIWorker.prepareProcess()
+        default: break
+        }
         let environment = ProcessInfo.processInfo.environment
         // Started by a web server as a plain CGI program: serve that one request (libfcgi falls
         // back to CGI when standard input is not a FastCGI listener). The command line is never

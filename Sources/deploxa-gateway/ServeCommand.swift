@@ -4,9 +4,11 @@ import Foundation
 import GatewayAdmin
 import GatewayAPI
 import GatewayHTTP
+import GatewayLogging
 import GatewayStore
 import GatewayUpstream
 import Logging
+import PoolScoreboard
 
 /// Options the master passes on to each worker it starts.
 struct WorkerOptions: ParsableArguments {
@@ -31,8 +33,13 @@ struct WorkerOptions: ParsableArguments {
     @Option(name: .customLong("audit-retention-days"), help: "Days raw audit rows are kept (0: forever); older ones are deleted in small batches. Usage summaries are kept.") var auditRetentionDays = 90
     @Option(name: .customLong("audit-retention-interval"), help: "Seconds between the janitor's retention passes (deletes, WAL checkpoint, expired dashboard sessions).") var auditRetentionInterval = 60.0
     @Option(name: .customLong("session-hours"), help: "Hours a dashboard login lasts.") var sessionHours = 12.0
+    @Option(name: .customLong("slowlog-threshold"), help: "Log every request slower than this many seconds with where its time went (0: off).") var slowlogThreshold = 0.0
+    @Option(name: .customLong("log-format"), help: "text (default) or json (one object per line, for log shippers).") var logFormat = "text"
+    @Option(name: .customLong("log-file"), help: "Append logs to this file instead of standard error; SIGUSR1 to the master reopens it (logrotate).") var logFile: String?
+    @Flag(name: .customLong("metrics-public"), help: "Serve GET /metrics without an admin token (restrict it in nginx instead).") var metricsPublic = false
 
-    var arguments: [String] {
+    /// The options as a worker's command line (`logFile` made absolute by the master).
+    func arguments(logFile: String?) -> [String] {
         ["--accept-threads", "\(acceptThreads)", "--max-requests", "\(maxRequests)", "--max-body-size", "\(maxBodySize)",
          "--graceful-timeout", "\(gracefulTimeout)", "--upstream-connect-timeout", "\(upstreamConnectTimeout)",
          "--upstream-timeout", "\(upstreamTimeout)", "--upstream-idle-timeout", "\(upstreamIdleTimeout)",
@@ -41,12 +48,16 @@ struct WorkerOptions: ParsableArguments {
          "--cache-prune-interval", "\(cachePruneInterval)", "--cache-max-waiters", "\(cacheMaxWaiters)",
          "--db-busy-timeout", "\(dbBusyTimeout)", "--log-level", logLevel, "--audit-queue-max", "\(auditQueueMax)",
          "--audit-retention-days", "\(auditRetentionDays)", "--audit-retention-interval", "\(auditRetentionInterval)",
-         "--session-hours", "\(sessionHours)"]
+         "--session-hours", "\(sessionHours)", "--slowlog-threshold", "\(slowlogThreshold)", "--log-format", logFormat]
             + (auditJournal.map { ["--audit-journal", $0] } ?? [])
+            + (logFile.map { ["--log-file", $0] } ?? [])
+            + (metricsPublic ? ["--metrics-public"] : [])
     }
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level \(logLevel).") }
+        guard LogFormat(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be text or json.") }
+        guard slowlogThreshold >= 0 else { throw ValidationError("--slowlog-threshold must be 0 (off) or a positive number of seconds.") }
         guard acceptThreads >= 1 else { throw ValidationError("--accept-threads must be at least 1.") }
         guard dbBusyTimeout >= 1 else { throw ValidationError("--db-busy-timeout must be at least 1 ms.") }
         guard maxBodySize >= 1024 else { throw ValidationError("--max-body-size must be at least 1024 bytes.") }
@@ -65,15 +76,20 @@ struct WorkerOptions: ParsableArguments {
     }
 }
 
-func bootstrapLogging(level: String, label: String) -> Logger {
-    LoggingSystem.bootstrap { name in
-        var handler = StreamLogHandler.standardError(label: name)
-        handler.logLevel = Logger.Level(rawValue: level) ?? .info
-        return handler
-    }
+/// The process's logger: every line with its pid, to standard error or `--log-file`, as text or
+/// JSON. Returns the output too, so SIGUSR1 can reopen it.
+func bootstrapLogging(_ options: WorkerOptions, label: String) throws -> (Logger, LogOutput) {
+    let output = try options.logFile.map { try LogOutput.file(absolutePath($0)) } ?? LogOutput.standardError
+    let level = Logger.Level(rawValue: options.logLevel) ?? .info
+    let format = LogFormat(rawValue: options.logFormat) ?? .text
+    LoggingSystem.bootstrap { name in GatewayLogHandler(label: name, level: level, format: format, output: output) }
     var logger = Logger(label: label)
     logger[metadataKey: "pid"] = "\(getpid())"
-    return logger
+    return (logger, output)
+}
+
+func absolutePath(_ path: String) -> String {
+    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
 }
 
 struct ServeCommand: ParsableCommand {
@@ -100,7 +116,7 @@ struct ServeCommand: ParsableCommand {
     }
 
     func run() throws {
-        let logger = bootstrapLogging(level: workerOptions.logLevel, label: "deploxa.master")
+        let (logger, logOutput) = try bootstrapLogging(workerOptions, label: "deploxa.master")
         let address: ListenAddress
         if let socket {
             let absolute = socket.hasPrefix("/") ? socket : FileManager.default.currentDirectoryPath + "/" + socket
@@ -120,8 +136,9 @@ struct ServeCommand: ParsableCommand {
         let supervisor = Supervisor(
             configuration: SupervisorConfiguration(
                 address: address, workers: workers,
-                workerArguments: ["worker", "--db", databasePath, "--schema-ready"] + workerOptions.arguments,
-                gracefulTimeoutSeconds: workerOptions.gracefulTimeout, pidFile: pidFile),
+                workerArguments: ["worker", "--db", databasePath, "--schema-ready"] + workerOptions.arguments(logFile: workerOptions.logFile.map(absolutePath)),
+                gracefulTimeoutSeconds: workerOptions.gracefulTimeout, pidFile: pidFile,
+                reopenLogs: { logOutput.reopen() }),
             logger: logger)
         let code = try supervisor.run()
         throw ExitCode(code)
@@ -142,9 +159,14 @@ struct WorkerCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var workerOptions: WorkerOptions
     @Flag(name: .customLong("schema-ready"), help: .hidden) var schemaReady = false
+    @Option(name: .customLong("scoreboard-fd"), help: .hidden) var scoreboardFD: Int32?
+    @Option(name: .customLong("scoreboard-slot"), help: .hidden) var scoreboardSlot: Int?
 
     func run() throws {
-        let logger = bootstrapLogging(level: workerOptions.logLevel, label: "deploxa.worker")
+        let (logger, logOutput) = try bootstrapLogging(workerOptions, label: "deploxa.worker")
+        // The master's scoreboard (absent when a web server runs us as CGI, or a worker by hand).
+        let scoreboard = try scoreboardFD.map { try Scoreboard.attach(fileDescriptor: $0) }
+        let slot = scoreboardSlot.flatMap { index in scoreboard.map { $0.workerSlot(index) } }
         let store = try GatewayStore(path: global.databasePath, busyTimeoutMilliseconds: workerOptions.dbBusyTimeout)
         // `serve` migrates once before starting workers; only a CGI start does it here.
         if !schemaReady { _ = try store.migrate() }
@@ -166,7 +188,7 @@ struct WorkerCommand: ParsableCommand {
                 cacheMaxEntryBytes: workerOptions.cacheMaxEntryKB << 10,
                 cacheLeaseSeconds: min(workerOptions.upstreamTotalTimeout, workerOptions.upstreamTimeout + workerOptions.upstreamIdleTimeout),
                 cacheMaxWaitersPerKey: workerOptions.cacheMaxWaiters),
-            store: store, auditWriter: auditWriter, upstream: upstream, logger: logger)
+            store: store, auditWriter: auditWriter, upstream: upstream, logger: logger, poolSlot: slot)
         // Retention, WAL checkpoints and expired dashboard sessions, on a connection of its own
         // (not in a CGI process, which serves one request and exits).
         let isCGI = ProcessInfo.processInfo.environment["GATEWAY_INTERFACE"] != nil
@@ -182,8 +204,14 @@ struct WorkerCommand: ParsableCommand {
         let worker = FastCGIWorker(
             configuration: FastCGIWorkerConfiguration(
                 acceptThreads: workerOptions.acceptThreads, maxRequests: workerOptions.maxRequests,
-                maxBodyBytes: workerOptions.maxBodySize, gracefulTimeoutSeconds: workerOptions.gracefulTimeout),
-            responder: GatewayRoutes(dataPlane: application, admin: admin), logger: logger)
+                maxBodyBytes: workerOptions.maxBodySize, gracefulTimeoutSeconds: workerOptions.gracefulTimeout,
+                slowlogThresholdSeconds: workerOptions.slowlogThreshold > 0 ? workerOptions.slowlogThreshold : nil, slot: slot,
+                reopenLogs: { logOutput.reopen() },
+                everySecond: { slot?.setAuditRowsQueued(auditWriter.backlog) }),
+            responder: GatewayRoutes(dataPlane: application, admin: admin,
+                                     pool: PoolRoutes(scoreboard: scoreboard, admin: admin, metricsPublic: workerOptions.metricsPublic,
+                                                      poolName: "deploxa-gateway")),
+            logger: logger)
         logger.debug("worker ready")
         let reason = worker.run()
         auditWriter.close()
@@ -201,14 +229,18 @@ struct WorkerCommand: ParsableCommand {
 final class GatewayRoutes: Responder {
     let dataPlane: GatewayApplication
     let admin: AdminApplication
+    let pool: PoolRoutes
 
-    init(dataPlane: GatewayApplication, admin: AdminApplication) {
+    init(dataPlane: GatewayApplication, admin: AdminApplication, pool: PoolRoutes) {
         self.dataPlane = dataPlane
         self.admin = admin
+        self.pool = pool
     }
 
     func respond(to request: HTTPRequest, writer: any ResponseWriter) async {
-        if AdminApplication.handles(path: request.path) {
+        if PoolRoutes.handles(path: request.path) {
+            await pool.respond(to: request, writer: writer)
+        } else if AdminApplication.handles(path: request.path) {
             await admin.respond(to: request, writer: writer)
         } else {
             await dataPlane.respond(to: request, writer: writer)

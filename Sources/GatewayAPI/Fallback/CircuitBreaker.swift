@@ -15,6 +15,8 @@ struct CircuitBreaker: Sendable {
     /// 0 turns the breaker (and Retry-After skipping) off.
     let threshold: Int
     let cooldownSeconds: Double
+    /// Told when this worker's failure opened a provider's breaker (the pool's metrics).
+    var opened: (@Sendable (String) -> Void)? = nil
     /// A provider's Retry-After longer than this is capped (a misbehaving header must not take
     /// a provider out for a day).
     static let maxRetryAfterSeconds = 600
@@ -30,7 +32,7 @@ struct CircuitBreaker: Sendable {
 
     var isEnabled: Bool { threshold > 0 }
 
-    func gate(projectID: Int64, provider: Provider, now: Date = Date()) -> Gate {
+    func gate(projectID: Int64, provider: Provider, now: Date = Date(), requestID: String? = nil) -> Gate {
         guard isEnabled else { return .closed(known: false) }
         do {
             guard let state = try store.breakerState(projectID: projectID, provider: provider) else { return .closed(known: false) }
@@ -46,34 +48,42 @@ struct CircuitBreaker: Sendable {
             }
             return .open(retryAfter: max(1, Int(cooldownSeconds.rounded(.up))))
         } catch {
-            logger.warning("circuit breaker unreadable; trying the provider", metadata: ["provider": "\(provider.rawValue)", "error": "\(error)"])
+            logger.warning("circuit breaker unreadable; trying the provider", metadata: [
+                "provider": "\(provider.rawValue)", "error": "\(error)", "request_id": "\(requestID ?? "-")"])
             return .closed(known: false)
         }
     }
 
-    func failed(projectID: Int64, provider: Provider, retryAfter: Int?) {
+    func failed(projectID: Int64, provider: Provider, retryAfter: Int?, requestID: String? = nil) {
         guard isEnabled else { return }
         do {
             let state = try store.recordProviderFailure(
                 projectID: projectID, provider: provider, threshold: threshold, cooldownSeconds: cooldownSeconds,
                 retryAfterSeconds: retryAfter.map { min($0, Self.maxRetryAfterSeconds) })
             if state.failures == threshold {
+                opened?(provider.rawValue)
                 logger.warning("circuit breaker opened", metadata: [
-                    "provider": "\(provider.rawValue)", "project_id": "\(projectID)", "failures": "\(state.failures)"])
+                    "provider": "\(provider.rawValue)", "project_id": "\(projectID)", "failures": "\(state.failures)",
+                    "request_id": "\(requestID ?? "-")"])
             }
         } catch {
-            logger.warning("could not record a provider failure", metadata: ["provider": "\(provider.rawValue)", "error": "\(error)"])
+            logger.warning("could not record a provider failure", metadata: [
+                "provider": "\(provider.rawValue)", "error": "\(error)", "request_id": "\(requestID ?? "-")"])
         }
     }
 
     /// Clears the failures, when there are any (a healthy provider costs no write).
-    func succeeded(projectID: Int64, provider: Provider, gate: Gate) {
+    func succeeded(projectID: Int64, provider: Provider, gate: Gate, requestID: String? = nil) {
         guard isEnabled, gate != .closed(known: false) else { return }
         do {
             try store.recordProviderSuccess(projectID: projectID, provider: provider)
-            if gate == .probe { logger.info("circuit breaker closed", metadata: ["provider": "\(provider.rawValue)", "project_id": "\(projectID)"]) }
+            if gate == .probe {
+                logger.info("circuit breaker closed", metadata: [
+                    "provider": "\(provider.rawValue)", "project_id": "\(projectID)", "request_id": "\(requestID ?? "-")"])
+            }
         } catch {
-            logger.warning("could not clear a provider's failures", metadata: ["provider": "\(provider.rawValue)", "error": "\(error)"])
+            logger.warning("could not clear a provider's failures", metadata: [
+                "provider": "\(provider.rawValue)", "error": "\(error)", "request_id": "\(requestID ?? "-")"])
         }
     }
 }

@@ -37,7 +37,7 @@ struct FallbackRunner {
             }
             guard !remaining.isEmpty else { break }
             let target = remaining.removeFirst()
-            let gate = breaker.gate(projectID: projectID, provider: target.provider)
+            let gate = breaker.gate(projectID: projectID, provider: target.provider, requestID: context.requestID)
             if case .open(let retryAfter) = gate {
                 context.audit.attempts.append(AuditAttempt(provider: target.provider.rawValue, model: target.model, status: 0,
                                                            latencyMs: 0, errorCode: "circuit_open"))
@@ -47,7 +47,7 @@ struct FallbackRunner {
             context.audit.provider = target.provider.rawValue
             do {
                 let value = try await attempt(target)
-                breaker.succeeded(projectID: projectID, provider: target.provider, gate: gate)
+                breaker.succeeded(projectID: projectID, provider: target.provider, gate: gate, requestID: context.requestID)
                 return value
             } catch let unusable as TargetUnusable {
                 if target.name == chain.primary.name { throw unusable.error }
@@ -55,7 +55,7 @@ struct FallbackRunner {
                                                            status: unusable.error.status, latencyMs: 0, errorCode: unusable.error.auditCode))
                 failures.append((target, unusable.error))
             } catch let error as GatewayError where error.isWorthFallingBack {
-                breaker.failed(projectID: projectID, provider: target.provider, retryAfter: error.retryAfter)
+                breaker.failed(projectID: projectID, provider: target.provider, retryAfter: error.retryAfter, requestID: context.requestID)
                 failures.append((target, error))
             }
         }

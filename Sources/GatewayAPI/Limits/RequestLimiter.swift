@@ -2,6 +2,7 @@ import Foundation
 import GatewayCore
 import GatewayHTTP
 import GatewayStore
+import PoolScoreboard
 
 /// Applies docs/api.md's limits to one request: RPM, TPM and monthly budgets at key, project and org
 /// scope, and the free plan's monthly request cap. The check and the count happen in one short
@@ -37,6 +38,7 @@ struct RequestLimiter: Sendable {
             return admission
         case .rejected(let rejection):
             context.limitStatus = rejection.status
+            context.limitRefusal = LimitRefusalKind(rejection.reason)
             let scope = Self.describe(rejection.scope, key: key)
             switch rejection.reason {
             case .requestsPerMinute, .tokensPerMinute:
@@ -97,5 +99,16 @@ enum RateLimitHeaders {
         if hours > 0 { return "\(hours)h\(minutes)m\(rest)s" }
         if minutes > 0 { return "\(minutes)m\(rest)s" }
         return "\(rest)s"
+    }
+}
+
+extension LimitRefusalKind {
+    init(_ reason: Rejection.Reason) {
+        switch reason {
+        case .requestsPerMinute: self = .requestsPerMinute
+        case .tokensPerMinute: self = .tokensPerMinute
+        case .monthlyBudget: self = .monthlyBudget
+        case .freePlan: self = .freePlan
+        }
     }
 }

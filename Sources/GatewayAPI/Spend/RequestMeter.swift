@@ -27,6 +27,7 @@ final class RequestMeter: @unchecked Sendable {
     /// Throws 429 when a limit refuses the request, 503 when the store cannot decide.
     func admit(estimatedTokens: Int) throws {
         guard !admitted else { return }
+        defer { context.trace?.mark(.admitted) }
         admission = try application.limiter.admit(key: key, estimatedTokens: estimatedTokens, servedFromCache: false, context: context)
         admitted = true
     }
@@ -37,6 +38,7 @@ final class RequestMeter: @unchecked Sendable {
     /// released when the hit is recorded.)
     func admitCacheHit() throws {
         guard !admitted else { return }
+        defer { context.trace?.mark(.admitted) }
         admission = try application.limiter.admit(key: key, estimatedTokens: 0, servedFromCache: true, context: context)
         admitted = true
     }
