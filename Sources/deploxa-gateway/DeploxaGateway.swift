@@ -13,6 +13,7 @@ struct DeploxaGateway: AsyncParsableCommand {
         subcommands: [
             MigrateCommand.self, OrgCommand.self, ProjectCommand.self, ProviderCommand.self, KeyCommand.self,
             PriceCommand.self, FallbackCommand.self, UsageCommand.self, AuditCommand.self, AdminTokenCommand.self, RollupCommand.self, AdmitLoopCommand.self, ServeCommand.self, WorkerCommand.self, SimulateCommand.self,
+            BackupCommand.self, CheckCommand.self,
         ])
 
     static func main() async {
