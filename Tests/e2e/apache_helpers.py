@@ -143,7 +143,7 @@ class ApacheCGI:
         return folder
 
     def _config(self, folder: Path) -> str:
-        modules = ["mpm_prefork", "authz_core", "cgi", "rewrite", "alias", "env", "mime", "log_config"]
+        modules = ["mpm_prefork", "authz_core", "cgi", "rewrite", "alias", "env", "mime"]
         loads = "\n".join(f"LoadModule {name}_module {MODULES}/mod_{name}.so" for name in modules)
         user = web_user()
         run_as = f"User {user.pw_name}\nGroup www-data\n" if user else ""
@@ -174,7 +174,9 @@ DocumentRoot "{self.root}/htdocs"
     AllowOverride None
     Require all denied
 </Directory>
+# Debian's own defaults for /var/www and /usr/lib/cgi-bin (conf-available/serve-cgi-bin.conf).
 <Directory "{self.root}/htdocs">
+    Options Indexes FollowSymLinks
     AllowOverride {self.allow_override}
     Require all granted
 </Directory>
@@ -184,7 +186,7 @@ DocumentRoot "{self.root}/htdocs"
 </Directory>
 <Directory "{self.root}/cgi-bin">
     AllowOverride {self.allow_override}
-    Options None
+    Options +ExecCGI -MultiViews +SymLinksIfOwnerMatch
     Require all granted
 </Directory>
 <Files ".ht*">
