@@ -8,6 +8,7 @@ audit-completeness check stays exact; every audit check reads that database with
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import time
@@ -231,3 +232,22 @@ def test_cgi_cost_200_chat_completions(apache, cgi_db):
     gwstack.SUMMARY.append(line)
     print(line)
     assert len(cgi_db.audit_rows()) == rows_before + 200
+
+
+def test_cgi_environment_as_apache_sets_it_after_a_rewrite(cgi_db):
+    """Without Apache: the variables Apache sets for /cgi-bin/v1/models rewritten onto the script on a
+    host without CGIPassAuth (route in PATH_INFO, REQUEST_URI the client's URL, the key only in
+    REDIRECT_HTTP_AUTHORIZATION), and an empty HTTP_AUTHORIZATION (the rule on a request without the header)."""
+    env = {"PATH": os.environ.get("PATH", ""), "GATEWAY_INTERFACE": "CGI/1.1", "DEPLOXA_GATEWAY_DB": cgi_db.path,
+           "REQUEST_METHOD": "GET", "REQUEST_URI": "/cgi-bin/v1/models", "SCRIPT_NAME": "/cgi-bin/gateway",
+           "PATH_INFO": "/v1/models", "QUERY_STRING": "", "HTTP_AUTHORIZATION": "",
+           "REDIRECT_HTTP_AUTHORIZATION": f"Bearer {cgi_db.secret}", "SWIFT_BACKTRACE": "enable=no"}
+    result = subprocess.run([cgi_bin()], input=b"", env=env, capture_output=True, timeout=60)
+    head, _, payload = result.stdout.partition(b"\r\n\r\n")
+    assert head.startswith(b"Status: 200"), result.stdout[:300] + result.stderr[-300:]
+    assert json.loads(payload)["object"] == "list"
+    del env["REDIRECT_HTTP_AUTHORIZATION"]
+    result = subprocess.run([cgi_bin()], input=b"", env=env, capture_output=True, timeout=60)
+    head, _, payload = result.stdout.partition(b"\r\n\r\n")
+    assert head.startswith(b"Status: 401"), result.stdout[:300]
+    assert "didn't provide an API key" in json.loads(payload)["error"]["message"]
