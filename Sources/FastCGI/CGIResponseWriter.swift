@@ -10,7 +10,7 @@ final class CGIResponseWriter: ResponseWriter, @unchecked Sendable {
     private let lock = Locked(false)
 
     static func readRequest(maxBodyBytes: Int) -> HTTPRequest {
-        FastCGIRequestReader.makeRequest(params: ProcessInfo.processInfo.environment, maxBodyBytes: maxBodyBytes) { limit in
+        FastCGIRequestReader.makeRequest(params: cgiParams(ProcessInfo.processInfo.environment), maxBodyBytes: maxBodyBytes) { limit in
             var body: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 65536)
             while body.count < limit {
@@ -21,6 +21,39 @@ final class CGIResponseWriter: ResponseWriter, @unchecked Sendable {
             }
             return body
         }
+    }
+
+    /// A CGI environment as the request reader's params. Two things differ from FastCGI behind nginx
+    /// (docs/shared-hosting.md):
+    /// - The route is PATH_INFO (+ QUERY_STRING): a web server that runs the binary as a CGI script
+    ///   sets REQUEST_URI to the URL the client asked for, script path included
+    ///   (`/cgi-bin/gateway/v1/chat/completions`), or to the URL before a rewrite (`/v1/...`); the
+    ///   part below the script is PATH_INFO. Only an environment without SCRIPT_NAME (set by hand,
+    ///   not by a web server) is routed on REQUEST_URI.
+    /// - Apache hides Authorization from CGI programs unless `CGIPassAuth On`; the classic fallback is
+    ///   a RewriteRule that copies it into HTTP_AUTHORIZATION, which after a rewrite onto the script
+    ///   arrives as REDIRECT_HTTP_AUTHORIZATION (one REDIRECT_ per internal redirect). An empty value
+    ///   (the rule ran on a request without the header) is no header.
+    static func cgiParams(_ environment: [String: String]) -> [String: String] {
+        var params = environment
+        if environment["SCRIPT_NAME"] != nil {
+            var pathInfo = environment["PATH_INFO"] ?? ""
+            if pathInfo.isEmpty || !pathInfo.hasPrefix("/") { pathInfo = "/" + pathInfo }
+            let query = environment["QUERY_STRING"] ?? ""
+            params["REQUEST_URI"] = query.isEmpty ? pathInfo : pathInfo + "?" + query
+        }
+        if (params["HTTP_AUTHORIZATION"] ?? "").isEmpty {
+            params["HTTP_AUTHORIZATION"] = nil
+            var name = "REDIRECT_HTTP_AUTHORIZATION"
+            for _ in 0..<10 {
+                if let value = environment[name], !value.isEmpty {
+                    params["HTTP_AUTHORIZATION"] = value
+                    break
+                }
+                name = "REDIRECT_" + name
+            }
+        }
+        return params
     }
 
     func writeHead(status: Int, headers: HTTPHeaders) async throws(ClientDisconnected) {

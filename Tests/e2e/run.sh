@@ -37,6 +37,16 @@ if ! command -v chromium >/dev/null 2>&1 || [[ ! -x /usr/bin/chromedriver ]]; th
         echo "e2e: could not install chromium/chromium-driver; the dashboard's browser tests will fail." >&2
     fi
 fi
+# The CGI tests under a real Apache 2.4 + mod_cgi (test_apache_cgi.py): Debian's apache2, run as
+# the current user with a generated config (never the system's service).
+if ! command -v apache2 >/dev/null 2>&1 && [[ ! -x /usr/sbin/apache2 ]]; then
+    echo "e2e: installing apache2 (apt-get) for the CGI tests under Apache" >&2
+    sudo=""; [[ "$(id -u)" -eq 0 ]] || sudo=sudo
+    if ! { $sudo apt-get update -qq </dev/null \
+            && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends apache2 </dev/null >/dev/null; }; then
+        echo "e2e: could not install apache2; the CGI tests under Apache will fail." >&2
+    fi
+fi
 export PYTHONDONTWRITEBYTECODE=1
 
 python="${PYTHON:-python3}"
