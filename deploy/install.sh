@@ -49,7 +49,7 @@ uninstall=0
 
 die() { echo "install.sh: $*" >&2; exit 1; }
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; }
-value() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value (--help)"; }
+value() { if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value (--help)"; fi; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -112,7 +112,7 @@ if [ "$uninstall" = 1 ]; then
     say "Removing the Deploxa AI Gateway${root:+ from $root} (the database stays)"
     if [ -z "$root" ]; then
         if [ -f "$UNIT_PATH" ]; then
-            say "  systemctl disable --now $SERVICE"
+            say "    systemctl disable --now $SERVICE"
             systemctl disable --now "$SERVICE" || true
         fi
     else
@@ -121,19 +121,23 @@ if [ "$uninstall" = 1 ]; then
     for path in "$BIN_PATH" "$UNIT_PATH" "$LOGROTATE_PATH" "$SNIPPET_PATH"; do
         if [ -e "$root$path" ]; then
             rm -f "$root$path"
-            say "  removed $path"
+            say "    removed $path"
         else
-            say "  $path: not there"
+            say "    $path: not there"
         fi
     done
     if [ -z "$root" ]; then
-        say "  systemctl daemon-reload"
+        say "    systemctl daemon-reload"
         systemctl daemon-reload
     else
         skipped "systemctl daemon-reload"
     fi
     say ""
-    say "Kept $DATA_DIR (the database, $DB_PATH) and the user $SERVICE_USER."
+    if [ -z "$root" ]; then
+        say "Kept $DATA_DIR (the database, $DB_PATH) and the user $SERVICE_USER."
+    else
+        say "Kept $DATA_DIR (the database, $DB_PATH)."
+    fi
     [ -d "$root$LOG_DIR" ] && say "Kept $LOG_DIR (log files)."
     [ -d "$root$UNIT_PATH.d" ] && say "Kept your drop-ins in $UNIT_PATH.d."
     say "Installing again later picks the database up as it is. To delete everything:"
@@ -143,7 +147,7 @@ if [ "$uninstall" = 1 ]; then
         if [ -n "$includes" ]; then
             say ""
             say "nginx still includes the removed snippet in:"
-            printf '    %s\n' ${includes//$root/}
+            while IFS= read -r file; do say "    ${file#"$root"}"; done <<<"$includes"
             say "Delete that include line, then: nginx -t && systemctl reload nginx"
         fi
     fi
@@ -151,8 +155,9 @@ if [ "$uninstall" = 1 ]; then
 fi
 
 # ------------------------------------------------------------------------------------------------
-[ -f "$binary" ] && [ -x "$binary" ] \
-    || die "no executable binary at $binary (build it: swift build -c release --product deploxa-gateway, or pass --binary PATH)"
+if [ ! -f "$binary" ] || [ ! -x "$binary" ]; then
+    die "no executable binary at $binary (build it: swift build -c release --product deploxa-gateway, or pass --binary PATH)"
+fi
 "$binary" --help >/dev/null 2>&1 \
     || die "$binary does not run here (runtime libraries: apt-get install libfcgi0ldbl libsqlite3-0)"
 if [ -z "$root" ]; then

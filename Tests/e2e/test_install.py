@@ -187,6 +187,21 @@ def test_install_tree(plain_root):
         assert step in result.stdout, (step, result.stdout)
 
 
+def test_install_md_has_the_scripts_commands(plain_root):
+    """deploy/INSTALL.md's manual steps are the script's: every command it skipped or printed."""
+    _, result = plain_root
+    manual = (gwstack.REPO / "deploy" / "INSTALL.md").read_text()
+    commands = [line.split("skipped (--root): ", 1)[1] for line in result.stdout.splitlines() if "skipped (--root): " in line]
+    commands = [c for c in commands if not c.startswith("runuser -u deploxa -g www-data (ran as")]
+    commands.append("runuser -u deploxa -g www-data -- /usr/local/bin/deploxa-gateway --db /var/lib/deploxa-gateway/gateway.db migrate")
+    next_steps = result.stdout.split("Next steps:", 1)[1]
+    commands += [line.strip() for line in next_steps.splitlines()
+                 if line.strip().startswith(("include ", "nginx -t", "export ", "runuser ", "curl "))]
+    assert len(commands) >= 15, commands
+    for command in commands:
+        assert command in manual, f"deploy/INSTALL.md lacks: {command}"
+
+
 def test_installed_unit(plain_root):
     root, _ = plain_root
     text = inside(root, UNIT).read_text()
@@ -509,7 +524,12 @@ def test_uninstall_keeps_the_database(served):
     root = served["root"]
     assert served["request_ids"], "the earlier tests of this module made no requests"
     assert stack.stop_gateway() == 0  # what `systemctl disable --now` does first
+    site = inside(root, "/etc/nginx/sites-enabled/gateway-site")
+    site.parent.mkdir(parents=True)
+    site.write_text(f"server {{\n    include {SNIPPET};\n}}\n")
     removed = run_install(root, "--uninstall")
+    # The operator's server block still includes the snippet: the script says where.
+    assert "nginx still includes the removed snippet in:\n    /etc/nginx/sites-enabled/gateway-site\n" in removed.stdout, removed.stdout
     for path in (BIN, UNIT, LOGROTATE, SNIPPET):
         assert not inside(root, path).exists(), path
         assert f"removed {path}" in removed.stdout, removed.stdout
