@@ -71,12 +71,17 @@ public final class RequestTrace: @unchecked Sendable {
     }
 
     /// Where the time went, in milliseconds per step (a step whose end was never reached is left
-    /// out): queue, limits, upstream_head (connect + first byte, every attempt), upstream_body
-    /// (reading or streaming), audit, and the rest after the audit row (writing the answer).
+    /// out): `queue` (accepted → the pipeline starts), `limits` (authentication and admission),
+    /// `prepare` (cache lookup and translation), `upstream_first_byte` (a pooled or new connection,
+    /// sending, and the provider's wait until its response head; every attempt of a fallback
+    /// chain; the HTTP client reports connect and first byte as one figure), `upstream_body`
+    /// (reading or streaming the answer), `audit` (settling spend, queueing the audit row) and
+    /// `respond` (the rest: finishing the answer to nginx).
     public func breakdown(totalNanoseconds: UInt64) -> [(String, Double)] {
         var result: [(String, Double)] = []
         var previous: UInt64 = 0
-        let steps: [(String, Stage)] = [("queue", .started), ("limits", .admitted), ("upstream_head", .upstreamHead),
+        let steps: [(String, Stage)] = [("queue", .started), ("limits", .admitted), ("prepare", .upstreamSent),
+                                        ("upstream_first_byte", .upstreamHead),
                                         ("upstream_body", .upstreamDone), ("audit", .audited)]
         for (name, stage) in steps {
             guard let at = offset(stage), at >= previous else { continue }

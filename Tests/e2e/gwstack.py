@@ -254,8 +254,10 @@ class GatewayStack:
     PROVIDERS = ("openai", "anthropic", "google", "mistral", "cohere")
 
     def __init__(self, simulator: Simulator, name: str = "main", workers: int = 4, serve_args: Iterable[str] = (),
-                 settings: dict[str, str] | None = None, before_serve: Callable[["GatewayStack"], None] | None = None):
+                 settings: dict[str, str] | None = None, before_serve: Callable[["GatewayStack"], None] | None = None,
+                 nginx_conf_filter: Callable[[str], str] | None = None):
         self.simulator = simulator
+        self.nginx_conf_filter = nginx_conf_filter
         self.settings = dict(settings or {})
         self.before_serve = before_serve
         self.name = name
@@ -397,6 +399,8 @@ class GatewayStack:
             self.port = free_port()
             conf = (template.replace("@PREFIX@", str(self.prefix)).replace("@SOCKET@", str(self.socket))
                     .replace("@LISTEN@", f"127.0.0.1:{self.port}"))
+            if self.nginx_conf_filter:
+                conf = self.nginx_conf_filter(conf)
             self.nginx_conf.write_text(conf)
             log = open(self.prefix / "logs" / "nginx-stdout.log", "ab")
             # In the foreground, so it is our child and can always be stopped.

@@ -1,0 +1,559 @@
+"""Operating the pool like php-fpm (docs/operations.md): /metrics for the whole pool, /status,
+/ping, the slow log, log formats and SIGUSR1, and stops and reloads that lose no request.
+
+Each test runs its own gateway (own database, socket, serve master and nginx) on the session's
+simulator. Load is open loop: requests are started at a fixed rate whatever the answers do, so
+a stall or a refusal shows as failures, not as a slower test.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import httpx
+import pytest
+
+from admin_helpers import create_token
+from gwstack import GatewayStack, gateway_bin, pid_alive, tail, wait_until
+
+CHAT = "/v1/chat/completions"
+
+
+@contextlib.contextmanager
+def own_stack(simulator, name: str, workers: int = 2, serve_args=(), **options):
+    stack = GatewayStack(simulator, name=name, workers=workers,
+                         serve_args=["--graceful-timeout", "10", "--breaker-failures", "0", *serve_args], **options)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def body(text: str, model: str = "gpt-4o", **extra) -> dict:
+    return {"model": model, "messages": [{"role": "user", "content": f"{text} {uuid.uuid4().hex}"}], **extra}
+
+
+# --------------------------------------------------------------------------------------------
+# Prometheus text format
+
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text: str) -> dict[tuple, str]:
+    """{(name, ((label, value), ...)): value} of every sample; checks the format as it goes."""
+    samples: dict[tuple, str] = {}
+    declared: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            declared.add(line.split()[2])
+            continue
+        if line.startswith("#") or not line:
+            continue
+        match = SAMPLE.match(line)
+        assert match, f"not a Prometheus sample line: {line!r}"
+        name, _, labels, value = match.groups()
+        family = re.sub(r"_(bucket|sum|count)$", "", name)
+        assert name in declared or family in declared, f"{name} has no # TYPE line"
+        key = (name, tuple(sorted(LABEL.findall(labels or ""))))
+        assert key not in samples, f"duplicate sample {key}"
+        samples[key] = value
+    return samples
+
+
+def value(samples: dict, name: str, **labels) -> float:
+    return float(samples.get((name, tuple(sorted(labels.items()))), "0"))
+
+
+def scrape(stack: GatewayStack, token: str | None) -> dict:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = httpx.get(stack.base_url + "/metrics", headers=headers, timeout=10, trust_env=False)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    return parse_metrics(response.text)
+
+
+def without_scrapes(samples: dict) -> dict:
+    """What the data plane did: the scrapes' own requests (route metrics/status) keep moving."""
+    moving = ("deploxa_accepted_requests_total", "deploxa_workers", "deploxa_requests_in_flight", "deploxa_listen_queue",
+              "deploxa_listen_queue_max", "deploxa_max_children_reached_total")
+    return {key: v for key, v in samples.items()
+            if key[0] not in moving and ("route", "metrics") not in key[1] and ("route", "status") not in key[1]}
+
+
+# --------------------------------------------------------------------------------------------
+# 1. /metrics: pool-wide totals equal to what was sent
+
+
+def test_every_scrape_shows_the_pools_totals_equal_to_what_was_sent(simulator):
+    with own_stack(simulator, "metrics", workers=3) as stack, stack.http(timeout=30) as http:
+        token = create_token(stack, name="prometheus")["secret"]
+        stack.create_project("acme/limited")
+        limited = stack.create_key("rpm2", "acme/limited", "--rpm", "2")["secret"]
+        auth = stack.auth()
+        sent: Counter = Counter()
+
+        def post(json_body, headers=None, expect=200, kind=None):
+            response = http.post(CHAT, headers={**auth, **(headers or {})}, json=json_body)
+            assert response.status_code == expect, response.text
+            sent[kind] += 1
+            return response
+
+        for i in range(6):
+            post(body(f"openai {i}"), kind=("2xx", "openai", "none"))
+        for i in range(4):
+            post(body(f"anthropic {i}", model="claude-sonnet-4"), kind=("2xx", "anthropic", "none"))
+        for i in range(2):
+            post(body(f"stream {i}", stream=True, stream_options={"include_usage": True}), kind=("2xx", "openai", "none"))
+        cached = body("cache me")
+        post(cached, {"X-Cache-TTL": "60"}, kind=("2xx", "openai", "miss"))
+        for _ in range(2):
+            assert post(cached, {"X-Cache-TTL": "60"}, kind=("2xx", "openai", "hit")).headers["x-cache"] == "HIT"
+        for i in range(2):  # openai fails, anthropic answers: one fallback each
+            post(body(f"[sim openai:status=500] fallback {i}"), {"X-AI-Fallback": "anthropic/claude-sonnet-4"},
+                 kind=("2xx", "anthropic", "none"))
+        auth = {"Authorization": f"Bearer {limited}"}
+        for i in range(5):  # RPM 2: two answered, three refused (counted under the provider asked for)
+            post(body(f"limited {i}"), expect=200 if i < 2 else 429,
+                 kind=("2xx", "openai", "none") if i < 2 else ("4xx", "openai", "none"))
+        auth = stack.auth()
+        response = http.post(CHAT, headers={**auth, "Content-Type": "application/json"}, content=b"{not json")
+        assert response.status_code == 400
+        sent[("4xx", "", "none")] += 1
+        total = sum(sent.values())
+        assert total == 23
+
+        # The last answer's counters are added as its worker finishes it: wait (bounded) until
+        # they are all in, then every scrape, on whichever worker nginx picks, must agree.
+        def counted(samples):
+            return sum(v for (name, labels), v in ((k, float(v)) for k, v in samples.items())
+                       if name == "deploxa_requests_total" and ("route", "chat_completions") in labels)
+        wait_until(lambda: counted(scrape(stack, token)) == total, timeout=10, what=f"{total} requests in /metrics")
+
+        scrapes = [scrape(stack, token) for _ in range(10)]
+        first = without_scrapes(scrapes[0])
+        for other in scrapes[1:]:
+            assert without_scrapes(other) == first, "two scrapes disagree"
+
+        got = scrapes[-1]
+        for (status_class, provider, cache), count in sent.items():
+            assert value(got, "deploxa_requests_total", route="chat_completions", status_class=status_class,
+                         provider=provider, cache=cache) == count, (status_class, provider, cache)
+        assert value(got, "deploxa_limit_refusals_total", kind="rpm") == 3
+        assert value(got, "deploxa_limit_refusals_total", kind="tpm") == 0
+        assert value(got, "deploxa_fallbacks_total", provider="openai") == 2
+        assert value(got, "deploxa_request_duration_seconds_count", route="chat_completions") == total
+        assert value(got, "deploxa_request_duration_seconds_bucket", route="chat_completions", le="+Inf") == total
+        # Upstream latency: every provider call that answered (not the cache hits, not refusals).
+        assert value(got, "deploxa_upstream_latency_seconds_count", provider="openai") == 6 + 2 + 1 + 2
+        assert value(got, "deploxa_upstream_latency_seconds_count", provider="anthropic") == 4 + 2
+        assert value(got, "deploxa_time_to_first_token_seconds_count", provider="openai") == 2
+
+        # Tokens and cost by provider and model equal the audit log's sums.
+        def all_rows():
+            rows = stack.audit_rows()
+            return rows if len(rows) >= total else None
+        rows = wait_until(all_rows, timeout=10, what="audit rows")
+        assert len(rows) == total
+        prompt, completion, cost = defaultdict(int), defaultdict(int), defaultdict(float)
+        for row in rows:
+            if row.get("provider"):
+                key = (row["provider"], row.get("model_served") or row.get("model_requested"))
+                prompt[key] += row.get("prompt_tokens") or 0
+                completion[key] += row.get("completion_tokens") or 0
+                cost[key] += row.get("cost_usd") or 0
+        assert set(prompt) == {("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4")}, prompt
+        for key in prompt:
+            labels = {"provider": key[0], "model": key[1]}
+            assert value(got, "deploxa_tokens_total", **labels, kind="prompt") == prompt[key] > 0
+            assert value(got, "deploxa_tokens_total", **labels, kind="completion") == completion[key] > 0
+            assert abs(value(got, "deploxa_cost_usd_total", **labels) - cost[key]) < 1e-8 * len(rows)
+
+        # Bounded labels: no key id, user, request id or secret anywhere.
+        text = httpx.get(stack.base_url + "/metrics", headers={"Authorization": f"Bearer {token}"}, trust_env=False).text
+        for secret in (stack.key, stack.key_id, limited, token, "req_"):
+            assert secret not in text
+        assert {labels for (name, labels) in got} and all(
+            dict(labels).keys() <= {"route", "status_class", "provider", "cache", "le", "model", "kind", "state"}
+            for (name, labels) in got)
+        assert value(got, "deploxa_workers_configured") == 3
+
+
+def test_metrics_and_status_need_an_installation_wide_admin_token(simulator):
+    with own_stack(simulator, "metrics-guard", workers=1) as stack, stack.http() as http:
+        scoped = create_token(stack, "--org", stack.ORG, name="org-only")["secret"]
+        wide = create_token(stack, "--read-only", name="reader")["secret"]
+        for path in ("/metrics", "/status"):
+            assert http.get(path).status_code == 401
+            assert http.get(path, headers={"Authorization": f"Bearer {stack.key}"}).status_code == 401
+            refused = http.get(path, headers={"Authorization": f"Bearer {scoped}"})
+            assert refused.status_code == 403 and refused.json()["error"]["message"]
+            assert http.get(path, headers={"Authorization": f"Bearer {wide}"}).status_code == 200
+            assert http.post(path, headers={"Authorization": f"Bearer {wide}"}).status_code == 405
+        ping = http.get("/ping")
+        assert (ping.status_code, ping.text) == (200, "pong\n")
+
+
+# --------------------------------------------------------------------------------------------
+# 2. /status and /ping
+
+
+def test_status_page_shows_the_pool_and_each_worker_without_keys_or_prompts(simulator):
+    with own_stack(simulator, "status", workers=2, serve_args=["--metrics-public"]) as stack, stack.http() as http:
+        token = create_token(stack, name="status")["secret"]
+        admin = {"Authorization": f"Bearer {token}"}
+        assert http.get("/metrics").status_code == 200, "--metrics-public opens /metrics"
+        assert http.get("/status").status_code == 401, "but never /status"
+        for i in range(4):
+            assert http.post(CHAT, headers=stack.auth(), json=body(f"warm {i}")).status_code == 200
+
+        secret_prompt = "do-not-show-this-prompt-" + uuid.uuid4().hex
+        slow = concurrent.futures.ThreadPoolExecutor(1).submit(
+            lambda: httpx.post(stack.base_url + CHAT, headers=stack.auth(), timeout=30, trust_env=False,
+                               json={"model": "gpt-4o", "messages": [{"role": "user", "content": f"[sim openai:latency_ms=1500] {secret_prompt}"}]}))
+
+        def in_flight():
+            status = http.get("/status?json&full", headers=admin).json()
+            requests = [r for p in status["processes"] for r in p["in flight"] if r["route"] == "chat_completions"]
+            return (status, requests) if requests and requests[0]["provider"] == "openai" else None
+        status, requests = wait_until(in_flight, timeout=5, what="the slow request on /status?full")
+        assert requests[0]["age ms"] >= 0
+        assert status["pool"] and status["process manager"] == "static"
+        assert status["total processes"] == 2
+        assert status["active processes"] >= 1
+        assert status["accepted conn"] >= 5
+        assert status["listen queue len"] > 0
+        assert {p["pid"] for p in status["processes"]} == stack.worker_pids()
+        assert {p["state"] for p in status["processes"]} <= {"Idle", "Running"}
+        assert "Running" in {p["state"] for p in status["processes"]}
+        assert sum(p["requests"] for p in status["processes"]) >= 4
+
+        text = http.get("/status?full", headers=admin)
+        assert text.headers["content-type"].startswith("text/plain")
+        assert re.search(r"^accepted conn:\s+\d+$", text.text, re.M)
+        assert re.search(r"^request:\s+chat_completions provider=openai age_ms=\d+$", text.text, re.M)
+        assert text.text.count("pid:") == 2
+        short = http.get("/status", headers=admin).text
+        assert "pid:" not in short and "active processes:" in short
+        assert slow.result().status_code == 200
+        for page in (text.text, json.dumps(status), http.get("/metrics").text):
+            for secret in (secret_prompt, stack.key, stack.key_id, token):
+                assert secret not in page
+
+
+# --------------------------------------------------------------------------------------------
+# 3 and 4. Slow log, JSON log lines, request ids, SIGUSR1
+
+
+def read_json_lines(path: Path) -> list[dict]:
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    parsed = []
+    for line in lines:
+        parsed.append(json.loads(line))  # every line is one JSON object
+    return parsed
+
+
+def test_slow_log_json_lines_request_ids_and_sigusr1_reopen(simulator, tmp_path):
+    log = tmp_path / "gateway.log"
+    args = ["--slowlog-threshold", "0.4", "--log-format", "json", "--log-file", str(log)]
+    with own_stack(simulator, "slowlog", workers=2, serve_args=args) as stack, stack.http(timeout=30) as http:
+        token = create_token(stack, name="status")["secret"]
+        fast = http.post(CHAT, headers=stack.auth(), json=body("fast"))
+        slow = http.post(CHAT, headers=stack.auth(), json=body("[sim openai:latency_ms=700] slow"))
+        assert fast.status_code == slow.status_code == 200
+        slow_id, fast_id = slow.headers["x-request-id"], fast.headers["x-request-id"]
+
+        def slow_line(request_id, path=log):
+            lines = [entry for entry in read_json_lines(path) if entry.get("message") == "slow request"]
+            return next((entry for entry in lines if entry.get("request_id") == request_id), None)
+        entry = wait_until(lambda: slow_line(slow_id), timeout=5, what="the slow log line")
+        assert entry["level"] == "warning"
+        assert entry["route"] == "chat_completions" and entry["provider"] == "openai" and entry["status"] == "200"
+        assert float(entry["duration_ms"]) >= 700
+        # Where the time went: the provider's wait dominates, and the stages add up.
+        stages = {k[:-3]: float(v) for k, v in entry.items() if k.endswith("_ms") and k != "duration_ms"}
+        assert {"queue", "limits", "prepare", "upstream_first_byte", "upstream_body", "audit", "respond"} == set(stages), stages
+        assert stages["upstream_first_byte"] >= 600
+        assert sum(stages.values()) == pytest.approx(float(entry["duration_ms"]), abs=2.0)
+        assert slow_line(fast_id) is None, "a fast request is not in the slow log"
+        status = http.get("/status?json", headers={"Authorization": f"Bearer {token}"}).json()
+        assert status["slow requests"] == 1
+        assert value(scrape(stack, token), "deploxa_slow_requests_total") == 1
+
+        # Every line is JSON with time, level and message; the master's and the workers'.
+        lines = read_json_lines(log)
+        assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+        assert any(line["logger"] == "deploxa.master" for line in lines)
+        assert not any(stack.key in json.dumps(line) or token in json.dumps(line) for line in lines)
+
+        # logrotate: move the file away, SIGUSR1 to the master, the next lines go to a new file.
+        rotated = tmp_path / "gateway.log.1"
+        log.rename(rotated)
+        os.kill(stack.master_pid, signal.SIGUSR1)
+        wait_until(log.exists, timeout=5, what="the master to reopen its log file")
+        time.sleep(0.3)  # the workers reopen on their next tick (every second at most)
+        deadline = time.monotonic() + 5
+        again_id = None
+        while time.monotonic() < deadline:  # until both workers have written to the new file
+            again = http.post(CHAT, headers=stack.auth(), json=body("[sim openai:latency_ms=500] after rotation"))
+            again_id = again.headers["x-request-id"]
+            if slow_line(again_id, log) is None:
+                break
+            workers = {line.get("pid") for line in read_json_lines(log) if line.get("message") == "slow request"}
+            if len(workers) >= 2:
+                break
+        assert again_id and slow_line(again_id, log) is not None, tail(log)
+        assert slow_line(again_id, rotated) is None
+        assert slow_line(slow_id, rotated) is not None and slow_line(slow_id, log) is None
+
+
+def test_a_breaker_opening_is_logged_with_the_request_id_and_counted(simulator, tmp_path):
+    log = tmp_path / "gateway.log"
+    args = ["--log-format", "json", "--log-file", str(log), "--breaker-failures", "2", "--breaker-cooldown", "30",
+            "--metrics-public"]
+    with own_stack(simulator, "breaker-log", workers=2, serve_args=args) as stack, stack.http(timeout=30) as http:
+        ids = []
+        for i in range(2):
+            failed = http.post(CHAT, headers=stack.auth(), json=body(f"[sim openai:status=500] breaker {i}"))
+            assert failed.status_code >= 500
+            ids.append(failed.headers["x-request-id"])
+        opened = wait_until(lambda: [l for l in read_json_lines(log) if l["message"] == "circuit breaker opened"],
+                            timeout=5, what="the breaker's log line")
+        assert opened[0]["request_id"] == ids[1] and opened[0]["provider"] == "openai"
+        assert value(scrape(stack, None), "deploxa_breaker_opens_total", provider="openai") == 1
+
+
+# --------------------------------------------------------------------------------------------
+# 5. Stop and reload under load
+
+
+class SteadyLoad:
+    """Chat requests started at `rate` per second through nginx, each on its own connection
+    (as independent clients would), until stopped; every answer's status is kept."""
+
+    def __init__(self, base_url: str, key: str, rate: int = 300, threads: int = 48):
+        self.base_url, self.key, self.rate = base_url, key, rate
+        self.pool = concurrent.futures.ThreadPoolExecutor(threads)
+        self.results: list[tuple[float, int, str]] = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.local = threading.local()
+        self.started = 0
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _client(self) -> httpx.Client:
+        if not hasattr(self.local, "client"):
+            # No keep-alive: a connection per request, so every request goes through nginx's
+            # connect to the pool (the moment a stop or reload can hurt).
+            self.local.client = httpx.Client(base_url=self.base_url, timeout=30, trust_env=False,
+                                             limits=httpx.Limits(max_keepalive_connections=0))
+        return self.local.client
+
+    def _one(self, index: int) -> None:
+        at = time.monotonic()
+        try:
+            response = self._client().post(CHAT, headers={"Authorization": f"Bearer {self.key}"},
+                                           json={"model": "gpt-4o", "messages": [{"role": "user", "content": f"load {index}"}]})
+            result = (at, response.status_code, "" if response.status_code == 200 else response.text[:300])
+        except httpx.HTTPError as error:
+            result = (at, 0, f"{type(error).__name__}: {error}")
+        with self.lock:
+            self.results.append(result)
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        while not self.stopping.is_set():
+            due = start + self.started / self.rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self.pool.submit(self._one, self.started)
+            self.started += 1
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join()
+        self.pool.shutdown(wait=True)
+
+    def failures(self) -> list[tuple[float, int, str]]:
+        return [r for r in self.results if r[1] != 200]
+
+
+def test_reloads_under_300_requests_per_second_fail_no_request(simulator):
+    reloads = 6
+    with own_stack(simulator, "reload-load", workers=2) as stack:
+        token = create_token(stack, name="status")["secret"]
+        generations = []
+        with SteadyLoad(stack.base_url, stack.key, rate=300) as load:
+            time.sleep(1.5)
+            for _ in range(reloads):
+                before = stack.worker_pids()
+                os.kill(stack.master_pid, signal.SIGUSR2)
+                # The reload is done when the old generation has left.
+                stack.wait_for_workers(excluding=before, timeout=20)
+                generations.append(stack.worker_pids())
+                time.sleep(1.0)
+            time.sleep(0.5)
+        results, failures = load.results, load.failures()
+        duration = results[-1][0] - results[0][0]
+        print(f"reloads: {reloads}, requests: {len(results)} in {duration:.1f} s "
+              f"({len(results) / duration:.0f} req/s), failures: {len(failures)}")
+        assert len(results) == load.started
+        assert len(results) / duration > 250, "the load did not reach 300 req/s; the test proves nothing"
+        assert failures == [], f"{len(failures)} of {len(results)} requests failed during reloads: {Counter(f[1] for f in failures)} {failures[:5]}"
+        assert len(set(map(frozenset, generations))) == reloads, "every reload started a new generation"
+        status = httpx.get(stack.base_url + "/status?json", headers={"Authorization": f"Bearer {token}"}, trust_env=False).json()
+        assert status["reloads"] == reloads
+        assert status["total processes"] == 2
+
+
+def two_master_upstream(second_socket: Path):
+    """nginx config filter: both masters' sockets in one upstream; a connect that fails (the
+    stopping master's socket is gone) is retried on the other before anything was sent."""
+    def apply(conf: str) -> str:
+        match = re.search(r"fastcgi_pass unix:(\S+);", conf)
+        first = match.group(1)
+        upstream = (f"    upstream deploxa_pool {{\n        server unix:{first} max_fails=0;\n"
+                    f"        server unix:{second_socket} max_fails=0;\n    }}\n\n    server {{")
+        conf = conf.replace("    server {", upstream, 1)
+        return conf.replace(f"fastcgi_pass unix:{first};", "fastcgi_pass deploxa_pool;\n            fastcgi_next_upstream error timeout;")
+    return apply
+
+
+class SecondMaster:
+    """Another `serve` master on the same database with its own socket, as on a second box."""
+
+    def __init__(self, stack: GatewayStack, socket_path: Path):
+        self.stack, self.socket = stack, socket_path
+        self.pid_file = socket_path.with_suffix(".pid")
+        self.log = socket_path.with_suffix(".log")
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [gateway_bin(), "serve", "--db", str(self.stack.db), "--socket", str(self.socket), "--socket-mode", "0666",
+                 "--workers", "2", "--pid-file", str(self.pid_file), "--graceful-timeout", "10", "--breaker-failures", "0"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "SWIFT_BACKTRACE": "enable=no"})
+        wait_until(lambda: self.process.poll() is not None or (self.socket.exists() and len(children(self.process.pid)) == 2),
+                   timeout=20, what="the second master and its workers")
+        assert self.process.poll() is None, tail(self.log)
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGQUIT)
+        return self.process.wait(timeout=30)
+
+
+def children(pid: int) -> set[int]:
+    from gwstack import children_of
+    return children_of(pid)
+
+
+def restart_main_master(stack: GatewayStack) -> None:
+    signal_and_wait(stack.master)
+    stack.start_gateway()
+
+
+def signal_and_wait(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGQUIT)
+    assert process.wait(timeout=30) == 0
+
+
+def test_sigquit_under_load_with_two_masters_behind_nginx_fails_no_request(simulator):
+    """The production recipe for a stop without errors (docs/operations.md): two masters in one
+    nginx upstream. Each is stopped with SIGQUIT and started again, twice, under 300 req/s."""
+    holder: dict = {}
+
+    def conf_filter(conf):
+        return two_master_upstream(holder["socket"])(conf)
+    stack = GatewayStack(simulator, name="two-masters", workers=2,
+                         serve_args=["--graceful-timeout", "10", "--breaker-failures", "0"], nginx_conf_filter=conf_filter)
+    holder["socket"] = stack.dir / "second.sock"
+    second = SecondMaster(stack, holder["socket"])
+    try:
+        _start_stack_with(stack, before_nginx=second.start)
+        with SteadyLoad(stack.base_url, stack.key, rate=300) as load:
+            time.sleep(1.5)
+            for _ in range(2):
+                restart_main_master(stack)
+                time.sleep(1.0)
+                assert second.stop() == 0
+                second.start()
+                time.sleep(1.0)
+        results, failures = load.results, load.failures()
+        duration = results[-1][0] - results[0][0]
+        print(f"4 stops: {len(results)} requests in {duration:.1f} s, failures: {len(failures)}")
+        assert len(results) / duration > 250
+        assert failures == [], f"{len(failures)} of {len(results)} failed: {Counter(f[1] for f in failures)} {failures[:5]}"
+        errors = stack.nginx_error_log.read_text() if stack.nginx_error_log.exists() else ""
+        assert "prematurely closed" not in errors and "reset by peer" not in errors, errors[-2000:]
+    finally:
+        with contextlib.suppress(Exception):
+            if second.process and second.process.poll() is None:
+                second.stop()
+        stack.stop()
+
+
+def _start_stack_with(stack: GatewayStack, before_nginx) -> None:
+    """GatewayStack.start, with the second master started before nginx."""
+    from gwstack import _register
+    _register(stack)
+    stack.cli("migrate")
+    stack.cli("org", "create", stack.ORG)
+    stack.cli("project", "create", stack.PROJECT)
+    stack.configure_providers(stack.PROJECT)
+    created = stack.create_key(f"e2e-{stack.name}")
+    stack.key, stack.key_id = created["secret"], created["id"]
+    stack.start_gateway()
+    before_nginx()
+    stack.start_nginx()
+    wait_until(stack._healthy, timeout=20, what="GET /healthz through nginx")
+
+
+def test_sigquit_of_a_lone_master_under_load_fails_only_new_connections_cleanly(simulator):
+    """One master, stopped under 300 req/s: every request it accepted is answered; nginx's
+    connects after the socket is gone fail as connect errors (a clean 502, no reset, no
+    truncated or rejected request), and every answered request has its audit row."""
+    with own_stack(simulator, "lone-stop", workers=2) as stack:
+        with SteadyLoad(stack.base_url, stack.key, rate=300) as load:
+            time.sleep(1.5)
+            stopped_at = time.monotonic()
+            stack.master.send_signal(signal.SIGQUIT)
+            assert stack.master.wait(timeout=30) == 0
+            time.sleep(0.5)
+        results = load.results
+        before = [r for r in results if r[0] < stopped_at - 0.05]
+        assert before and all(r[1] == 200 for r in before)
+        statuses = Counter(r[1] for r in results)
+        assert set(statuses) <= {200, 502}, statuses
+        assert statuses[502] > 0, "requests after the stop must have been refused by nginx"
+        errors = stack.nginx_error_log.read_text()
+        lines = [l for l in errors.splitlines() if "[error]" in l or "[crit]" in l]
+        assert len(lines) == statuses[502], errors[-3000:]
+        assert all(re.search(r"connect\(\) to unix:\S+ failed \((2: No such file or directory|111: Connection refused)\)", l)
+                   for l in lines), [l for l in lines if "connect()" not in l][:5]
+        # Every 200 was audited.
+        answered = statuses[200]
+        rows = [r for r in stack.audit_rows() if r["route"] == CHAT]
+        assert len(rows) == answered
