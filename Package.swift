@@ -26,6 +26,13 @@ let package = Package(
 
         // Log lines (text or JSON) to standard error or a file reopened on SIGUSR1.
         .target(name: "GatewayLogging", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        // OpenTelemetry trace export (OTLP/HTTP JSON), off unless `serve --otel-endpoint`.
+        .target(name: "GatewayTracing", dependencies: [
+            "GatewayHTTP",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
 
         // Transport-neutral request / response / responder.
         .target(name: "GatewayHTTP"),
@@ -82,7 +89,7 @@ let package = Package(
         .target(name: "GatewayDashboard"),
 
         .executableTarget(name: "deploxa-gateway", dependencies: [
-            "GatewayCore", "GatewayHTTP", "FastCGI", "GatewayStore", "GatewayAPI", "GatewayAdmin", "GatewayTesting", "PoolScoreboard", "GatewayLogging",
+            "GatewayCore", "GatewayHTTP", "FastCGI", "GatewayStore", "GatewayAPI", "GatewayAdmin", "GatewayTesting", "PoolScoreboard", "GatewayLogging", "GatewayTracing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -100,11 +107,15 @@ let package = Package(
             "GatewayCore", "GatewayProviders", "GatewayTesting", "GatewayUpstream",
         ], path: "Benchmarks/deploxa-translation-bench"),
 
+        // The pool scoreboard's cost per request (the calls one chat request makes) and /metrics' render cost, in-process.
+        .executableTarget(name: "deploxa-scoreboard-bench", dependencies: ["PoolScoreboard"], path: "Benchmarks/deploxa-scoreboard-bench"),
+
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"]),
         .testTarget(name: "GatewayProvidersTests", dependencies: ["GatewayProviders", "GatewayCore"], exclude: ["Fixtures"]),
         .testTarget(name: "GatewayStoreTests", dependencies: ["GatewayStore", "GatewayCore"]),
         .testTarget(name: "GatewayDashboardTests", dependencies: ["GatewayDashboard"]),
         .testTarget(name: "PoolScoreboardTests", dependencies: ["PoolScoreboard"]),
+        .testTarget(name: "GatewayTracingTests", dependencies: ["GatewayTracing", "GatewayHTTP"]),
         .testTarget(name: "GatewayLoggingTests", dependencies: ["GatewayLogging", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "GatewayAdminTests", dependencies: ["GatewayAdmin", "GatewayStore", "GatewayCore", "GatewayHTTP", "GatewayTesting",
                                                              .product(name: "Logging", package: "swift-log")]),

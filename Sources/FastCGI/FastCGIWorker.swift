@@ -28,10 +28,12 @@ public struct FastCGIWorkerConfiguration: Sendable {
     public var reopenLogs: (@Sendable () -> Void)?
     /// Run about once a second on the main thread (publishing gauges such as the audit queue).
     public var everySecond: (@Sendable () -> Void)?
+    /// Run once per request after its answer ended (exporting its trace spans).
+    public var requestFinished: (@Sendable (RequestTrace) -> Void)?
 
     public init(acceptThreads: Int = 1, maxRequests: Int = 0, maxBodyBytes: Int = 10 * 1024 * 1024, gracefulTimeoutSeconds: Double = 30,
                 slowlogThresholdSeconds: Double? = nil, slot: WorkerSlot? = nil, reopenLogs: (@Sendable () -> Void)? = nil,
-                everySecond: (@Sendable () -> Void)? = nil) {
+                everySecond: (@Sendable () -> Void)? = nil, requestFinished: (@Sendable (RequestTrace) -> Void)? = nil) {
         self.acceptThreads = acceptThreads
         self.maxRequests = maxRequests
         self.maxBodyBytes = maxBodyBytes
@@ -40,6 +42,7 @@ public struct FastCGIWorkerConfiguration: Sendable {
         self.slot = slot
         self.reopenLogs = reopenLogs
         self.everySecond = everySecond
+        self.requestFinished = requestFinished
     }
 }
 
@@ -193,6 +196,9 @@ public final class FastCGIWorker: @unchecked Sendable {
     private func dispatch(_ fcgiRequest: UnsafeMutablePointer<FCGX_Request>, trace: RequestTrace) {
         var httpRequest = FastCGIRequestReader.read(fcgiRequest, maxBodyBytes: configuration.maxBodyBytes)
         httpRequest.trace = trace
+        trace.method = httpRequest.method
+        trace.path = httpRequest.path
+        trace.traceParent = httpRequest.headers["traceparent"]
         let route = PoolRoute.classify(path: httpRequest.path)
         let slot = configuration.slot
         let entry = slot?.beginRequest(route: route) ?? -1
@@ -224,7 +230,9 @@ public final class FastCGIWorker: @unchecked Sendable {
     /// The answer has ended: the request is counted on the scoreboard and, if slow, logged.
     private func finished(_ trace: RequestTrace, route: PoolRoute, entry: Int, method: String) {
         counters.withLock { $0.inFlight -= 1 }
-        let total = RequestTrace.now() &- trace.acceptedAt
+        trace.finishedAt = RequestTrace.now()
+        let total = trace.finishedAt &- trace.acceptedAt
+        configuration.requestFinished?(trace)
         let seconds = Double(total) / 1e9
         configuration.slot?.endRequest(entry: entry, route: route, status: trace.status, provider: PoolProvider(name: trace.provider),
                                        cache: CacheResult(header: trace.cacheResult), durationSeconds: seconds)

@@ -120,8 +120,8 @@ public final class Supervisor {
                 finishReloadIfReady()
                 if let queue = ListenQueue.sample(fileDescriptor: listenFD) { scoreboard?.noteListenQueue(queue.queued) }
             case SIGUSR1:
-                logger.info("reopening log files")
                 configuration.reopenLogs?()
+                logger.info("log files reopened")
                 for pid in workers.keys { kill(pid, SIGUSR1) }
             case SIGUSR2, SIGHUP:
                 reload()

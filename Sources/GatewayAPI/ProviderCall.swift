@@ -37,6 +37,7 @@ struct ProviderCall {
     let target: ProviderTarget
     let context: RequestContext
     let sentAt = DispatchTime.now().uptimeNanoseconds
+    let startedAt = RequestTrace.now()
 
     /// The response head, or a thrown `GatewayError`: a transport failure (502/504) or the
     /// provider's own error answer, decoded by the adapter.
@@ -85,6 +86,8 @@ struct ProviderCall {
 
     func record(status: Int, error: GatewayError?) {
         context.trace?.mark(.upstreamDone)
+        context.trace?.recordUpstreamCall(provider: target.provider.rawValue, model: target.model, status: status,
+                                          failed: error != nil, start: startedAt)
         context.audit.attempts.append(AuditAttempt(
             provider: target.provider.rawValue, model: target.model, status: status, latencyMs: elapsedMs, errorCode: error?.auditCode))
     }

@@ -9,11 +9,11 @@ import Glibc
 public final class RequestTrace: @unchecked Sendable {
     /// Moments of a request's life, in the order they happen.
     public enum Stage: Int, CaseIterable, Sendable {
-        /// The transport read the request (params and body).
+        /// The transport accepted the connection (reading the params and body comes next).
         case accepted
         /// The pipeline started on it (after queueing for a thread).
         case started
-        /// The limits admitted it (or refused it).
+        /// Authenticated, looked up in the cache, and admitted (or refused) by the limits.
         case admitted
         /// The first provider attempt was sent.
         case upstreamSent
@@ -36,6 +36,25 @@ public final class RequestTrace: @unchecked Sendable {
     public var attempts = 0
     /// Called when the provider changes (the transport shows it on the status page).
     public var providerObserver: (@Sendable (String) -> Void)?
+    /// Each call made to a provider, with when it started and ended (for trace spans).
+    public private(set) var upstreamCalls: [UpstreamCall] = []
+    /// The request's method, path and W3C `traceparent` header (set by the transport).
+    public var method = ""
+    public var path = ""
+    public var traceParent: String?
+    /// When the answer's last byte went to the web server (set by the transport).
+    public var finishedAt: UInt64 = 0
+
+    /// One call to a provider: a child span of the request's trace.
+    public struct UpstreamCall: Sendable {
+        public var provider: String
+        public var model: String
+        /// The provider's status, or the gateway's for a transport failure (502, 504).
+        public var status: Int
+        public var failed: Bool
+        public var start: UInt64
+        public var end: UInt64
+    }
 
     public init() {
         marks[Stage.accepted.rawValue] = RequestTrace.now()
@@ -48,6 +67,12 @@ public final class RequestTrace: @unchecked Sendable {
     /// Marks the stage only the first time (the first of several provider attempts).
     public func markOnce(_ stage: Stage) {
         if marks[stage.rawValue] == 0 { marks[stage.rawValue] = RequestTrace.now() }
+    }
+
+    /// A provider call has ended (`start` from `now()` when it was sent).
+    public func recordUpstreamCall(provider: String, model: String, status: Int, failed: Bool, start: UInt64) {
+        upstreamCalls.append(UpstreamCall(provider: provider, model: model, status: status, failed: failed, start: start,
+                                          end: RequestTrace.now()))
     }
 
     public func setProvider(_ name: String) {
@@ -71,11 +96,12 @@ public final class RequestTrace: @unchecked Sendable {
     }
 
     /// Where the time went, in milliseconds per step (a step whose end was never reached is left
-    /// out): `queue` (accepted → the pipeline starts), `limits` (authentication and admission),
-    /// `prepare` (cache lookup and translation), `upstream_first_byte` (a pooled or new connection,
+    /// out): `queue` (reading the request, then waiting for a thread), `limits` (authentication,
+    /// the cache lookup and admission), `prepare` (translation), `upstream_first_byte` (a pooled or new connection,
     /// sending, and the provider's wait until its response head; every attempt of a fallback
     /// chain; the HTTP client reports connect and first byte as one figure), `upstream_body`
-    /// (reading or streaming the answer), `audit` (settling spend, queueing the audit row) and
+    /// (reading or streaming the answer), `audit` (settling spend, queueing the audit row; for
+    /// a cache hit also replaying the answer) and
     /// `respond` (the rest: finishing the answer to nginx).
     public func breakdown(totalNanoseconds: UInt64) -> [(String, Double)] {
         var result: [(String, Double)] = []

@@ -139,7 +139,9 @@ public enum PrometheusExposition {
 
         /// Cumulative buckets, `_sum` in seconds and `_count`; omitted while empty.
         mutating func histogram(_ name: String, _ labels: [(String, String)], _ totals: [UInt64], at start: Int) {
-            let count = totals[start + LatencyBuckets.bounds.count + 2]
+            // +Inf and _count are the buckets' sum, not the separate count word: a scrape between
+            // an observation's bucket add and its count add still shows monotonic buckets.
+            let count = (0...LatencyBuckets.bounds.count).reduce(UInt64(0)) { $0 &+ totals[start + $1] }
             guard count > 0 else { return }
             var cumulative: UInt64 = 0
             for (index, bound) in LatencyBuckets.bounds.enumerated() {

@@ -9,10 +9,11 @@ import GatewayStore
 import GatewayUpstream
 import Logging
 import PoolScoreboard
+import GatewayTracing
 
 /// Options the master passes on to each worker it starts.
 struct WorkerOptions: ParsableArguments {
-    @Option(name: .customLong("accept-threads"), help: "Threads per worker blocked in FastCGI accept (each hands requests to Swift tasks).") var acceptThreads = 1
+    @Option(name: .customLong("accept-threads"), help: "Threads per worker that accept connections and read requests (each hands them to Swift tasks).") var acceptThreads = 1
     @Option(name: .customLong("max-requests"), help: "Recycle a worker after this many requests (0: never).") var maxRequests = 0
     @Option(name: .customLong("max-body-size"), help: "Largest request body in bytes (match nginx's client_max_body_size).") var maxBodySize = 10 * 1024 * 1024
     @Option(name: .customLong("graceful-timeout"), help: "Seconds in-flight requests get to finish on stop or reload.") var gracefulTimeout = 30.0
@@ -37,6 +38,8 @@ struct WorkerOptions: ParsableArguments {
     @Option(name: .customLong("log-format"), help: "text (default) or json (one object per line, for log shippers).") var logFormat = "text"
     @Option(name: .customLong("log-file"), help: "Append logs to this file instead of standard error; SIGUSR1 to the master reopens it (logrotate).") var logFile: String?
     @Flag(name: .customLong("metrics-public"), help: "Serve GET /metrics without an admin token (restrict it in nginx instead).") var metricsPublic = false
+    @Option(name: .customLong("otel-endpoint"), help: "Send OpenTelemetry traces (OTLP over HTTP, JSON) to this URL, e.g. http://127.0.0.1:4318/v1/traces (default: off).") var otelEndpoint: String?
+    @Option(name: .customLong("otel-service-name"), help: "The service.name of the traces.") var otelServiceName = "deploxa-gateway"
 
     /// The options as a worker's command line (`logFile` made absolute by the master).
     func arguments(logFile: String?) -> [String] {
@@ -52,11 +55,15 @@ struct WorkerOptions: ParsableArguments {
             + (auditJournal.map { ["--audit-journal", $0] } ?? [])
             + (logFile.map { ["--log-file", $0] } ?? [])
             + (metricsPublic ? ["--metrics-public"] : [])
+            + (otelEndpoint.map { ["--otel-endpoint", $0, "--otel-service-name", otelServiceName] } ?? [])
     }
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level \(logLevel).") }
         guard LogFormat(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be text or json.") }
+        if let otelEndpoint, !(otelEndpoint.hasPrefix("http://") || otelEndpoint.hasPrefix("https://")) {
+            throw ValidationError("--otel-endpoint must be an http:// or https:// URL (OTLP over HTTP), e.g. http://127.0.0.1:4318/v1/traces.")
+        }
         guard slowlogThreshold >= 0 else { throw ValidationError("--slowlog-threshold must be 0 (off) or a positive number of seconds.") }
         guard acceptThreads >= 1 else { throw ValidationError("--accept-threads must be at least 1.") }
         guard dbBusyTimeout >= 1 else { throw ValidationError("--db-busy-timeout must be at least 1 ms.") }
@@ -98,7 +105,7 @@ struct ServeCommand: ParsableCommand {
         abstract: "Run the FastCGI server: a master process supervising worker processes.",
         discussion: """
         Signals to the master: SIGQUIT or SIGTERM stop gracefully (in-flight requests finish, up to \
-        --graceful-timeout); SIGUSR2 or SIGHUP reload (new workers start, old ones finish their requests).
+        --graceful-timeout); SIGUSR2 or SIGHUP reload (new workers start, old ones finish their requests); SIGUSR1 reopens log files.
         """)
 
     @OptionGroup var global: GlobalOptions
@@ -201,19 +208,26 @@ struct WorkerCommand: ParsableCommand {
         let admin = AdminApplication(database: adminDatabase,
                                      configuration: AdminConfiguration(sessionLifetimeSeconds: Int(workerOptions.sessionHours * 3600)),
                                      logger: logger)
+        let tracer: OTLPTraceExporter? = workerOptions.otelEndpoint.map {
+            OTLPTraceExporter(endpoint: $0, serviceName: workerOptions.otelServiceName, logger: logger)
+        }
+        var requestFinished: (@Sendable (RequestTrace) -> Void)?
+        if let tracer { requestFinished = { tracer.export($0) } }
         let worker = FastCGIWorker(
             configuration: FastCGIWorkerConfiguration(
                 acceptThreads: workerOptions.acceptThreads, maxRequests: workerOptions.maxRequests,
                 maxBodyBytes: workerOptions.maxBodySize, gracefulTimeoutSeconds: workerOptions.gracefulTimeout,
                 slowlogThresholdSeconds: workerOptions.slowlogThreshold > 0 ? workerOptions.slowlogThreshold : nil, slot: slot,
                 reopenLogs: { logOutput.reopen() },
-                everySecond: { slot?.setAuditRowsQueued(auditWriter.backlog) }),
+                everySecond: { slot?.setAuditRowsQueued(auditWriter.backlog) },
+                requestFinished: requestFinished),
             responder: GatewayRoutes(dataPlane: application, admin: admin,
                                      pool: PoolRoutes(scoreboard: scoreboard, admin: admin, metricsPublic: workerOptions.metricsPublic,
                                                       poolName: "deploxa-gateway")),
             logger: logger)
         logger.debug("worker ready")
         let reason = worker.run()
+        tracer?.shutdownBlocking()
         auditWriter.close()
         cacheJanitor.close()
         auditJanitor?.close()

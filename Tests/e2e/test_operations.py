@@ -560,3 +560,112 @@ def test_sigquit_of_a_lone_master_under_load_fails_only_new_connections_cleanly(
         answered = statuses[200]
         rows = [r for r in stack.audit_rows() if r["route"] == CHAT]
         assert len(rows) == answered
+
+
+# --------------------------------------------------------------------------------------------
+# 9. OpenTelemetry traces (off by default)
+
+
+class OTLPReceiver:
+    """A few lines of OTLP/HTTP collector: keeps every span POSTed to /v1/traces (JSON)."""
+
+    def __init__(self):
+        import http.server
+        receiver = self
+        self.spans: list[dict] = []
+        self.resources: list[dict] = []
+        self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                assert self.path == "/v1/traces" and self.headers["Content-Type"] == "application/json"
+                with receiver.lock:
+                    for resource_spans in payload["resourceSpans"]:
+                        receiver.resources.append(resource_spans["resource"])
+                        for scope in resource_spans["scopeSpans"]:
+                            receiver.spans.extend(scope["spans"])
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+
+    def trace(self, trace_id: str) -> list[dict]:
+        with self.lock:
+            return [span for span in self.spans if span["traceId"] == trace_id]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def attributes(span: dict) -> dict:
+    return {a["key"]: next(iter(a["value"].values())) for a in span.get("attributes", [])}
+
+
+def test_traces_reach_an_otlp_collector_with_a_span_per_step(simulator):
+    receiver = OTLPReceiver()
+    try:
+        args = ["--otel-endpoint", receiver.endpoint, "--otel-service-name", "gateway-e2e"]
+        with own_stack(simulator, "otel", workers=2, serve_args=args) as stack, stack.http(timeout=30) as http:
+            trace_id, parent = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+            response = http.post(CHAT, json=body("[sim openai:status=500] traced"),
+                                 headers={**stack.auth(), "X-AI-Fallback": "anthropic/claude-sonnet-4",
+                                          "traceparent": f"00-{trace_id}-{parent}-01"})
+            assert response.status_code == 200
+            spans = wait_until(lambda: (lambda s: s if len(s) >= 5 else None)(receiver.trace(trace_id)),
+                               timeout=10, what="the request's spans at the collector")
+            root = next(s for s in spans if s.get("parentSpanId") == parent)
+            assert root["name"] == "POST /v1/chat/completions" and root["kind"] == 2
+            assert attributes(root)["deploxa.request_id"] == response.headers["x-request-id"]
+            assert attributes(root)["http.response.status_code"] == "200"
+            children = [s for s in spans if s.get("parentSpanId") == root["spanId"]]
+            assert [c["name"] for c in sorted(children, key=lambda c: int(c["startTimeUnixNano"]))] == [
+                "limits", "upstream openai", "upstream anthropic", "audit"]
+            calls = {c["name"]: c for c in children}
+            assert calls["upstream openai"]["status"]["code"] == 2
+            assert attributes(calls["upstream openai"])["http.response.status_code"] == "500"
+            assert attributes(calls["upstream anthropic"])["gen_ai.request.model"] == "claude-sonnet-4"
+            for child in children:
+                assert int(root["startTimeUnixNano"]) <= int(child["startTimeUnixNano"]) <= int(child["endTimeUnixNano"]) \
+                    <= int(root["endTimeUnixNano"])
+            # Wall-clock times: within a minute of now.
+            assert abs(int(root["startTimeUnixNano"]) / 1e9 - time.time()) < 60
+            assert {"key": "service.name", "value": {"stringValue": "gateway-e2e"}} in receiver.resources[0]["attributes"]
+
+            # Without a traceparent: a trace of its own; /metrics and the like are not traced.
+            plain = http.post(CHAT, json=body("untraced parent"), headers=stack.auth())
+            wait_until(lambda: any(attributes(s).get("deploxa.request_id") == plain.headers["x-request-id"]
+                                   for s in list(receiver.spans)), timeout=10, what="the second request's span")
+            http.get("/ping")
+            assert not any(s["name"].endswith("/ping") for s in receiver.spans)
+            # Never a secret or a prompt in a span.
+            dumped = json.dumps(receiver.spans)
+            assert stack.key not in dumped and "traced" not in dumped.replace("untraced", "")
+    finally:
+        receiver.close()
+
+
+def test_a_dead_collector_costs_no_request_and_a_bad_endpoint_is_refused(simulator):
+    with own_stack(simulator, "otel-dead", workers=1, serve_args=["--otel-endpoint", "http://127.0.0.1:9/v1/traces"]) as stack, \
+            stack.http(timeout=30) as http:
+        statuses = [http.post(CHAT, json=body(f"collector down {i}"), headers=stack.auth()).status_code for i in range(20)]
+        assert statuses == [200] * 20
+        # The HTTP client retries a refused connect until its 2 s connect timeout, then gives up.
+        wait_until(lambda: "trace spans not delivered" in stack.gateway_log.read_text(), timeout=10,
+                   what="the warning about the collector")
+        assert http.post(CHAT, json=body("still fine"), headers=stack.auth()).status_code == 200
+    with pytest.raises(Exception):
+        GatewayStack(simulator, name="otel-bad", serve_args=["--otel-endpoint", "collector:4318"]).start()
