@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -82,3 +83,8 @@ int pool_listen_queue(int fd, uint32_t *queued, uint32_t *capacity) {
 int pool_accept_cloexec(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC); }
 
 int pool_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int pool_parent_death_signal(int sig) {
+    if (prctl(PR_SET_PDEATHSIG, sig) != 0) return -1;
+    return (int)getppid();
+}

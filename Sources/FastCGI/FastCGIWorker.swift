@@ -28,12 +28,15 @@ public struct FastCGIWorkerConfiguration: Sendable {
     public var reopenLogs: (@Sendable () -> Void)?
     /// Run about once a second on the main thread (publishing gauges such as the audit queue).
     public var everySecond: (@Sendable () -> Void)?
+    /// The master that started this worker: the worker stops when it dies (nil: not started by one).
+    public var masterPid: Int32?
     /// Run once per request after its answer ended (exporting its trace spans).
     public var requestFinished: (@Sendable (RequestTrace) -> Void)?
 
     public init(acceptThreads: Int = 1, maxRequests: Int = 0, maxBodyBytes: Int = 10 * 1024 * 1024, gracefulTimeoutSeconds: Double = 30,
                 slowlogThresholdSeconds: Double? = nil, slot: WorkerSlot? = nil, reopenLogs: (@Sendable () -> Void)? = nil,
-                everySecond: (@Sendable () -> Void)? = nil, requestFinished: (@Sendable (RequestTrace) -> Void)? = nil) {
+                everySecond: (@Sendable () -> Void)? = nil, requestFinished: (@Sendable (RequestTrace) -> Void)? = nil,
+                masterPid: Int32? = nil) {
         self.acceptThreads = acceptThreads
         self.maxRequests = maxRequests
         self.maxBodyBytes = maxBodyBytes
@@ -43,6 +46,7 @@ public struct FastCGIWorkerConfiguration: Sendable {
         self.reopenLogs = reopenLogs
         self.everySecond = everySecond
         self.requestFinished = requestFinished
+        self.masterPid = masterPid
     }
 }
 
@@ -91,7 +95,12 @@ public final class FastCGIWorker: @unchecked Sendable {
             serveOneCGIRequest()
             return .cgiRequestServed
         }
-        WorkerSignals.block()
+WorkerSignals.block()
+        if let masterPid = configuration.masterPid {
+            // A master killed outright (SIGKILL, OOM) must not leave its workers serving without
+            // a supervisor: the kernel tells them with the signal of a graceful stop.
+            if pool_parent_death_signal(SIGQUIT) != masterPid { kill(getpid(), SIGQUIT) }
+        }
         // Each request in flight holds two descriptors (nginx's connection and the provider's):
         // the default soft limit of 1024 would cap a worker near 500 requests.
         raiseOpenFileLimit()

@@ -220,7 +220,7 @@ struct WorkerCommand: ParsableCommand {
                 slowlogThresholdSeconds: workerOptions.slowlogThreshold > 0 ? workerOptions.slowlogThreshold : nil, slot: slot,
                 reopenLogs: { logOutput.reopen() },
                 everySecond: { slot?.setAuditRowsQueued(auditWriter.backlog) },
-                requestFinished: requestFinished),
+                requestFinished: requestFinished, masterPid: scoreboard == nil ? nil : getppid()),
             responder: GatewayRoutes(dataPlane: application, admin: admin,
                                      pool: PoolRoutes(scoreboard: scoreboard, admin: admin, metricsPublic: workerOptions.metricsPublic,
                                                       poolName: "deploxa-gateway")),

@@ -669,3 +669,20 @@ def test_a_dead_collector_costs_no_request_and_a_bad_endpoint_is_refused(simulat
         assert http.post(CHAT, json=body("still fine"), headers=stack.auth()).status_code == 200
     with pytest.raises(Exception):
         GatewayStack(simulator, name="otel-bad", serve_args=["--otel-endpoint", "collector:4318"]).start()
+
+
+def test_workers_stop_when_their_master_is_killed(simulator):
+    """A master killed outright (SIGKILL, the OOM killer) leaves no worker serving unsupervised:
+    the kernel sends each worker SIGQUIT, and it finishes what it has and exits."""
+    with own_stack(simulator, "orphans", workers=2) as stack, stack.http(timeout=30) as http:
+        workers = stack.wait_for_workers()
+        slow = concurrent.futures.ThreadPoolExecutor(1).submit(
+            lambda: httpx.post(stack.base_url + CHAT, headers=stack.auth(), timeout=30, trust_env=False,
+                               json=body("[sim openai:latency_ms=800] in flight when the master dies")))
+        time.sleep(0.3)
+        stack.master.kill()
+        stack.master.wait(timeout=5)
+        wait_until(lambda: not any(pid_alive(pid) for pid in workers), timeout=10, what="the orphaned workers to exit")
+        answer = slow.result()
+        assert answer.status_code == 200, "the request in flight was finished"
+        assert stack.wait_for_audit(answer.headers["x-request-id"])["status"] == 200

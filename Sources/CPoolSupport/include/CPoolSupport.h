@@ -30,4 +30,8 @@ int pool_accept_cloexec(int fd);
 /// pipe2(fds, O_CLOEXEC).
 int pool_pipe_cloexec(int fds[2]);
 
+/// prctl(PR_SET_PDEATHSIG, sig): the kernel sends `sig` when the parent (the master) dies.
+/// Returns the parent's pid after arming it (1 or a subreaper: the master was already gone).
+int pool_parent_death_signal(int sig);
+
 #endif
