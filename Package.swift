@@ -25,10 +25,10 @@ let package = Package(
         .target(name: "GatewayCore"),
 
         // Log lines (text or JSON) to standard error or a file reopened on SIGUSR1.
-        .target(name: "GatewayLogging", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        .target(name: "GatewayLogging", dependencies: ["GatewayCore", .product(name: "Logging", package: "swift-log")]),
         // OpenTelemetry trace export (OTLP/HTTP JSON), off unless `serve --otel-endpoint`.
         .target(name: "GatewayTracing", dependencies: [
-            "GatewayHTTP",
+            "GatewayCore", "GatewayHTTP",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -42,7 +42,7 @@ let package = Package(
 
         // The pool's scoreboard in shared memory: worker states, requests in flight, metric
         // counters; /metrics and /status read it whichever worker answers.
-        .target(name: "PoolScoreboard", dependencies: ["CPoolSupport"]),
+        .target(name: "PoolScoreboard", dependencies: ["CPoolSupport", "GatewayCore"]),
 
         // libfcgi binding: accept threads, response writer, master/worker supervisor.
         .target(name: "FastCGI", dependencies: ["CFastCGI", "CPoolSupport", "GatewayHTTP", "PoolScoreboard", .product(name: "Logging", package: "swift-log")]),

@@ -8,6 +8,14 @@ extension JSON {
         return output
     }
 
+    /// `string` as a JSON string literal, quotes included (for hand-assembled JSON lines).
+    public static func quoted(_ string: String) -> String {
+        var output: [UInt8] = []
+        output.reserveCapacity(string.utf8.count + 2)
+        writeString(string, to: &output)
+        return String(decoding: output, as: UTF8.self)
+    }
+
     public func serializedString(sortedKeys: Bool = false) -> String {
         String(decoding: serialized(sortedKeys: sortedKeys), as: UTF8.self)
     }

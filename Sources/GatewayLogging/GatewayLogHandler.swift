@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Logging
+import GatewayCore
 
 /// Where log lines go: standard error (the journal under systemd), or a file opened for
 /// appending that `reopen()` swaps for a fresh one after logrotate moved it (SIGUSR1, php-fpm's
@@ -99,9 +100,9 @@ public struct GatewayLogHandler: LogHandler {
             for key in keys { line += " \(key)=\(textValue(fields[key]!))" }
             return line + "\n"
         case .json:
-            var line = "{\"time\":\(quote(time)),\"level\":\(quote(level.rawValue)),\"logger\":\(quote(label)),\"message\":\(quote(message))"
+            var line = "{\"time\":\(JSON.quoted(time)),\"level\":\(JSON.quoted(level.rawValue)),\"logger\":\(JSON.quoted(label)),\"message\":\(JSON.quoted(message))"
             for key in keys where !["time", "level", "logger", "message"].contains(key) {
-                line += ",\(quote(key)):\(quote(plain(fields[key]!)))"
+                line += ",\(JSON.quoted(key)):\(JSON.quoted(plain(fields[key]!)))"
             }
             return line + "}\n"
         }
@@ -119,30 +120,10 @@ public struct GatewayLogHandler: LogHandler {
     /// Quoted when it holds a space, a quote or an equals sign, so `key=value` stays parseable.
     private static func textValue(_ value: Logger.MetadataValue) -> String {
         let text = plain(value)
-        if text.isEmpty || text.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0 == "\n" }) { return quote(text) }
+        if text.isEmpty || text.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0 == "\n" }) { return JSON.quoted(text) }
         return text
     }
 
-    static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
 
     /// RFC 3339 UTC with milliseconds.
     static func timestamp() -> String {

@@ -7,6 +7,7 @@ import GatewayHTTP
 import Logging
 import NIOCore
 import Synchronization
+import GatewayCore
 
 /// Sends each `/v1` request's trace to an OpenTelemetry collector (OTLP over HTTP, JSON
 /// encoding): one server span per request with child spans for the limits, every provider call
@@ -174,17 +175,17 @@ public final class OTLPTraceExporter: Sendable {
                      attributes: [(String, Attribute)], error: Bool) -> String {
         let attributeJSON = attributes.map { key, value -> String in
             switch value {
-            case .string(let text): return "{\"key\":\(quote(key)),\"value\":{\"stringValue\":\(quote(text))}}"
-            case .int(let number): return "{\"key\":\(quote(key)),\"value\":{\"intValue\":\"\(number)\"}}"
+            case .string(let text): return "{\"key\":\(JSON.quoted(key)),\"value\":{\"stringValue\":\(JSON.quoted(text))}}"
+            case .int(let number): return "{\"key\":\(JSON.quoted(key)),\"value\":{\"intValue\":\"\(number)\"}}"
             }
         }.joined(separator: ",")
         return "{\"traceId\":\"\(traceID)\",\"spanId\":\"\(id)\"" + (parent.map { ",\"parentSpanId\":\"\($0)\"" } ?? "")
-            + ",\"name\":\(quote(name)),\"kind\":\(kind),\"startTimeUnixNano\":\"\(start)\",\"endTimeUnixNano\":\"\(end)\""
+            + ",\"name\":\(JSON.quoted(name)),\"kind\":\(kind),\"startTimeUnixNano\":\"\(start)\",\"endTimeUnixNano\":\"\(end)\""
             + ",\"attributes\":[\(attributeJSON)],\"status\":{\"code\":\(error ? 2 : 0)}}"
     }
 
     private func body(_ spans: [String]) -> String {
-        "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{\"stringValue\":\(Self.quote(serviceName))}}]},"
+        "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{\"stringValue\":\(JSON.quoted(serviceName))}}]},"
             + "\"scopeSpans\":[{\"scope\":{\"name\":\"deploxa-gateway\"},\"spans\":[\(spans.joined(separator: ","))]}]}]}"
     }
 
@@ -198,23 +199,6 @@ public final class OTLPTraceExporter: Sendable {
         return hex
     }
 
-    static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
 }
 
 /// A W3C `traceparent` header: `00-<32 hex trace id>-<16 hex parent span id>-<2 hex flags>`.

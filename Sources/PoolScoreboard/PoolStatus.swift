@@ -1,5 +1,6 @@
 #if canImport(Glibc)
 import Glibc
+import GatewayCore
 #endif
 
 public struct InFlightRequest: Sendable, Equatable {
@@ -97,7 +98,7 @@ public enum PoolStatusPage {
 
     public static func json(_ pool: PoolSnapshot, poolName: String, full: Bool, now: Int = unixMilliseconds()) -> String {
         var fields: [String] = [
-            "\"pool\":\(quote(poolName))",
+            "\"pool\":\(JSON.quoted(poolName))",
             "\"process manager\":\"static\"",
             "\"start time\":\(pool.startUnixMilliseconds / 1000)",
             "\"start since\":\(max(0, (now - pool.startUnixMilliseconds) / 1000))",
@@ -118,9 +119,9 @@ public enum PoolStatusPage {
         if full {
             let processes = pool.workers.map { worker -> String in
                 let requests = worker.requestsInFlight.map { request in
-                    "{\"route\":\(quote(request.route)),\"provider\":\(request.provider.map(quote) ?? "null"),\"age ms\":\(Int(request.ageMilliseconds))}"
+                    "{\"route\":\(JSON.quoted(request.route)),\"provider\":\(request.provider.map(JSON.quoted) ?? "null"),\"age ms\":\(Int(request.ageMilliseconds))}"
                 }
-                return "{\"pid\":\(worker.pid),\"state\":\(quote(worker.stateLabel)),\"generation\":\(worker.generation),"
+                return "{\"pid\":\(worker.pid),\"state\":\(JSON.quoted(worker.stateLabel)),\"generation\":\(worker.generation),"
                     + "\"start time\":\(worker.startUnixMilliseconds / 1000),\"start since\":\(max(0, (now - worker.startUnixMilliseconds) / 1000)),"
                     + "\"requests\":\(worker.requestsServed),\"requests in flight\":\(max(0, worker.inFlight)),"
                     + "\"audit rows queued\":\(worker.auditRowsQueued),\"in flight\":[\(requests.joined(separator: ","))]}"
@@ -147,17 +148,4 @@ public enum PoolStatusPage {
         return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            default:
-                if scalar.value < 0x20 { out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16) } else { out.unicodeScalars.append(scalar) }
-            }
-        }
-        return out + "\""
-    }
 }

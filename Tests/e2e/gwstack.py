@@ -393,15 +393,19 @@ class GatewayStack:
         assert int(self.pid_file.read_text().strip()) == self.master.pid
         self.wait_for_workers()
 
+    def render_nginx_conf(self, port: int) -> Path:
+        """Writes nginx's config for `port` (from nginx/nginx.local.conf.template) and returns its path."""
+        conf = (NGINX_TEMPLATE.read_text().replace("@PREFIX@", str(self.prefix)).replace("@SOCKET@", str(self.socket))
+                .replace("@LISTEN@", f"127.0.0.1:{port}"))
+        if self.nginx_conf_filter:
+            conf = self.nginx_conf_filter(conf)
+        self.nginx_conf.write_text(conf)
+        return self.nginx_conf
+
     def start_nginx(self) -> None:
-        template = NGINX_TEMPLATE.read_text()
         for _ in range(3):
             self.port = free_port()
-            conf = (template.replace("@PREFIX@", str(self.prefix)).replace("@SOCKET@", str(self.socket))
-                    .replace("@LISTEN@", f"127.0.0.1:{self.port}"))
-            if self.nginx_conf_filter:
-                conf = self.nginx_conf_filter(conf)
-            self.nginx_conf.write_text(conf)
+            self.nginx_conf = self.render_nginx_conf(self.port)
             log = open(self.prefix / "logs" / "nginx-stdout.log", "ab")
             # In the foreground, so it is our child and can always be stopped.
             self.nginx = subprocess.Popen(

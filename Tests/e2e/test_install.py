@@ -356,22 +356,10 @@ class InstalledStack(GatewayStack):
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
                         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
                         "-keyout", str(self.cert_key), "-out", str(self.cert)], check=True, capture_output=True, timeout=60)
-        for _ in range(3):
-            self.port = gwstack.free_port()
-            self.nginx_conf = nginx_conf(self.prefix, inside(self.root, SNIPPET), self.port, tls=(self.cert, self.cert_key))
-            log = open(self.prefix / "logs" / "nginx-stdout.log", "ab")
-            self.nginx = subprocess.Popen([nginx_bin(), "-p", str(self.prefix), "-c", str(self.nginx_conf),
-                                           "-e", str(self.prefix / "logs" / "nginx-startup.log"), "-g", "daemon off;"],
-                                          stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-            log.close()
-            try:
-                wait_until(lambda: self.nginx.poll() is not None or self._port_open(), timeout=10, what="nginx to listen")
-            except TimeoutError:
-                pass
-            if self.nginx.poll() is None and self._port_open():
-                return
-            self._kill_nginx()
-        raise RuntimeError(f"nginx did not start:\n{tail(self.prefix / 'logs' / 'nginx-startup.log')}")
+        super().start_nginx()
+
+    def render_nginx_conf(self, port: int) -> Path:
+        return nginx_conf(self.prefix, inside(self.root, SNIPPET), port, tls=(self.cert, self.cert_key))
 
     def _healthy(self) -> bool:
         return self.curl("/healthz")[0] == 200
