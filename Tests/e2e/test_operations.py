@@ -322,7 +322,7 @@ def test_slow_log_json_lines_request_ids_and_sigusr1_reopen(simulator, tmp_path)
 
 def test_a_breaker_opening_is_logged_with_the_request_id_and_counted(simulator, tmp_path):
     log = tmp_path / "gateway.log"
-    args = ["--log-format", "json", "--log-file", str(log), "--breaker-failures", "2", "--breaker-cooldown", "30",
+    args = ["--log-format", "json", "--log-file", str(log), "--breaker-failures", "2", "--breaker-cooldown", "1",
             "--metrics-public"]
     with own_stack(simulator, "breaker-log", workers=2, serve_args=args) as stack, stack.http(timeout=30) as http:
         ids = []
@@ -334,6 +334,16 @@ def test_a_breaker_opening_is_logged_with_the_request_id_and_counted(simulator, 
                             timeout=5, what="the breaker's log line")
         assert opened[0]["request_id"] == ids[1] and opened[0]["provider"] == "openai"
         assert value(scrape(stack, None), "deploxa_breaker_opens_total", provider="openai") == 1
+        # After the cool-down one request probes; it fails, and the breaker opens again.
+        time.sleep(1.3)
+        probe = http.post(CHAT, headers=stack.auth(), json=body("[sim openai:status=500] probe"))
+        assert probe.status_code >= 500
+        again = wait_until(lambda: [l for l in read_json_lines(log) if l["message"].startswith("circuit breaker opened again")],
+                           timeout=5, what="the re-opening's log line")
+        assert again[0]["request_id"] == probe.headers["x-request-id"]
+        assert value(scrape(stack, None), "deploxa_breaker_opens_total", provider="openai") == 2
+        skipped = http.post(CHAT, headers=stack.auth(), json=body("skipped while open"))
+        assert skipped.status_code == 502 and skipped.headers.get("retry-after"), "skipped while open, without a call"
 
 
 # --------------------------------------------------------------------------------------------

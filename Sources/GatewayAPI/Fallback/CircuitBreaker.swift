@@ -54,15 +54,18 @@ struct CircuitBreaker: Sendable {
         }
     }
 
-    func failed(projectID: Int64, provider: Provider, retryAfter: Int?, requestID: String? = nil) {
+    /// A failed attempt. `gate` is what `gate(…)` said before it: a failed probe opens the
+    /// breaker again (counted and logged like the first opening).
+    func failed(projectID: Int64, provider: Provider, retryAfter: Int?, gate: Gate? = nil, requestID: String? = nil) {
         guard isEnabled else { return }
         do {
             let state = try store.recordProviderFailure(
                 projectID: projectID, provider: provider, threshold: threshold, cooldownSeconds: cooldownSeconds,
                 retryAfterSeconds: retryAfter.map { min($0, Self.maxRetryAfterSeconds) })
-            if state.failures == threshold {
+            let probeFailed = gate == .probe
+            if state.failures == threshold || probeFailed {
                 opened?(provider.rawValue)
-                logger.warning("circuit breaker opened", metadata: [
+                logger.warning(probeFailed ? "circuit breaker opened again: the probe failed" : "circuit breaker opened", metadata: [
                     "provider": "\(provider.rawValue)", "project_id": "\(projectID)", "failures": "\(state.failures)",
                     "request_id": "\(requestID ?? "-")"])
             }

@@ -55,7 +55,8 @@ struct FallbackRunner {
                                                            status: unusable.error.status, latencyMs: 0, errorCode: unusable.error.auditCode))
                 failures.append((target, unusable.error))
             } catch let error as GatewayError where error.isWorthFallingBack {
-                breaker.failed(projectID: projectID, provider: target.provider, retryAfter: error.retryAfter, requestID: context.requestID)
+                breaker.failed(projectID: projectID, provider: target.provider, retryAfter: error.retryAfter, gate: gate,
+                               requestID: context.requestID)
                 failures.append((target, error))
             }
         }
