@@ -149,11 +149,20 @@ WorkerSignals.block()
                 continue
             }
             if fds[1].revents != 0 {
-                drainBacklog()
+                if shouldDrainBacklog { drainBacklog() }
                 return
             }
             if fds[0].revents != 0 { _ = acceptOne() }
         }
+    }
+
+    /// Whether a stopping worker serves what waits in the listen queue: yes when the whole pool
+    /// stops (or the master is gone), since no other worker will take it; no on a reload or a
+    /// recycling (`--max-requests`), where the other workers take it and this one must not go
+    /// over its request budget.
+    private var shouldDrainBacklog: Bool {
+        if let masterPid = configuration.masterPid, getppid() != masterPid { return true }
+        return configuration.slot?.poolStopping ?? true
     }
 
     /// Stopping: what already waits in the listen queue is still served (after the master of a

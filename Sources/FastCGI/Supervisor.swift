@@ -257,6 +257,7 @@ public final class Supervisor {
         // First make the socket unreachable: nginx then fails to connect at once ("no such file",
         // which it may retry on another server), instead of queueing on a socket nobody will read.
         if case .unix(let path, _) = configuration.address { unlink(path) }
+        scoreboard?.notePoolStopping()
         for pid in workers.keys { kill(pid, SIGQUIT) }
         let deadline = monotonicSeconds() + configuration.gracefulTimeoutSeconds + 1
         while !workers.isEmpty && monotonicSeconds() < deadline {

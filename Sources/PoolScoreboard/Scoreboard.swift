@@ -14,7 +14,7 @@ enum ScoreboardLayout {
     static let headerMagic = 0, headerSlotCount = 1, headerSlotWords = 2, headerStartUnixMs = 3
     static let headerMaxActive = 4, headerMaxChildrenReached = 5, headerSlowRequests = 6
     static let headerListenQueueMax = 7, headerListenQueueCapacity = 8, headerWorkersConfigured = 9
-    static let headerReloads = 10
+    static let headerReloads = 10, headerPoolStopping = 11
     /// Model names seen so far (the one label whose values are not a closed enum): 128 entries;
     /// later models are counted under "other".
     static let modelTableStart = 64
@@ -186,6 +186,12 @@ public final class Scoreboard: @unchecked Sendable {
     }
 
     public func noteReload() { add(ScoreboardLayout.headerReloads) }
+
+    /// The master is stopping the whole pool (not a reload or a recycling): a stopping worker
+    /// then serves what waits in the listen queue, since no other worker will.
+    public func notePoolStopping() { set(ScoreboardLayout.headerPoolStopping, 1) }
+
+    public var poolStopping: Bool { self.get(ScoreboardLayout.headerPoolStopping) != 0 }
 
     /// Records a sample of the listen queue (kept: its maximum).
     public func noteListenQueue(_ queued: Int) {

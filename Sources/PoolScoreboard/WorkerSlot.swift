@@ -24,6 +24,9 @@ public final class WorkerSlot: Sendable {
         board.set(word(ScoreboardLayout.slotState), WorkerState.serving.rawValue)
     }
 
+    /// See `Scoreboard.poolStopping`.
+    public var poolStopping: Bool { board.poolStopping }
+
     public func markDraining() { board.set(word(ScoreboardLayout.slotState), WorkerState.draining.rawValue) }
 
     public func setAuditRowsQueued(_ count: Int) { board.set(word(ScoreboardLayout.slotAuditQueued), UInt64(max(0, count))) }
