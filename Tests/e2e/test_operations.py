@@ -498,11 +498,12 @@ def test_sigquit_under_load_with_two_masters_behind_nginx_fails_no_request(simul
     def conf_filter(conf):
         return two_master_upstream(holder["socket"])(conf)
     stack = GatewayStack(simulator, name="two-masters", workers=2,
-                         serve_args=["--graceful-timeout", "10", "--breaker-failures", "0"], nginx_conf_filter=conf_filter)
+                         serve_args=["--graceful-timeout", "10", "--breaker-failures", "0"], nginx_conf_filter=conf_filter,
+                         before_serve=lambda _: second.start())
     holder["socket"] = stack.dir / "second.sock"
     second = SecondMaster(stack, holder["socket"])
     try:
-        _start_stack_with(stack, before_nginx=second.start)
+        stack.start()
         with SteadyLoad(stack.base_url, stack.key, rate=300) as load:
             time.sleep(1.5)
             for _ in range(2):
@@ -523,22 +524,6 @@ def test_sigquit_under_load_with_two_masters_behind_nginx_fails_no_request(simul
             if second.process and second.process.poll() is None:
                 second.stop()
         stack.stop()
-
-
-def _start_stack_with(stack: GatewayStack, before_nginx) -> None:
-    """GatewayStack.start, with the second master started before nginx."""
-    from gwstack import _register
-    _register(stack)
-    stack.cli("migrate")
-    stack.cli("org", "create", stack.ORG)
-    stack.cli("project", "create", stack.PROJECT)
-    stack.configure_providers(stack.PROJECT)
-    created = stack.create_key(f"e2e-{stack.name}")
-    stack.key, stack.key_id = created["secret"], created["id"]
-    stack.start_gateway()
-    before_nginx()
-    stack.start_nginx()
-    wait_until(stack._healthy, timeout=20, what="GET /healthz through nginx")
 
 
 def test_sigquit_of_a_lone_master_under_load_fails_only_new_connections_cleanly(simulator):
