@@ -108,7 +108,7 @@ let package = Package(
         ], path: "Benchmarks/deploxa-translation-bench"),
 
         // The pool scoreboard's cost per request (the calls one chat request makes) and /metrics' render cost, in-process.
-        .executableTarget(name: "deploxa-scoreboard-bench", dependencies: ["PoolScoreboard"], path: "Benchmarks/deploxa-scoreboard-bench"),
+        .executableTarget(name: "deploxa-scoreboard-bench", dependencies: ["GatewayHTTP", "PoolScoreboard"], path: "Benchmarks/deploxa-scoreboard-bench"),
 
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"]),
         .testTarget(name: "GatewayProvidersTests", dependencies: ["GatewayProviders", "GatewayCore"], exclude: ["Fixtures"]),

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import GatewayHTTP
 import PoolScoreboard
 
 /// What the pool's scoreboard costs one request, in-process: the exact calls a non-streamed chat
@@ -11,8 +12,8 @@ import PoolScoreboard
 ///
 ///   scoreboard           the WorkerSlot calls alone (and the label lookups they take);
 ///   scoreboard + trace   the same plus the RequestTrace work around them (allocation, eight
-///                        clock_gettime marks, the provider observer closure), mirrored here by
-///                        `TraceMirror` (this target depends on PoolScoreboard only);
+///                        clock_gettime marks, the provider observer closure), with
+///                        GatewayHTTP's RequestTrace itself;
 ///
 /// each on one thread, then on two threads at once on slots 0 and 1 (two workers), and the cost
 /// of rendering /metrics (PrometheusExposition.render) on a board populated with ~20 models.
@@ -187,7 +188,7 @@ struct ScoreboardBench {
         func withTrace(_ i: Int) {
             let jitter = Double(i & 15) * 1e-4
             // FastCGIWorker.acceptOne / dispatch
-            let trace = TraceMirror()
+            let trace = RequestTrace()
             let route = PoolRoute.classify(path: Self.path)
             let slot = self.slot
             let entry = slot.beginRequest(route: route)
@@ -211,7 +212,7 @@ struct ScoreboardBench {
             // FastCGIResponseWriter.writeHead
             trace.status = 200
             // FastCGIWorker.finished
-            let total = TraceMirror.now() &- trace.acceptedAt
+            let total = RequestTrace.now() &- trace.acceptedAt
             slot.endRequest(entry: entry, route: route, status: trace.status, provider: PoolProvider(name: trace.provider),
                             cache: CacheResult(header: trace.cacheResult), durationSeconds: Double(total) / 1e9 + jitter)
             sink &+= total
@@ -313,41 +314,5 @@ struct ScoreboardBench {
     static func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
         let fill = String(repeating: " ", count: max(0, width - text.count))
         return right ? fill + text : text + fill
-    }
-}
-
-/// GatewayHTTP.RequestTrace's per-request work, copied (same storage, same clock, same
-/// observer): this target depends on PoolScoreboard only.
-final class TraceMirror: @unchecked Sendable {
-    enum Stage: Int, CaseIterable { case accepted, started, admitted, upstreamSent, upstreamHead, upstreamDone, audited }
-
-    private var marks = [UInt64](repeating: 0, count: Stage.allCases.count)
-    var requestID: String?
-    private(set) var provider: String?
-    var cacheResult: String?
-    var status = 0
-    var attempts = 0
-    var providerObserver: (@Sendable (String) -> Void)?
-
-    init() { marks[Stage.accepted.rawValue] = TraceMirror.now() }
-
-    func mark(_ stage: Stage) { marks[stage.rawValue] = TraceMirror.now() }
-
-    func markOnce(_ stage: Stage) {
-        if marks[stage.rawValue] == 0 { marks[stage.rawValue] = TraceMirror.now() }
-    }
-
-    func setProvider(_ name: String) {
-        guard name != provider else { return }
-        provider = name
-        providerObserver?(name)
-    }
-
-    var acceptedAt: UInt64 { marks[Stage.accepted.rawValue] }
-
-    static func now() -> UInt64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
     }
 }

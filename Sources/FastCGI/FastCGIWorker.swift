@@ -85,7 +85,8 @@ public final class FastCGIWorker: @unchecked Sendable {
     }
 
     /// Serves until SIGQUIT, SIGTERM, SIGINT or the request budget, then lets in-flight requests
-    /// finish (up to the graceful timeout). Blocks the calling thread.
+    /// finish (up to the graceful timeout). Blocks the calling thread. `prepareProcess()` must
+    /// have run first (the master also starts workers with these signals blocked).
     public func run() -> WorkerExitReason {
         guard FCGX_Init() == 0 else {
             logger.critical("FCGX_Init failed")
@@ -95,7 +96,6 @@ public final class FastCGIWorker: @unchecked Sendable {
             serveOneCGIRequest()
             return .cgiRequestServed
         }
-WorkerSignals.block()
         if let masterPid = configuration.masterPid {
             // A master killed outright (SIGKILL, OOM) must not leave its workers serving without
             // a supervisor: the kernel tells them with the signal of a graceful stop.

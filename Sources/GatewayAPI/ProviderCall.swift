@@ -1,4 +1,3 @@
-import Dispatch
 import GatewayCore
 import GatewayHTTP
 import GatewayProviders
@@ -36,7 +35,6 @@ struct ProviderCall {
     let application: GatewayApplication
     let target: ProviderTarget
     let context: RequestContext
-    let sentAt = DispatchTime.now().uptimeNanoseconds
     let startedAt = RequestTrace.now()
 
     /// The response head, or a thrown `GatewayError`: a transport failure (502/504) or the
@@ -97,5 +95,5 @@ struct ProviderCall {
         return error
     }
 
-    private var elapsedMs: Double { Double(DispatchTime.now().uptimeNanoseconds - sentAt) / 1e6 }
+    private var elapsedMs: Double { Double(RequestTrace.now() &- startedAt) / 1e6 }
 }

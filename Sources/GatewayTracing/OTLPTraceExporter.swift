@@ -208,20 +208,11 @@ struct TraceParent: Equatable {
 
     init?(header: String?) {
         guard let header else { return nil }
-        let parts = header.trimmingCharacters(in: " \t").split(separator: "-", omittingEmptySubsequences: false).map(String.init)
+        let parts = header.split(separator: "-", omittingEmptySubsequences: false).map(String.init)
         guard parts.count >= 4, parts[0].count == 2, parts[0] != "ff", parts[1].count == 32, parts[2].count == 16, parts[3].count == 2,
               parts.allSatisfy({ $0.allSatisfy(\.isHexDigit) }),
               parts[1] != String(repeating: "0", count: 32), parts[2] != String(repeating: "0", count: 16) else { return nil }
         traceID = parts[1].lowercased()
         spanID = parts[2].lowercased()
-    }
-}
-
-private extension String {
-    func trimmingCharacters(in characters: String) -> String {
-        var view = Substring(self)
-        while let first = view.first, characters.contains(first) { view.removeFirst() }
-        while let last = view.last, characters.contains(last) { view.removeLast() }
-        return String(view)
     }
 }
