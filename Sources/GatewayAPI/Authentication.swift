@@ -5,7 +5,7 @@ import GatewayStore
 
 /// Checks `Authorization: Bearer <gateway key>` against the store.
 struct Authenticator: Sendable {
-    let store: GatewayStore
+    let store: any RequestStore
 
     func authenticate(_ request: HTTPRequest) throws -> AuthenticatedKey {
         guard let header = request.headers["authorization"] else {

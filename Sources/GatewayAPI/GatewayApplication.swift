@@ -42,101 +42,35 @@ public struct GatewayConfiguration: Sendable {
     }
 }
 
-/// The gateway's HTTP surface: routes a request to its handler, and guarantees that every
-/// request to /v1/* leaves exactly one audit row, whatever happened.
+/// The gateway's data plane as the transport sees it: `/healthz`, and every `/v1` request
+/// through the one `RequestPipeline`. Built once per worker by the composition root (`serve`'s
+/// worker command), which hands it every dependency; nothing below reaches back up to it.
 public final class GatewayApplication: Responder {
-    let configuration: GatewayConfiguration
-    let store: GatewayStore
-    let auditWriter: AuditWriter
-    let upstream: UpstreamClient
-    let logger: Logger
-    let authenticator: Authenticator
-    let limiter: RequestLimiter
-    let priceBook: PriceBook
-    let cache: ResponseCache
-    let breaker: CircuitBreaker
-    /// This worker's place on the pool's scoreboard (nil outside a `serve` pool).
-    let poolSlot: WorkerSlot?
+    private let pipeline: RequestPipeline
+    private let store: any RequestStore
 
-    public init(configuration: GatewayConfiguration, store: GatewayStore, auditWriter: AuditWriter,
-                upstream: UpstreamClient, logger: Logger, poolSlot: WorkerSlot? = nil) {
-        self.poolSlot = poolSlot
-        self.configuration = configuration
+    public init(configuration: GatewayConfiguration, store: any RequestStore, upstream: UpstreamClient, logger: Logger,
+                poolSlot: WorkerSlot? = nil) {
         self.store = store
-        self.auditWriter = auditWriter
-        self.upstream = upstream
-        self.logger = logger
-        self.authenticator = Authenticator(store: store)
-        self.limiter = RequestLimiter(store: store, windowSeconds: configuration.limitWindowSeconds)
-        self.priceBook = PriceBook(store: store)
-        self.cache = ResponseCache(store: store, logger: logger, leaseSeconds: configuration.cacheLeaseSeconds,
-                                   maxEntryBytes: configuration.cacheMaxEntryBytes,
-                                   waiters: CacheWaiters(maxPerKey: configuration.cacheMaxWaitersPerKey))
-        self.breaker = CircuitBreaker(store: store, logger: logger, threshold: configuration.breakerFailures,
-                                      cooldownSeconds: configuration.breakerCooldownSeconds,
-                                      opened: { provider in poolSlot?.recordBreakerOpened(PoolProvider(name: provider)) })
+        pipeline = RequestPipeline(configuration: configuration, store: store, upstream: upstream, logger: logger, poolSlot: poolSlot)
+    }
+
+    /// The embedded SQLite backend: the file's store and this worker's audit writer.
+    public convenience init(configuration: GatewayConfiguration, store: GatewayStore, auditWriter: AuditWriter,
+                            upstream: UpstreamClient, logger: Logger, poolSlot: WorkerSlot? = nil) {
+        self.init(configuration: configuration, store: SQLiteRequestStore(store: store, auditWriter: auditWriter),
+                  upstream: upstream, logger: logger, poolSlot: poolSlot)
     }
 
     public func respond(to request: HTTPRequest, writer: any ResponseWriter) async {
-        let context = RequestContext(request: request)
         if request.path == "/healthz" {
-            await HealthHandler(store: store).respond(to: request, context: context, writer: writer)
-            return
+            await HealthCheck.respond(store: store, writer: writer)
+        } else if request.path.hasPrefix("/v1/") || request.path == "/v1" {
+            await pipeline.serve(request, writer: writer)
+        } else {
+            // Only /v1 requests are audited; every answer still carries an X-Request-Id.
+            var outcome = RequestOutcome(request)
+            await AnswerWriter.writeError(.notFound("Unknown route \(request.method) \(request.path)."), outcome: &outcome, writer: writer)
         }
-        // Only /v1 requests are audited; every answer still carries an X-Request-Id.
-        guard request.path.hasPrefix("/v1/") || request.path == "/v1" else {
-            await ErrorResponse.write(.notFound("Unknown route \(request.method) \(request.path)."), context: context, writer: writer)
-            return
-        }
-        // On file before any work: even a worker killed mid-request leaves this request's row.
-        context.auditWriter = auditWriter
-        context.auditTicket = auditWriter.begin(context.audit)
-        do {
-            try await route(request, context: context, writer: writer)
-        } catch is ClientDisconnected {
-            // The client went away mid-answer (nginx closed the FastCGI connection).
-            context.audit.status = 499
-            context.audit.errorCode = "client_disconnected"
-        } catch {
-            let gatewayError = ErrorResponse.gatewayError(for: error)
-            if gatewayError.failureClass == .gatewayFault {
-                logger.error("request failed inside the gateway", metadata: ["request_id": "\(context.requestID)", "error": "\(type(of: error))"])
-            }
-            await ErrorResponse.write(gatewayError, context: context, writer: writer)
-        }
-        context.audit.latencyMs = context.elapsedMs
-        // Journaled and queued before the transport finishes the answer (the caller's `end()`),
-        // so every answer a client receives has its row.
-        auditWriter.enqueue(context.audit, ticket: context.auditTicket)
-        PoolMetrics.record(context, slot: poolSlot)
     }
-
-    private func route(_ request: HTTPRequest, context: RequestContext, writer: any ResponseWriter) async throws {
-        if request.bodyTooLarge {
-            throw GatewayError.requestTooLarge(limitBytes: configuration.maxBodyBytes)
-        }
-        let handler: RouteHandler
-        switch request.path {
-        case "/v1/chat/completions":
-            guard request.method == "POST" else { throw GatewayError.methodNotAllowed("Use POST for /v1/chat/completions.") }
-            handler = ChatCompletionsHandler(application: self)
-        case "/v1/embeddings":
-            guard request.method == "POST" else { throw GatewayError.methodNotAllowed("Use POST for /v1/embeddings.") }
-            handler = EmbeddingsHandler(application: self)
-        case "/v1/models":
-            guard request.method == "GET" else { throw GatewayError.methodNotAllowed("Use GET for /v1/models.") }
-            handler = ModelsHandler(store: store)
-        default:
-            throw GatewayError.notFound("Unknown route \(request.method) \(request.path).")
-        }
-        let key = try authenticator.authenticate(request)
-        context.authenticated(key)
-        try await handler.handle(request, key: key, context: context, writer: writer)
-    }
-}
-
-/// A handler for one authenticated /v1 route. It writes a successful answer itself and throws
-/// for anything the client should see as an error (written by `ErrorResponse`).
-protocol RouteHandler: Sendable {
-    func handle(_ request: HTTPRequest, key: AuthenticatedKey, context: RequestContext, writer: any ResponseWriter) async throws
 }

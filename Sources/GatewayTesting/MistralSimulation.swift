@@ -9,7 +9,7 @@ import NIOHTTP1
 struct MistralSimulation: SimulatedProvider {
     let mountPoints = ["/mistral"]
 
-    /// The body fields Mistral's chat endpoint accepts (§5.2).
+    /// The body fields Mistral's chat endpoint accepts (docs/providers/mistral.md, "Request translation").
     static let chatFields: Set<String> = [
         "model", "messages", "temperature", "top_p", "max_tokens", "stream", "stop", "random_seed", "metadata",
         "response_format", "tools", "tool_choice", "presence_penalty", "frequency_penalty", "n", "prediction",
@@ -253,7 +253,7 @@ struct MistralSimulation: SimulatedProvider {
 
     // MARK: Errors
 
-    /// `{"object":"error","message","type","param":null,"code"}` (§5.5).
+    /// `{"object":"error","message","type","param":null,"code"}` (docs/providers/mistral.md, "Errors").
     static func error(_ message: Any, type: String, code: String?) -> [String: Any] {
         ["object": "error", "message": message, "type": type, "param": NSNull(), "code": code ?? NSNull()]
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import GatewayCore
 import GatewayStore
 import Logging
@@ -6,7 +7,7 @@ import Logging
 /// The response cache as the pipeline sees it. It fails open: any store error is logged and
 /// treated as a miss (or as "not stored"), never as a failed request.
 struct ResponseCache: Sendable {
-    let store: GatewayStore
+    let store: any RequestStore
     let logger: Logger
     /// How long a request computing an answer holds the key's lease (identical requests wait on
     /// it): the longest a provider attempt may take.
@@ -72,43 +73,50 @@ struct ResponseCache: Sendable {
     }
 }
 
+/// What the cache step found.
+enum CacheLookup {
+    /// A stored answer (found, or produced meanwhile by the identical request this one waited for).
+    case hit(CachedAnswer)
+    /// None: this request computes the answer (and, holding the lease, stores it for the others).
+    case miss
+}
+
 /// One request's use of the cache: looks up, waits for an identical request in flight
-/// (coalescing), and stores the answer. Sets the `X-Cache` header through the context.
+/// (coalescing), and stores the answer.
 final class CacheSession: @unchecked Sendable {
     let policy: CachePolicy
     let key: CacheKey
     private let cache: ResponseCache
     private let projectID: Int64
-    private let context: RequestContext
+    private let requestID: String
     private var holdsLease = false
 
-    init(policy: CachePolicy, key: CacheKey, cache: ResponseCache, projectID: Int64, context: RequestContext) {
+    init(policy: CachePolicy, key: CacheKey, cache: ResponseCache, projectID: Int64, requestID: String) {
         self.policy = policy
         self.key = key
         self.cache = cache
         self.projectID = projectID
-        self.context = context
-        context.cacheStatus = "MISS"
+        self.requestID = requestID
     }
 
     /// The stored answer, if the request may be answered from the cache and one exists or an
-    /// identical request in flight produces one. Otherwise nil, and this request computes it.
+    /// identical request in flight produces one. Otherwise a miss, and this request computes it.
     /// `admit` counts the request against its limits (throwing their 429) before it takes the
     /// lease or waits: a waiter is a request like any other, and must not wait for free.
-    func findAnswer(keyID: String, admit: () throws -> Void) async throws -> CachedAnswer? {
-        guard policy.lookup else { return nil }
-        if let answer = cache.lookup(key, projectID: projectID, requestID: context.requestID) { return hit(answer) }
-        guard policy.store else { return nil }
+    func findAnswer(keyID: String, admit: () throws -> Void) async throws -> CacheLookup {
+        guard policy.lookup else { return .miss }
+        if let answer = cache.lookup(key, projectID: projectID, requestID: requestID) { return .hit(answer) }
+        guard policy.store else { return .miss }
         try admit()
-        if cache.claim(key, requestID: context.requestID) {
+        if cache.claim(key, requestID: requestID) {
             holdsLease = true
-            return nil
+            return .miss
         }
         // Too many of this key's requests are waiting already: this one asks the provider itself.
-        guard cache.waiters.enter(keyID) else { return nil }
+        guard cache.waiters.enter(keyID) else { return .miss }
         defer { cache.waiters.leave(keyID) }
-        if let answer = await cache.awaitAnswer(key, projectID: projectID, requestID: context.requestID) { return hit(answer) }
-        return nil
+        if let answer = await cache.awaitAnswer(key, projectID: projectID, requestID: requestID) { return .hit(answer) }
+        return .miss
     }
 
     /// Whether a successful answer should be kept (and so captured while it streams).
@@ -117,7 +125,7 @@ final class CacheSession: @unchecked Sendable {
     /// Stores a successful answer (and ends this request's lease in the same transaction).
     func save(_ answer: CachedAnswer) {
         guard policy.store else { return }
-        if cache.save(answer, key: key, projectID: projectID, ttlSeconds: policy.ttlSeconds, requestID: context.requestID) {
+        if cache.save(answer, key: key, projectID: projectID, ttlSeconds: policy.ttlSeconds, requestID: requestID) {
             holdsLease = false
         }
     }
@@ -125,32 +133,26 @@ final class CacheSession: @unchecked Sendable {
     /// Ends the lease if no answer was stored, so waiting requests go on by themselves.
     func finish() {
         if holdsLease {
-            cache.release(key, requestID: context.requestID)
+            cache.release(key, requestID: requestID)
             holdsLease = false
         }
     }
 
     var maxEntryBytes: Int { cache.maxEntryBytes }
-
-    private func hit(_ answer: CachedAnswer) -> CachedAnswer {
-        context.cacheStatus = "HIT"
-        return answer
-    }
 }
 
 /// Requests waiting on another request's cache lease, per gateway key, in this worker. Each
 /// waiter holds a task and polls the store; the bound keeps one tenant's burst of identical
 /// requests from parking without limit.
-final class CacheWaiters: @unchecked Sendable {
+final class CacheWaiters: Sendable {
     let maxPerKey: Int
-    private let lock = NSLock()
-    private var counts: [String: Int] = [:]
+    private let counts = Mutex<[String: Int]>([:])
 
     init(maxPerKey: Int) { self.maxPerKey = maxPerKey }
 
     /// Takes a place for `keyID`; false when its places are all taken.
     func enter(_ keyID: String) -> Bool {
-        lock.withLock {
+        counts.withLock { counts in
             let count = counts[keyID, default: 0]
             guard count < maxPerKey else { return false }
             counts[keyID] = count + 1
@@ -159,11 +161,11 @@ final class CacheWaiters: @unchecked Sendable {
     }
 
     func leave(_ keyID: String) {
-        lock.withLock {
+        counts.withLock { counts in
             let count = counts[keyID, default: 1] - 1
             counts[keyID] = count > 0 ? count : nil
         }
     }
 
-    func waiting(_ keyID: String) -> Int { lock.withLock { counts[keyID, default: 0] } }
+    func waiting(_ keyID: String) -> Int { counts.withLock { $0[keyID, default: 0] } }
 }

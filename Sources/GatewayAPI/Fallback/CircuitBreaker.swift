@@ -10,7 +10,7 @@ import Logging
 /// `Retry-After` (on 429 or 5xx) keeps it skipped at least that long. Store errors fail open:
 /// the provider is tried.
 struct CircuitBreaker: Sendable {
-    let store: GatewayStore
+    let store: any RequestStore
     let logger: Logger
     /// 0 turns the breaker (and Retry-After skipping) off.
     let threshold: Int

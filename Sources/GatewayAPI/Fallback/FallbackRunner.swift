@@ -20,12 +20,13 @@ struct FallbackRunner {
     let chain: TargetChain
     let breaker: CircuitBreaker
     let projectID: Int64
-    let context: RequestContext
+    let requestID: String
 
     /// Runs `attempt` on each target until one returns. `attempt` throws `GatewayError` for a
-    /// failed call (recorded by its `ProviderCall`), `TargetUnusable` before any call; anything
-    /// else (the client left, the store failed) ends the request at once.
-    func run<T>(_ attempt: (ProviderTarget) async throws -> T) async throws -> T {
+    /// failed call (recorded in the outcome by its `ProviderCall`), `TargetUnusable` before any
+    /// call; anything else (the client left, the store failed) ends the request at once. Skipped
+    /// and unusable targets are listed in the outcome's attempts here.
+    func run<T>(outcome: inout RequestOutcome, _ attempt: (ProviderTarget, inout RequestOutcome) async throws -> T) async throws -> T {
         var failures: [(target: ProviderTarget, error: GatewayError)] = []
         var coolingDown: [(target: ProviderTarget, retryAfter: Int)] = []
         var remaining = [chain.primary]
@@ -37,26 +38,26 @@ struct FallbackRunner {
             }
             guard !remaining.isEmpty else { break }
             let target = remaining.removeFirst()
-            let gate = breaker.gate(projectID: projectID, provider: target.provider, requestID: context.requestID)
+            let gate = breaker.gate(projectID: projectID, provider: target.provider, requestID: requestID)
             if case .open(let retryAfter) = gate {
-                context.audit.attempts.append(AuditAttempt(provider: target.provider.rawValue, model: target.model, status: 0,
+                outcome.attempts.append(AuditAttempt(provider: target.provider.rawValue, model: target.model, status: 0,
                                                            latencyMs: 0, errorCode: "circuit_open"))
                 coolingDown.append((target, retryAfter))
                 continue
             }
-            context.audit.provider = target.provider.rawValue
+            outcome.provider = target.provider.rawValue
             do {
-                let value = try await attempt(target)
-                breaker.succeeded(projectID: projectID, provider: target.provider, gate: gate, requestID: context.requestID)
+                let value = try await attempt(target, &outcome)
+                breaker.succeeded(projectID: projectID, provider: target.provider, gate: gate, requestID: requestID)
                 return value
             } catch let unusable as TargetUnusable {
                 if target.name == chain.primary.name { throw unusable.error }
-                context.audit.attempts.append(AuditAttempt(provider: target.provider.rawValue, model: target.model,
+                outcome.attempts.append(AuditAttempt(provider: target.provider.rawValue, model: target.model,
                                                            status: unusable.error.status, latencyMs: 0, errorCode: unusable.error.auditCode))
                 failures.append((target, unusable.error))
             } catch let error as GatewayError where error.isWorthFallingBack {
                 breaker.failed(projectID: projectID, provider: target.provider, retryAfter: error.retryAfter, gate: gate,
-                               requestID: context.requestID)
+                               requestID: requestID)
                 failures.append((target, error))
             }
         }

@@ -10,11 +10,9 @@ struct RequestedTargets {
     /// nil: no header (the project's chain applies).
     let fallbacks: [FallbackTarget]?
 
-    /// Records the provider in the audit row first, so a refused request still names it.
     /// `allowFallback` false (embeddings): the header is not read.
-    static func read(_ request: HTTPRequest, model: String, allowFallback: Bool, context: RequestContext) throws -> RequestedTargets {
+    static func read(_ request: HTTPRequest, model: String, allowFallback: Bool) throws -> RequestedTargets {
         let provider = try ProviderSelection.provider(header: request.headers["x-ai-provider"], model: model)
-        context.audit.provider = provider.rawValue
         var fallbacks: [FallbackTarget]?
         if allowFallback, let header = request.headers["x-ai-fallback"], !header[...].trimmedOfSpaces.isEmpty {
             switch FallbackTarget.parseList(header) {
@@ -37,9 +35,9 @@ struct TargetChain {
     let primary: ProviderTarget
     private let headerTargets: [ProviderTarget]?
     private let key: AuthenticatedKey
-    private let store: GatewayStore
+    private let store: any RequestStore
 
-    static func resolve(_ requested: RequestedTargets, key: AuthenticatedKey, store: GatewayStore) throws -> TargetChain {
+    static func resolve(_ requested: RequestedTargets, key: AuthenticatedKey, store: any RequestStore) throws -> TargetChain {
         let primary = try ProviderTarget.configured(requested.primary, key: key, store: store, param: "X-AI-Provider")
         let headerTargets = try requested.fallbacks.map { names in
             try distinct(names, after: requested.primary).map {
@@ -62,5 +60,23 @@ struct TargetChain {
     private static func distinct(_ names: [FallbackTarget], after primary: FallbackTarget) -> [FallbackTarget] {
         var seen: Set<FallbackTarget> = [primary]
         return names.filter { seen.insert($0).inserted }
+    }
+}
+
+/// docs/api.md: the `X-AI-Provider` header, else inferred from the model name, else 400.
+enum ProviderSelection {
+    static func provider(header: String?, model: String) throws(GatewayError) -> Provider {
+        if let header, !header.isEmpty {
+            guard let provider = Provider(rawValue: header.lowercased()) else {
+                throw .invalidRequest("Unknown provider '\(header)' in X-AI-Provider; use one of: \(Provider.allCases.map(\.rawValue).joined(separator: ", ")).",
+                                      param: "X-AI-Provider", code: "unknown_provider")
+            }
+            return provider
+        }
+        guard let provider = Provider.inferred(fromModel: model) else {
+            throw .invalidRequest("Cannot tell the provider from model '\(model)'; set the X-AI-Provider header.",
+                                  param: "model", code: "unknown_provider")
+        }
+        return provider
     }
 }

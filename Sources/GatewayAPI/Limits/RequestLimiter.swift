@@ -8,7 +8,7 @@ import PoolScoreboard
 /// scope, and the free plan's monthly request cap. The check and the count happen in one short
 /// store transaction before the provider is called; `settle` reconciles tokens and spend after.
 struct RequestLimiter: Sendable {
-    let store: GatewayStore
+    let store: any RequestStore
     /// RPM/TPM sliding window (60 s; the `limits.window_seconds` setting shortens it for tests).
     let windowSeconds: Int
 
@@ -28,28 +28,41 @@ struct RequestLimiter: Sendable {
         return plan.isEmpty ? nil : plan
     }
 
-    /// Counts the request or throws docs/api.md's 429. The headroom goes into the context for the
-    /// `x-ratelimit-*` headers of whatever answer follows. A store failure propagates (503).
-    func admit(key: AuthenticatedKey, estimatedTokens: Int, servedFromCache: Bool, context: RequestContext) throws -> Admission? {
-        guard let plan = plan(for: key, estimatedTokens: estimatedTokens, servedFromCache: servedFromCache) else { return nil }
+    /// The limiter's decision on one request.
+    enum Decision {
+        /// Counted (nil: no limit applies, nothing to settle later).
+        case admitted(Admission?)
+        case refused(Refusal)
+    }
+
+    /// A refused request: docs/api.md's 429, which limit refused it, and the headroom for the
+    /// `x-ratelimit-*` headers of the answer.
+    struct Refusal {
+        let error: GatewayError
+        let kind: LimitRefusalKind
+        let status: LimitStatus
+    }
+
+    /// Counts the request, or refuses it. A store failure propagates (503).
+    func admit(key: AuthenticatedKey, estimatedTokens: Int, servedFromCache: Bool) throws -> Decision {
+        guard let plan = plan(for: key, estimatedTokens: estimatedTokens, servedFromCache: servedFromCache) else { return .admitted(nil) }
         switch try store.admit(plan) {
         case .admitted(let admission):
-            context.limitStatus = admission.status
-            return admission
+            return .admitted(admission)
         case .rejected(let rejection):
-            context.limitStatus = rejection.status
-            context.limitRefusal = LimitRefusalKind(rejection.reason)
             let scope = Self.describe(rejection.scope, key: key)
+            let error: GatewayError
             switch rejection.reason {
             case .requestsPerMinute, .tokensPerMinute:
-                throw GatewayError.rateLimited(
+                error = .rateLimited(
                     "Rate limit reached for \(scope): \(rejection.limitDescription). Retry after \(rejection.retryAfterSeconds) s.",
                     retryAfter: rejection.retryAfterSeconds)
             case .monthlyBudget, .freePlan:
-                throw GatewayError.insufficientQuota(
+                error = .insufficientQuota(
                     "You exceeded the \(rejection.limitDescription) for \(scope). It resets at the start of the next month (UTC).",
                     retryAfter: rejection.retryAfterSeconds)
             }
+            return .refused(Refusal(error: error, kind: LimitRefusalKind(rejection.reason), status: rejection.status))
         }
     }
 
@@ -58,11 +71,6 @@ struct RequestLimiter: Sendable {
     func settle(_ admission: Admission, key: AuthenticatedKey, actualTokens: Int?, costUSD: Double?) throws {
         try store.settle(admission, actualTokens: actualTokens, costUSD: costUSD,
                          scopes: LimitScope.all(orgID: key.org.id, projectID: key.project.id, keyID: key.key.id))
-    }
-
-    /// A rough token estimate for the reservation: 1 token per 4 bytes of body, plus max_tokens.
-    static func estimateTokens(bodyBytes: Int, maxTokens: Int?) -> Int {
-        Saturating.add(bodyBytes / 4, max(0, maxTokens ?? 0))
     }
 
     private static func describe(_ scope: LimitScope, key: AuthenticatedKey) -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import GatewayCore
 import GatewayProviders
 import GatewayStore
@@ -7,13 +8,12 @@ import GatewayStore
 /// with every key lookup, so at no extra query) differs from the one it was loaded at: a
 /// `price set` reaches the very next request in every worker, and the request path does not
 /// query prices each time.
-final class PriceBook: @unchecked Sendable {
-    private let store: GatewayStore
-    private let lock = NSLock()
-    private var table = PriceTable([])
-    private var loadedVersion: Int64?
+final class PriceBook: Sendable {
+    private let store: any RequestStore
+    /// The table and the settings version it was loaded at.
+    private let loaded = Mutex<(table: PriceTable, version: Int64?)>((PriceTable([]), nil))
 
-    init(store: GatewayStore) {
+    init(store: any RequestStore) {
         self.store = store
     }
 
@@ -38,16 +38,13 @@ final class PriceBook: @unchecked Sendable {
     }
 
     private func current(_ version: Int64) -> PriceTable {
-        lock.lock()
-        defer { lock.unlock() }
-        if loadedVersion != version {
-            // On a store error keep the last table and try again on the next request: pricing
-            // must not fail a request.
-            if let prices = try? store.prices() {
-                table = PriceTable(prices)
-                loadedVersion = version
+        loaded.withLock { loaded in
+            if loaded.version != version {
+                // On a store error keep the last table and try again on the next request: pricing
+                // must not fail a request.
+                if let prices = try? store.prices() { loaded = (PriceTable(prices), version) }
             }
+            return loaded.table
         }
-        return table
     }
 }

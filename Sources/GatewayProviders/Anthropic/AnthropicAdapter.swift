@@ -8,8 +8,8 @@ public struct AnthropicAdapter: ProviderAdapter {
     /// `max_tokens` is required by Anthropic; used when the client sends neither
     /// `max_tokens` nor `max_completion_tokens` (docs/providers/anthropic.md).
     public static let defaultMaxTokens = 4096
-    /// The forced tool that carries `response_format` JSON answers (§8.16); its call comes back
-    /// to the client as `message.content`, never as a tool call.
+    /// The forced tool that carries `response_format` JSON answers (docs/providers/anthropic.md,
+    /// "JSON mode"); its call comes back to the client as `message.content`, never as a tool call.
     public static let jsonToolName = "json_tool_call"
 
     public init() {}

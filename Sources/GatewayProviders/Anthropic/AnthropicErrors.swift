@@ -1,9 +1,9 @@
 import GatewayCore
 
-/// Anthropic error bodies, `{"type":"error","error":{"type","message"},"request_id"}`
-/// (docs/providers/anthropic.md), → the client's error (§7.8): 4xx keep their status and Anthropic's
-/// message, 5xx and 529 `overloaded_error` become 502 `upstream_error`. `code` keeps
-/// Anthropic's own error type.
+/// Anthropic error bodies, `{"type":"error","error":{"type","message"},"request_id"}` → the
+/// client's error (docs/providers/anthropic.md, "Errors"): 4xx keep their status and Anthropic's
+/// message, 5xx and 529 `overloaded_error` become 502 `upstream_error`. `code` keeps Anthropic's
+/// own error type.
 enum AnthropicErrorDecoder {
     static func decode(status: Int, headers: [(name: String, value: String)], body: [UInt8]) -> GatewayError {
         let fields = OpenAIErrorDecoder.fields(providerName: "anthropic", status: status, body: body)
@@ -18,7 +18,7 @@ enum AnthropicErrorDecoder {
                          retryAfter: retryAfter)
     }
 
-    /// OpenAI's error `type` for an Anthropic status (§7.8).
+    /// OpenAI's error `type` for an Anthropic status (docs/providers/anthropic.md, "Errors").
     static func openAIType(_ status: Int) -> String {
         switch status {
         case 401: return "authentication_error"
@@ -32,7 +32,7 @@ enum AnthropicErrorDecoder {
         }
     }
 
-    /// Anthropic's error type for a status, when the body did not say (§3.5).
+    /// Anthropic's error type for a status, when the body did not say (docs/providers/anthropic.md, "Errors").
     static func defaultType(_ status: Int) -> String {
         switch status {
         case 401: return "authentication_error"

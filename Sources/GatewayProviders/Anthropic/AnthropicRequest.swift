@@ -178,8 +178,9 @@ enum AnthropicRequestBuilder {
     static func isToolUse(_ block: JSONObject) -> Bool { block["type"]?.stringValue == "tool_use" }
 
     /// Keeps only tool calls answered in the very next user turn and tool results answering the
-    /// assistant turn just before (Anthropic refuses either orphan, §8.3); turns left empty are
-    /// removed and same-role neighbours merged again.
+    /// assistant turn just before (Anthropic refuses either orphan; docs/providers/anthropic.md,
+    /// "Tool calls in the history"); turns left empty are removed and same-role neighbours merged
+    /// again.
     static func pairToolBlocks(_ turns: [Turn]) -> [Turn] {
         var turns = turns
         for index in turns.indices {
@@ -255,9 +256,9 @@ enum AnthropicRequestBuilder {
             }
         }
 
-        // History with tool blocks needs `tools` even when the client sent none (§8.11): declare
-        // the tools the history used that are not declared, and forbid new calls if the client
-        // gave no tools at all.
+        // History with tool blocks needs `tools` even when the client sent none
+        // (docs/providers/anthropic.md, "Tool calls in the history"): declare the tools the history
+        // used that are not declared, and forbid new calls if the client gave no tools at all.
         let declared = Set(tools.compactMap { $0["name"]?.stringValue })
         var missing: [String] = []
         for turn in turns {

@@ -50,7 +50,7 @@ enum AnthropicResponseDecoder {
         var finish = AnthropicStopReason.finishReason(stopReason)
         let content: String?
         if let jsonAnswer {
-            // JSON mode: the forced tool's input is the answer (§8.16).
+            // JSON mode: the forced tool's input is the answer (docs/providers/anthropic.md, "JSON mode").
             content = jsonAnswer
             if finish == .toolCalls && calls.isEmpty { finish = .stop }
         } else {
@@ -67,7 +67,7 @@ enum AnthropicResponseDecoder {
 }
 
 enum AnthropicStopReason {
-    /// §7.5. Unknown or missing reasons are `stop`.
+    /// docs/providers/anthropic.md, "Response translation". Unknown or missing reasons are `stop`.
     static func finishReason(_ reason: String?) -> FinishReason {
         switch reason {
         case "max_tokens", "model_context_window_exceeded": return .length
@@ -79,7 +79,7 @@ enum AnthropicStopReason {
 }
 
 /// Anthropic usage counts: `input_tokens` excludes cache reads and writes, so the OpenAI prompt
-/// count is the sum of all three (§3.3, §9.1).
+/// count is the sum of all three (docs/providers/anthropic.md, "Response translation").
 struct AnthropicUsage: Sendable, Equatable {
     var input = 0
     var cacheCreation = 0

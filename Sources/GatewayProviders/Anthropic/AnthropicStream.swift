@@ -86,8 +86,9 @@ enum AnthropicStreamEvent: Equatable {
     }
 }
 
-/// Anthropic SSE → OpenAI chunks. Block indices count every content block; OpenAI's tool-call
-/// index counts tool calls, so tool_use blocks are numbered as they start (§8.22).
+/// Anthropic SSE → OpenAI chunks. Block indices count every content block; OpenAI's tool-call index
+/// counts tool calls, so tool_use blocks are numbered as they start (docs/providers/anthropic.md,
+/// "Tool calls in a stream").
 struct AnthropicStreamTranslator: StreamTranslator {
     private let responseID: String
     private let created: Int
@@ -175,7 +176,8 @@ struct AnthropicStreamTranslator: StreamTranslator {
 
     private func finishReason() -> FinishReason {
         var reason = AnthropicStopReason.finishReason(stopReason)
-        if toolCount == 0 && !jsonBlocks.isEmpty && reason == .toolCalls { reason = .stop }  // §8.16
+        // The JSON-mode tool alone is not a tool call (docs/providers/anthropic.md, "JSON mode").
+        if toolCount == 0 && !jsonBlocks.isEmpty && reason == .toolCalls { reason = .stop }
         return reason
     }
 

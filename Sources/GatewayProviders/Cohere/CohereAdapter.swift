@@ -115,8 +115,8 @@ public struct CohereAdapter: ProviderAdapter {
 
     // MARK: Tools
 
-    /// `tools` in OpenAI's own shape; `tool_choice` per §7.4: auto → omitted, none → NONE,
-    /// required → REQUIRED, a named function → only that tool + REQUIRED.
+    /// `tools` in OpenAI's own shape; `tool_choice` per docs/providers/cohere.md, "Requests":
+    /// auto → omitted, none → NONE, required → REQUIRED, a named function → only that tool + REQUIRED.
     static func addTools(_ conversation: ChatConversation, to body: inout JSONObject) throws(GatewayError) {
         var tools = conversation.tools
         switch conversation.toolChoice {

@@ -20,7 +20,7 @@ enum CohereResponse {
         let reason: FinishReason
         switch rawReason {
         case "ERROR"?, "TIMEOUT"?:
-            // A failed generation with nothing to show is an error, not an empty success (§7.5).
+            // A failed generation with nothing to show is an error, not an empty success (docs/providers/cohere.md, "Responses").
             if text.isEmpty && calls.isEmpty {
                 throw .upstreamError("cohere: the generation ended with \(rawReason ?? "ERROR") and produced no output.")
             }
@@ -33,7 +33,7 @@ enum CohereResponse {
         return ChatResult(body: result, usage: usage, modelServed: request.model)
     }
 
-    /// §7.5; unknown values read as `stop`.
+    /// docs/providers/cohere.md, "Responses"; unknown values read as `stop`.
     static func finishReason(_ value: String?) -> FinishReason {
         switch value {
         case "MAX_TOKENS"?: return .length
@@ -99,12 +99,13 @@ enum CohereResponse {
     }
 }
 
-/// Cohere usage → `TokenUsage`. Cohere reports two counts (§6.3, §9.10): `tokens` (what the
-/// model processed, including Cohere's own prompt template) and `billed_units` (what Cohere
-/// charges). The gateway's cost, TPM limits and the client's `usage` all follow the bill, so
-/// `billed_units` is used; `tokens` only when `billed_units` is absent. `cached_tokens` is
-/// counted on the `tokens` scale (it can exceed the billed input), so it is reported as
-/// `cached_tokens` only with the `tokens` fallback, clamped to the prompt count.
+/// Cohere usage → `TokenUsage`. Cohere reports two counts (docs/providers/cohere.md, "Usage:
+/// `billed_units`, not `tokens`"): `tokens` (what the model processed, including Cohere's own
+/// prompt template) and `billed_units` (what Cohere charges). The gateway's cost, TPM limits and
+/// the client's `usage` all follow the bill, so `billed_units` is used; `tokens` only when
+/// `billed_units` is absent. `cached_tokens` is counted on the `tokens` scale (it can exceed the
+/// billed input), so it is reported as `cached_tokens` only with the `tokens` fallback, clamped to
+/// the prompt count.
 enum CohereUsage {
     /// Counts (integers or doubles, as Cohere's API has sent both) are clamped by `TokenCount`.
     static func decode(_ value: JSON?) -> TokenUsage? {
@@ -125,7 +126,7 @@ enum CohereUsage {
     }
 }
 
-/// Cohere error bodies: `{"message": "…"}`, sometimes with an `id` (§6.5).
+/// Cohere error bodies: `{"message": "…"}`, sometimes with an `id` (docs/providers/cohere.md, "Errors").
 enum CohereErrors {
     static func decode(status: Int, headers: [(name: String, value: String)], body: [UInt8]) -> GatewayError {
         var text: String?

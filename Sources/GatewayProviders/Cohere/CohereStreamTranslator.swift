@@ -1,8 +1,9 @@
 import GatewayCore
 
-/// Cohere v2 stream events (§6.4) → OpenAI chunks. Named events, each with a JSON payload whose
-/// `type` repeats the name; the answer is complete at `message-end` (finish reason + usage), and
-/// the `data: [DONE]` Cohere may send afterwards is ignored, so the client gets exactly one.
+/// Cohere v2 stream events (docs/providers/cohere.md, "Streams") → OpenAI chunks. Named events,
+/// each with a JSON payload whose `type` repeats the name; the answer is complete at `message-end`
+/// (finish reason + usage), and the `data: [DONE]` Cohere may send afterwards is ignored, so the
+/// client gets exactly one.
 struct CohereStreamTranslator: StreamTranslator {
     private let fallbackID: String
     private let created: Int
@@ -104,7 +105,8 @@ struct CohereStreamTranslator: StreamTranslator {
             throw ProviderBody.streamError(provider: .cohere, message: errorText ?? "the generation ended with \(reason ?? "an error").",
                                            type: reason == "TIMEOUT" ? "timeout" : "generation_error")
         }
-        let mapped = CohereResponse.finishReason(reason)  // COMPLETE after tool calls: the writer says tool_calls (§8.17)
+        // COMPLETE after tool calls: the writer says tool_calls (docs/providers/cohere.md, "Responses")
+        let mapped = CohereResponse.finishReason(reason)
         let finalUsage = usage
         return write { writer in writer.end(mapped, usage: finalUsage) }
     }

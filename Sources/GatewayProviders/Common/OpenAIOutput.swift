@@ -1,6 +1,6 @@
 import GatewayCore
 
-/// OpenAI's `finish_reason` values; adapters map their provider's reasons onto these (§7.5).
+/// OpenAI's `finish_reason` values; adapters map their provider's reasons onto these (docs/api.md, "Finish reasons").
 public enum FinishReason: String, Sendable, Equatable {
     case stop, length
     case toolCalls = "tool_calls"
@@ -19,13 +19,13 @@ public struct CompletionChoice: Sendable, Equatable {
         self.index = index
         self.content = content
         self.toolCalls = toolCalls
-        // A turn that produced tool calls finishes with tool_calls whatever the provider said (§8.17).
+        // A turn that produced tool calls finishes with tool_calls whatever the provider said (docs/api.md, "Finish reasons").
         self.finishReason = !toolCalls.isEmpty && finishReason == .stop ? .toolCalls : finishReason
     }
 }
 
 /// Builds the `chat.completion` body every non-OpenAI adapter returns, so the shape clients
-/// rely on (§1.1) is written in one place.
+/// rely on (docs/api.md, "Chat completion answers") is written in one place.
 public enum ChatCompletionBody {
     public static func make(id: String, created: Int, model: String, choices: [CompletionChoice], usage: TokenUsage?) -> [UInt8] {
         var choiceValues: [JSON] = []
@@ -63,9 +63,10 @@ extension TokenUsage {
     }
 }
 
-/// Writes `chat.completion.chunk`s with one id, created and model for the whole stream (§8.30),
-/// the role chunk first, tool-call deltas indexed by tool ordinal, and the usage chunk only when
-/// the client asked for it. Stream translators own one and call it per provider event.
+/// Writes `chat.completion.chunk`s with one id, created and model for the whole stream
+/// (docs/api.md, "Streaming"), the role chunk first, tool-call deltas indexed by tool ordinal, and
+/// the usage chunk only when the client asked for it. Stream translators own one and call it per
+/// provider event.
 public struct ChunkWriter: Sendable {
     public let id: String
     public let created: Int
@@ -73,7 +74,8 @@ public struct ChunkWriter: Sendable {
     public let clientWantsUsage: Bool
     public private(set) var sentRole = false
     public private(set) var sentFinish = false
-    /// A tool call went out: the stream finishes with `tool_calls` whatever the provider said (§8.17).
+    /// A tool call went out: the stream finishes with `tool_calls` whatever the provider said
+    /// (docs/api.md, "Finish reasons").
     public private(set) var sentToolCall = false
 
     public init(id: String, created: Int, model: String, clientWantsUsage: Bool) {

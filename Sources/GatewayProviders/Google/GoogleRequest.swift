@@ -22,7 +22,7 @@ enum GoogleRequestBuilder {
                 var declaration = JSONObject([("name", .string(tool.name))])
                 if let description = tool.description, !description.isEmpty { declaration["description"] = .string(description) }
                 let schema = cleanSchema(tool.parameters)
-                // Zero-argument functions: no `parameters` at all (§4.2).
+                // Zero-argument functions: no `parameters` at all (docs/providers/google.md, "Request translation").
                 if !isEmptyObjectSchema(schema) { declaration["parameters"] = .object(schema) }
                 return .object(declaration)
             }
@@ -79,7 +79,8 @@ enum GoogleRequestBuilder {
         func append(_ role: String, _ parts: [JSON]) {
             guard !parts.isEmpty else { return }
             if let last = turns.last, last.role == role {
-                turns[turns.count - 1].parts += parts  // consecutive same-role turns are merged (§8.2)
+                // Consecutive same-role turns are merged (docs/providers/google.md, "Request translation").
+                turns[turns.count - 1].parts += parts
             } else {
                 turns.append((role, parts))
             }

@@ -36,7 +36,8 @@ enum GoogleResponseDecoder {
             throw .upstreamError("google returned 'candidates' that is not an array.")
         }
         if choices.isEmpty {
-            // Blocked prompt (promptFeedback.blockReason, no candidates): one empty, filtered choice (§8.18).
+            // Blocked prompt (promptFeedback.blockReason, no candidates): one empty, filtered choice
+            // (docs/providers/google.md, "Response translation").
             let blocked = object["promptFeedback"]?["blockReason"]?.stringValue != nil
             choices = [CompletionChoice(index: 0, content: nil, finishReason: blocked ? .contentFilter : .stop)]
         }
@@ -122,7 +123,7 @@ struct GoogleParts {
 }
 
 enum GoogleFinishReason {
-    /// §7.5; nil when the candidate has none (yet).
+    /// docs/providers/google.md, "Response translation"; nil when the candidate has none (yet).
     static func map(_ value: JSON?) throws(GatewayError) -> FinishReason? {
         switch value {
         case nil, .null?: return nil
@@ -143,7 +144,8 @@ enum GoogleFinishReason {
 }
 
 enum GoogleUsage {
-    /// §7.6: prompt = promptTokenCount (+ toolUsePromptTokenCount), completion = candidates + thoughts,
+    /// docs/providers/google.md, "Response translation": prompt = promptTokenCount
+    /// (+ toolUsePromptTokenCount), completion = candidates + thoughts,
     /// cached = cachedContentTokenCount, reasoning = thoughts. Counts and sums are clamped by
     /// `TokenCount`; a count that is not a number is a malformed answer.
     static func decode(_ value: JSON?) throws(GatewayError) -> TokenUsage? {
@@ -172,7 +174,7 @@ enum GoogleUsage {
 }
 
 /// google.rpc.Status bodies (`{"error":{"code","message","status","details"}}`, sometimes wrapped
-/// in a one-element array) → the client's error (§4.5, §7.8).
+/// in a one-element array) → the client's error (docs/providers/google.md, "Errors").
 enum GoogleErrorDecoder {
     static func decode(status: Int, headers: [(name: String, value: String)], body: [UInt8]) -> GatewayError {
         var json = try? JSON.parse(body)

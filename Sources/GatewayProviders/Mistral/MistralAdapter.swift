@@ -32,7 +32,8 @@ public struct MistralAdapter: ProviderAdapter {
         var choices: [CompletionChoice] = []
         for choice in decoded {
             let text = choice.text ?? ""
-            // Mistral answers a tool-call-only turn with content "" (§8.7): clients expect null.
+            // Mistral answers a tool-call-only turn with content "" (docs/providers/mistral.md,
+            // "Response translation"): clients expect null.
             let content: String? = choice.text == nil || (text.isEmpty && !choice.toolCalls.isEmpty) ? nil : text
             let reason = try Self.finishReason(choice.finishReason, produced: !text.isEmpty || !choice.toolCalls.isEmpty)
             choices.append(CompletionChoice(index: choice.index, content: content, toolCalls: choice.toolCalls, finishReason: reason))
@@ -48,7 +49,8 @@ public struct MistralAdapter: ProviderAdapter {
             usage: usage, modelServed: model ?? request.model)
     }
 
-    /// §5.3/§7.5: `model_length` → `length`; `error` → `stop` when something was produced, else a 502.
+    /// docs/providers/mistral.md, "Response translation": `model_length` → `length`; `error` →
+    /// `stop` when something was produced, else a 502.
     static func finishReason(_ reason: String?, produced: Bool) throws(GatewayError) -> FinishReason {
         switch reason {
         case "length", "model_length": return .length
@@ -71,8 +73,9 @@ public struct MistralAdapter: ProviderAdapter {
 
     // MARK: Embeddings
 
-    /// `{model, input, output_dimension?, encoding_format?}` (§5.7); `user` is dropped,
-    /// `dimensions` becomes `output_dimension`, token-id input is a 400.
+    /// `{model, input, output_dimension?, encoding_format?}` (docs/providers/mistral.md,
+    /// "Embeddings"); `user` is dropped, `dimensions` becomes `output_dimension`, token-id input is
+    /// a 400.
     public func makeEmbeddingsRequest(_ request: EmbeddingsRequest, settings: ProviderSettings) throws(GatewayError) -> UpstreamRequest {
         let texts = try request.requireTexts(provider: .mistral)
         var body = JSONObject([("model", .string(request.model))])
@@ -108,8 +111,9 @@ public struct MistralAdapter: ProviderAdapter {
     }
 }
 
-/// Mistral's error bodies (§5.5): `{"object":"error","message","type","param","code"}` (message
-/// may be an object of 422 validation details), FastAPI `{"detail": …}`, or `{"message": …}`.
+/// Mistral's error bodies (docs/providers/mistral.md, "Errors"):
+/// `{"object":"error","message","type","param","code"}` (message may be an object of 422 validation
+/// details), FastAPI `{"detail": …}`, or `{"message": …}`.
 enum MistralErrorDecoder {
     static func decode(status: Int, headers: [(name: String, value: String)], body: [UInt8]) -> GatewayError {
         var message = "mistral returned HTTP \(status)."
@@ -135,7 +139,7 @@ enum MistralErrorDecoder {
         } else if let text = String(validating: body, as: UTF8.self)?.trimmingWhitespace(), !text.isEmpty, text.count < 500 {
             message = "mistral: \(text)"
         }
-        // An exhausted monthly limit is a quota, not a burst limit: not worth retrying (§7.8).
+        // An exhausted monthly limit is a quota, not a burst limit: not worth retrying (docs/providers/mistral.md, "Errors").
         if status == 429, message.lowercased().contains("month") || (type ?? "").contains("quota") {
             type = "insufficient_quota"
             code = code ?? "insufficient_quota"

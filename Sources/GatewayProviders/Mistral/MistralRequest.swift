@@ -130,7 +130,7 @@ enum MistralRequest {
     }
 
     /// Mistral's grammar validation chokes on `$schema`, `$id` and `additionalProperties: false`
-    /// (§5.2, §8.10): removed at every depth. `strict` is not sent.
+    /// (docs/providers/mistral.md, "Request translation"): removed at every depth. `strict` is not sent.
     static func sanitizedSchema(_ schema: JSONObject) -> JSONObject {
         var result = JSONObject()
         for (key, value) in schema {
@@ -173,10 +173,11 @@ enum MistralRequest {
     }
 }
 
-/// Mistral accepts only tool-call ids of exactly 9 characters `[a-zA-Z0-9]` (§5.2). Ids that
-/// already comply are kept; others get a deterministic 9-character base62 hash, the same on the
-/// call and on its result, distinct within one request. Mistral's own answers carry compliant
-/// ids, so no reverse mapping is needed: what the client sends back is what Mistral issued.
+/// Mistral accepts only tool-call ids of exactly 9 characters `[a-zA-Z0-9]`
+/// (docs/providers/mistral.md, "Request translation"). Ids that already comply are kept; others get
+/// a deterministic 9-character base62 hash, the same on the call and on its result, distinct within
+/// one request. Mistral's own answers carry compliant ids, so no reverse mapping is needed: what
+/// the client sends back is what Mistral issued.
 struct MistralToolCallIDs {
     private var map: [String: String] = [:]
 

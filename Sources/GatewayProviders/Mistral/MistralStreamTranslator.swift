@@ -1,10 +1,11 @@
 import GatewayCore
 
-/// Mistral's data-only SSE (§5.4) → OpenAI chunks, re-emitted through `ChunkWriter`: Mistral's
-/// id/created/model from its first chunk on every chunk, role first, tool calls (whole in one
-/// delta at Mistral; later fragments are passed on as argument deltas), `model_length` →
-/// `length`, and the usage Mistral puts on its final chunk sent as the standard usage chunk
-/// only when the client asked. `[DONE]` ends the stream; a stream without it is an error.
+/// Mistral's data-only SSE (docs/providers/mistral.md, "Streaming") → OpenAI chunks, re-emitted
+/// through `ChunkWriter`: Mistral's id/created/model from its first chunk on every chunk, role
+/// first, tool calls (whole in one delta at Mistral; later fragments are passed on as argument
+/// deltas), `model_length` → `length`, and the usage Mistral puts on its final chunk sent as the
+/// standard usage chunk only when the client asked. `[DONE]` ends the stream; a stream without it
+/// is an error.
 struct MistralStreamTranslator: StreamTranslator {
     private let fallbackID: String
     private let fallbackCreated: Int
@@ -87,7 +88,8 @@ struct MistralStreamTranslator: StreamTranslator {
     }
 
     /// A mid-stream error: Mistral's `{"object":"error","message",…}` or an OpenAI-style
-    /// `{"error":{…}}` (the format is not documented, §9.15, so both are read).
+    /// `{"error":{…}}` (Mistral does not document the format, so both are read;
+    /// docs/providers/mistral.md, "Streaming").
     static func streamError(_ chunk: JSONObject) -> GatewayError? {
         let error: JSON
         if chunk["object"]?.stringValue == "error" {

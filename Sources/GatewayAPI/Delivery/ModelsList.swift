@@ -1,17 +1,13 @@
-import Foundation
 import GatewayCore
 import GatewayHTTP
 import GatewayProviders
 import GatewayStore
 
 /// GET /v1/models: the models of the providers configured for the key's project, OpenAI's list format.
-struct ModelsHandler: RouteHandler {
-    let store: GatewayStore
-
-    func handle(_ request: HTTPRequest, key: AuthenticatedKey, context: RequestContext, writer: any ResponseWriter) async throws {
-        let configured = try store.providers(projectID: key.project.id)
+enum ModelsList {
+    static func write(store: any RequestStore, key: AuthenticatedKey, outcome: inout RequestOutcome, writer: any ResponseWriter) async throws {
         var data: [JSON] = []
-        for settings in configured {
+        for settings in try store.providers(projectID: key.project.id) {
             guard let adapter = ProviderRegistry.adapter(for: settings.provider) else { continue }
             for model in adapter.knownModels {
                 data.append([
@@ -23,8 +19,8 @@ struct ModelsHandler: RouteHandler {
             }
         }
         let body: JSON = ["object": "list", "data": .array(data)]
-        try await writer.writeHead(status: 200, headers: baseHeaders(context))
+        try await writer.writeHead(status: 200, headers: outcome.headers())
         try await writer.writeBody(body.serialized(), flush: false)
-        context.audit.status = 200
+        outcome.status = 200
     }
 }

@@ -2,7 +2,7 @@ import GatewayCore
 import GatewayHTTP
 import GatewayStore
 
-/// The one place where failures become HTTP answers in OpenAI's error shape.
+/// The one place where failures become the errors clients see, in OpenAI's error shape.
 public enum ErrorResponse {
     /// Any error the pipeline or the admin API can meet, as the client should see it.
     public static func gatewayError(for error: any Error) -> GatewayError {
@@ -21,20 +21,5 @@ public enum ErrorResponse {
         default:
             return .internalError("The gateway failed to handle the request.")
         }
-    }
-
-    static func write(_ error: GatewayError, context: RequestContext, writer: any ResponseWriter) async {
-        var headers = baseHeaders(context)
-        if let retryAfter = error.retryAfter { headers.add(name: "Retry-After", value: String(retryAfter)) }
-        if error.status == 401 { headers.add(name: "WWW-Authenticate", value: "Bearer") }
-        let body = error.body.serialized()
-        do {
-            try await writer.writeHead(status: error.status, headers: headers)
-            try await writer.writeBody(body, flush: false)
-        } catch {
-            // The client left; nothing more to do.
-        }
-        context.audit.status = error.status
-        context.audit.errorCode = error.auditCode
     }
 }
