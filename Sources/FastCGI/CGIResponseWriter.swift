@@ -3,11 +3,13 @@ import Glibc
 #endif
 import Foundation
 import GatewayHTTP
+import Synchronization
 
 /// The CGI fallback: one request from the environment and stdin, the answer on stdout. (libfcgi's
 /// FCGX API has no CGI mode of its own; only its stdio layer does.)
 final class CGIResponseWriter: ResponseWriter, @unchecked Sendable {
-    private let lock = Locked(false)
+    /// Whether a write failed (the client left); held while writing, so answers never interleave.
+    private let failed = Mutex(false)
 
     static func readRequest(maxBodyBytes: Int) -> HTTPRequest {
         FastCGIRequestReader.makeRequest(params: cgiParams(ProcessInfo.processInfo.environment), maxBodyBytes: maxBodyBytes) { limit in
@@ -65,7 +67,7 @@ final class CGIResponseWriter: ResponseWriter, @unchecked Sendable {
     }
 
     private func write(_ bytes: [UInt8]) throws(ClientDisconnected) {
-        let ok = lock.withLock { failed -> Bool in
+        let ok = failed.withLock { failed -> Bool in
             if failed { return false }
             var offset = 0
             while offset < bytes.count {

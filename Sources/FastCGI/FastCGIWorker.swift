@@ -3,16 +3,17 @@ import Glibc
 #endif
 import CFastCGI
 import CPoolSupport
+import Dispatch
 import GatewayHTTP
 import Logging
 import PoolScoreboard
+import Synchronization
 
 /// How one worker process serves FastCGI requests.
 public struct FastCGIWorkerConfiguration: Sendable {
-    /// Threads that accept connections and read requests (nginx has buffered the body, so that
-    /// is quick); the work itself runs as a Swift task, so a slow upstream never holds a thread.
-    /// One is the default: a second one costs a wake-up per request for nothing (measured: 382 →
-    /// 301 µs of worker CPU per cache hit, added p99 1.11 → 0.80 ms at 1,000 req/s; BENCHMARKS.md, part h).
+    /// Request threads (`RequestThread`): each accepts connections and runs its requests' tasks.
+    /// A slow upstream never holds one (requests interleave at every `await`). One is the default:
+    /// a second one costs wake-ups for nothing on a worker per core (BENCHMARKS.md, part h).
     public var acceptThreads: Int = 1
     /// Recycle the process after this many requests (0: never), like php-fpm's `pm.max_requests`.
     public var maxRequests: Int = 0
@@ -69,8 +70,11 @@ public final class FastCGIWorker: @unchecked Sendable {
     private let logger: Logger
 
     private let stopPipe = StopPipe()
-    private let counters = Locked((inFlight: 0, accepted: 0))
-    private let exitReason = Locked(WorkerExitReason.signalled)
+    private let counters = Mutex((inFlight: 0, accepted: 0))
+    private let exitReason = Mutex(WorkerExitReason.signalled)
+    /// Set once the in-flight requests are done (or the graceful timeout passed): the request threads leave.
+    private let exiting = Mutex(false)
+    private var requestThreads: [RequestThread] = []
 
     public init(configuration: FastCGIWorkerConfiguration, responder: any Responder, logger: Logger) {
         self.configuration = configuration
@@ -110,7 +114,9 @@ public final class FastCGIWorker: @unchecked Sendable {
 
         var threads: [pthread_t] = []
         for index in 0..<max(1, configuration.acceptThreads) {
-            threads.append(startThread(name: "fcgi-accept-\(index)") { [self] in acceptLoop() })
+            let executor = RequestThread()
+            requestThreads.append(executor)
+            threads.append(startThread(name: "fcgi-requests-\(index)") { [self] in serveRequests(on: executor) })
         }
         configuration.slot?.markServing(pid: getpid())
 
@@ -124,8 +130,8 @@ public final class FastCGIWorker: @unchecked Sendable {
         configuration.slot?.markDraining()
         logger.info("worker stopping: no new requests; waiting for in-flight ones", metadata: ["in_flight": "\(counters.withLock { $0.inFlight })"])
         stopPipe.fire()
-        for thread in threads { pthread_join(thread, nil) }
 
+        // The request threads stop accepting but go on running the requests in flight.
         let deadline = monotonicSeconds() + configuration.gracefulTimeoutSeconds
         while counters.withLock({ $0.inFlight }) > 0 && monotonicSeconds() < deadline {
             usleep(10_000)
@@ -134,25 +140,47 @@ public final class FastCGIWorker: @unchecked Sendable {
         if left > 0 {
             logger.warning("graceful timeout reached with requests still in flight", metadata: ["in_flight": "\(left)"])
         }
+        exiting.withLock { $0 = true }
+        for executor in requestThreads { executor.wake() }
+        for thread in threads { pthread_join(thread, nil) }
         configuration.everySecond?()
         return exitReason.withLock { $0 }
     }
 
-    private func acceptLoop() {
-        var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0), pollfd(fd: stopPipe.readEnd, events: Int16(POLLIN), revents: 0)]
+    /// A request thread's loop: runs the jobs of its requests' tasks, accepts a connection when
+    /// the listening socket has one, and sleeps in `poll` when there is nothing to do. On stop it
+    /// accepts no more (after draining the backlog when the whole pool stops) and keeps running
+    /// jobs until the main thread says the in-flight requests are done.
+    private func serveRequests(on executor: RequestThread) {
+        executor.claimCurrentThread()
+        var fds = [pollfd(fd: executor.wakeReadEnd, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: stopPipe.readEnd, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: 0, events: Int16(POLLIN), revents: 0)]
+        var stopping = false
+        var backlog: BacklogDrain?
         while true {
-            fds[0].revents = 0
-            fds[1].revents = 0
-            let ready = poll(&fds, 2, -1)
+            executor.runPending()
+            if exiting.withLock({ $0 }) { return }
+            if var drain = backlog {
+                // One waiting connection at a time, running the jobs of those already taken in between.
+                backlog = drain.next { acceptOne(executor) } ? drain : nil
+                if backlog != nil { continue }
+            }
+            for index in fds.indices { fds[index].revents = 0 }
+            // Once stopping, neither the stop pipe (it stays readable) nor the socket is watched.
+            let ready = poll(&fds, stopping ? 1 : 3, -1)
             if ready < 0 {
                 if errno != EINTR { logger.error("poll on the listening socket failed", metadata: ["errno": "\(errno)"]); usleep(10_000) }
                 continue
             }
+            if fds[0].revents != 0 { executor.clearWake() }
+            if stopping { continue }
             if fds[1].revents != 0 {
-                if shouldDrainBacklog { drainBacklog() }
-                return
+                stopping = true
+                if shouldDrainBacklog { backlog = BacklogDrain(deadline: monotonicSeconds() + configuration.gracefulTimeoutSeconds) }
+                continue
             }
-            if fds[0].revents != 0 { _ = acceptOne() }
+            if fds[2].revents != 0 { _ = acceptOne(executor) }
         }
     }
 
@@ -165,20 +193,8 @@ public final class FastCGIWorker: @unchecked Sendable {
         return configuration.slot?.poolStopping ?? true
     }
 
-    /// Stopping: what already waits in the listen queue is still served (after the master of a
-    /// stopping pool removed the socket's path, nothing new can arrive), then the thread leaves.
-    private func drainBacklog() {
-        let deadline = monotonicSeconds() + 0.5
-        var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0)]
-        while monotonicSeconds() < deadline {
-            if acceptOne() { continue }
-            fds[0].revents = 0
-            if poll(&fds, 1, 20) <= 0 { return }
-        }
-    }
-
     /// Accepts one connection if one is waiting and hands it to libfcgi. False when none waited.
-    private func acceptOne() -> Bool {
+    private func acceptOne(_ executor: RequestThread) -> Bool {
         let connection = pool_accept_cloexec(0)
         guard connection >= 0 else {
             switch errno {
@@ -207,11 +223,11 @@ public final class FastCGIWorker: @unchecked Sendable {
             request.deallocate()
             return true
         }
-        dispatch(request, trace: trace)
+        dispatch(request, trace: trace, executor: executor)
         return true
     }
 
-    private func dispatch(_ fcgiRequest: UnsafeMutablePointer<FCGX_Request>, trace: RequestTrace) {
+    private func dispatch(_ fcgiRequest: UnsafeMutablePointer<FCGX_Request>, trace: RequestTrace, executor: RequestThread) {
         var httpRequest = FastCGIRequestReader.read(fcgiRequest, maxBodyBytes: configuration.maxBodyBytes)
         httpRequest.trace = trace
         trace.method = httpRequest.method
@@ -234,7 +250,8 @@ public final class FastCGIWorker: @unchecked Sendable {
         }
         let responder = self.responder
         let request = httpRequest
-        Task {
+        // Runs on this thread (its first steps right after this accept), not on the cooperative pool.
+        Task(executorPreference: executor) {
             trace.mark(.started)
             await responder.respond(to: request, writer: writer)
             await writer.end()
@@ -276,14 +293,39 @@ public final class FastCGIWorker: @unchecked Sendable {
     private func serveOneCGIRequest() {
         let request = CGIResponseWriter.readRequest(maxBodyBytes: configuration.maxBodyBytes)
         let writer = CGIResponseWriter()
-        let done = Locked(false)
+        let done = DispatchSemaphore(value: 0)
         let responder = self.responder
         Task {
             await responder.respond(to: request, writer: writer)
             await writer.end()
-            done.withLock { $0 = true }
+            done.signal()
         }
-        while !done.withLock({ $0 }) { usleep(1_000) }
+        done.wait()
+    }
+}
+
+/// A stopping pool's workers serve what already waits in the listen queue: after the master
+/// removed the socket's path nothing new can arrive, so the queue only empties. Done when it has
+/// stayed empty for 20 ms (a connect nginx started just before may still land) or at the deadline.
+struct BacklogDrain {
+    let deadline: Double
+    private var emptySince: Double?
+
+    init(deadline: Double) { self.deadline = deadline }
+
+    /// Tries `accept`; false once the drain is over.
+    mutating func next(_ accept: () -> Bool) -> Bool {
+        let now = monotonicSeconds()
+        guard now < deadline else { return false }
+        if accept() {
+            emptySince = nil
+            return true
+        }
+        if let emptySince, now - emptySince >= 0.02 { return false }
+        if emptySince == nil { emptySince = now }
+        var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0)]
+        _ = poll(&fds, 1, 5)
+        return true
     }
 }
 

@@ -4,9 +4,11 @@ import Glibc
 import Musl
 #endif
 
-/// Starts a detached-from-Swift-concurrency OS thread. Blocking libfcgi calls run on threads made
-/// here, never on the cooperative pool. (A named C-convention entry point, not a closure literal
-/// handed to pthread_create from main.swift: see docs/design-notes.md, trap 2.)
+/// Starts an OS thread outside Swift concurrency. The accept threads run here, so libfcgi's
+/// blocking reads of a request never take a thread of the cooperative pool (writes that can block
+/// go to each request's Dispatch queue: see FastCGIResponseWriter). A named C-convention entry
+/// point, not a closure literal handed to pthread_create from main.swift: see
+/// docs/design-notes.md, trap 2.
 func startThread(name: String, _ body: @escaping @Sendable () -> Void) -> pthread_t {
     let box = Unmanaged.passRetained(ThreadBody(name: name, body: body)).toOpaque()
     var thread = pthread_t()
@@ -32,23 +34,4 @@ private func threadEntry(_ context: UnsafeMutableRawPointer?) -> UnsafeMutableRa
     let box = Unmanaged<ThreadBody>.fromOpaque(context!).takeRetainedValue()
     box.body()
     return nil
-}
-
-/// A lock-protected value, for the few pieces of state shared with OS threads.
-final class Locked<Value>: @unchecked Sendable {
-    private var value: Value
-    private var mutex = pthread_mutex_t()
-
-    init(_ value: Value) {
-        self.value = value
-        pthread_mutex_init(&mutex, nil)
-    }
-
-    deinit { pthread_mutex_destroy(&mutex) }
-
-    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body(&value)
-    }
 }

@@ -1,5 +1,6 @@
 import CSQLite
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -13,7 +14,7 @@ import Darwin
 /// a busy handler with short sleeps (see `BusyWaiter`), and the rollups' histogram merge function
 /// (`LatencyHistogram`).
 ///
-/// A recursive lock serializes all use, so one connection may be shared by threads; statements
+/// A `ConnectionLock` serializes all use, so one connection may be shared by threads; statements
 /// are prepared once per SQL text and reused. Every write goes through `writeTransaction`,
 /// which starts with `BEGIN IMMEDIATE`: a deferred transaction that later upgrades to a write
 /// can fail with SQLITE_BUSY that no busy handler can resolve.
@@ -21,7 +22,7 @@ public final class SQLiteConnection: @unchecked Sendable {
     public let path: String
     public let busyTimeoutMilliseconds: Int
 
-    private let lock = NSRecursiveLock()
+    private let lock = ConnectionLock()
     private var database: OpaquePointer?
     private var statements: [String: OpaquePointer] = [:]
     private var savepointDepth = 0
@@ -69,8 +70,8 @@ public final class SQLiteConnection: @unchecked Sendable {
 
     /// Finalizes every cached statement and closes the file. Later calls throw `.io`.
     public func close() {
-        lock.lock()
-        defer { lock.unlock() }
+        lock.enter()
+        defer { lock.leave() }
         for statement in statements.values { sqlite3_finalize(statement) }
         statements.removeAll()
         if let database { sqlite3_close_v2(database) }
@@ -82,8 +83,8 @@ public final class SQLiteConnection: @unchecked Sendable {
     /// Runs `body` with the cached prepared statement for `sql`, then resets it and clears its
     /// bindings, whatever `body` did.
     public func withStatement<R>(_ sql: String, _ body: (SQLiteStatement) throws -> R) throws -> R {
-        lock.lock()
-        defer { lock.unlock() }
+        lock.enter()
+        defer { lock.leave() }
         let database = try openDatabase()
         let handle = try preparedStatement(sql, in: database)
         defer {
@@ -121,8 +122,8 @@ public final class SQLiteConnection: @unchecked Sendable {
 
     /// Runs several `;`-separated statements without bindings (migrations: constant SQL only).
     public func executeScript(_ sql: String) throws {
-        lock.lock()
-        defer { lock.unlock() }
+        lock.enter()
+        defer { lock.leave() }
         let database = try openDatabase()
         var errorMessage: UnsafeMutablePointer<CChar>?
         let code = sqlite3_exec(database, sql, nil, nil, &errorMessage)
@@ -135,15 +136,15 @@ public final class SQLiteConnection: @unchecked Sendable {
 
     /// Rows changed by the last INSERT, UPDATE or DELETE (call inside the same transaction).
     public var changes: Int {
-        lock.lock()
-        defer { lock.unlock() }
+        lock.enter()
+        defer { lock.leave() }
         return database.map { Int(sqlite3_changes($0)) } ?? 0
     }
 
     /// The rowid of the last successful INSERT (call inside the same transaction).
     public var lastInsertRowID: Int64 {
-        lock.lock()
-        defer { lock.unlock() }
+        lock.enter()
+        defer { lock.leave() }
         return database.map { sqlite3_last_insert_rowid($0) } ?? 0
     }
 
@@ -154,8 +155,8 @@ public final class SQLiteConnection: @unchecked Sendable {
     /// returns, rolls back when it throws. A nested call becomes a savepoint of the outer one.
     /// Never do slow work (network calls) inside `body`: every writer in every process waits.
     public func writeTransaction<T>(_ body: () throws -> T) throws -> T {
-        lock.lock()
-        defer { lock.unlock() }
+        lock.enter()
+        defer { lock.leave() }
         let database = try openDatabase()
         if savepointDepth > 0 {
             return try savepoint(depth: savepointDepth, body)
@@ -191,8 +192,8 @@ public final class SQLiteConnection: @unchecked Sendable {
 
     /// Whether a transaction is open on this connection.
     public var isInTransaction: Bool {
-        lock.lock()
-        defer { lock.unlock() }
+        lock.enter()
+        defer { lock.leave() }
         return database.map { sqlite3_get_autocommit($0) == 0 } ?? false
     }
 
@@ -201,8 +202,8 @@ public final class SQLiteConnection: @unchecked Sendable {
     /// Runs a PRAGMA and returns the first column of its first row, if it has one.
     @discardableResult
     public func pragma(_ text: String) throws -> String? {
-        lock.lock()
-        defer { lock.unlock() }
+        lock.enter()
+        defer { lock.leave() }
         let database = try openDatabase()
         var handle: OpaquePointer?
         let code = sqlite3_prepare_v2(database, "PRAGMA \(text)", -1, &handle, nil)
@@ -266,5 +267,33 @@ public final class SQLiteConnection: @unchecked Sendable {
             let reason = String(cString: strerror(errno))
             throw StoreError(.io, "cannot create database \(path): \(reason)")
         }
+    }
+}
+
+/// A connection's lock: the standard `Mutex` (taken and released in separate calls, hence its
+/// manual-locking methods), re-entrant for the thread holding it, since a transaction's body runs
+/// the connection's statements under the transaction's hold. Uncontended in a worker, whose one
+/// request thread is the request path's only user of its connection.
+final class ConnectionLock: Sendable {
+    private let mutex = Mutex(())
+    /// The holding thread (0: none); read without the mutex only to recognise the holder itself.
+    private let holder = Atomic<UInt>(0)
+    private let depth = Atomic<Int>(0)
+
+    func enter() {
+        let me = UInt(pthread_self())
+        if holder.load(ordering: .acquiring) == me {
+            depth.add(1, ordering: .relaxed)
+            return
+        }
+        mutex._unsafeLock()
+        holder.store(me, ordering: .releasing)
+        depth.store(1, ordering: .relaxed)
+    }
+
+    func leave() {
+        if depth.subtract(1, ordering: .relaxed).newValue > 0 { return }
+        holder.store(0, ordering: .releasing)
+        mutex._unsafeUnlock()
     }
 }

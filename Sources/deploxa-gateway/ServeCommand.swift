@@ -195,7 +195,7 @@ struct WorkerCommand: ParsableCommand {
                 cacheMaxEntryBytes: workerOptions.cacheMaxEntryKB << 10,
                 cacheLeaseSeconds: min(workerOptions.upstreamTotalTimeout, workerOptions.upstreamTimeout + workerOptions.upstreamIdleTimeout),
                 cacheMaxWaitersPerKey: workerOptions.cacheMaxWaiters),
-            store: store, auditWriter: auditWriter, upstream: upstream, logger: logger, poolSlot: slot)
+            store: SQLiteRequestStore(store: store, auditWriter: auditWriter), upstream: upstream, logger: logger, poolSlot: slot)
         // Retention, WAL checkpoints and expired dashboard sessions, on a connection of its own
         // (not in a CGI process, which serves one request and exits).
         let isCGI = ProcessInfo.processInfo.environment["GATEWAY_INTERFACE"] != nil
