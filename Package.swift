@@ -52,7 +52,7 @@ let package = Package(
 
         // The only AsyncHTTPClient importer.
         .target(name: "GatewayUpstream", dependencies: [
-            "GatewayCore",
+            "GatewayCore", "GatewayHTTP",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
@@ -80,6 +80,7 @@ let package = Package(
         // Provider simulator and test support, shipped as a library.
         .target(name: "GatewayTesting", dependencies: [
             "GatewayHTTP",
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

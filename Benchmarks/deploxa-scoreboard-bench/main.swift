@@ -1,8 +1,10 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 import GatewayHTTP
 import PoolScoreboard
+import Synchronization
 
 /// What the pool's scoreboard costs one request, in-process: the exact calls a non-streamed chat
 /// completion makes (FastCGIWorker.dispatch and finished, the trace's provider observer,
@@ -224,24 +226,26 @@ struct ScoreboardBench {
         static let requestID = "req_0123456789abcdef0123456789"
     }
 
-    /// A start line for the threads of one run.
-    final class Gate: @unchecked Sendable {
-        private var mutex = pthread_mutex_t()
-        private var condition = pthread_cond_t()
-        private var waiting: Int
+    /// A start line for the threads of one run (used once): the last to arrive lets the others go.
+    final class Gate: Sendable {
+        private let count: Int
+        private let arrived = Mutex(0)
+        private let release = DispatchSemaphore(value: 0)
 
         init(count: Int) {
-            waiting = count
-            pthread_mutex_init(&mutex, nil)
-            pthread_cond_init(&condition, nil)
+            self.count = count
         }
 
         func arriveAndWait() {
-            pthread_mutex_lock(&mutex)
-            waiting -= 1
-            if waiting == 0 { pthread_cond_broadcast(&condition) }
-            while waiting > 0 { pthread_cond_wait(&condition, &mutex) }
-            pthread_mutex_unlock(&mutex)
+            let last = arrived.withLock { arrived -> Bool in
+                arrived += 1
+                return arrived == count
+            }
+            if last {
+                for _ in 1..<count { release.signal() }
+            } else {
+                release.wait()
+            }
         }
     }
 

@@ -8,8 +8,8 @@ enum FastCGIRequestReader {
         if var cursor = request.pointee.envp {
             while let entry = cursor.pointee {
                 let pair = String(cString: entry)
-                if let equals = pair.firstIndex(of: "=") {
-                    params[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+                if let equals = pair.utf8.firstIndex(of: UInt8(ascii: "=")) {
+                    params[String(pair[..<equals])] = String(pair[pair.utf8.index(after: equals)...])
                 }
                 cursor += 1
             }
@@ -69,6 +69,9 @@ enum FastCGIRequestReader {
 
     /// HTTP_X_AI_PROVIDER → x-ai-provider.
     static func headerName(fromParam name: Substring) -> String {
-        String(name.lowercased().map { $0 == "_" ? "-" : $0 })
+        // Byte by byte: params are ASCII, and this runs for every header of every request.
+        String(decoding: name.utf8.map { byte in
+            byte == UInt8(ascii: "_") ? UInt8(ascii: "-") : (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte + 32 : byte
+        }, as: UTF8.self)
     }
 }

@@ -253,7 +253,9 @@ public final class FastCGIWorker: @unchecked Sendable {
         // Runs on this thread (its first steps right after this accept), not on the cooperative pool.
         Task(executorPreference: executor) {
             trace.mark(.started)
-            await responder.respond(to: request, writer: writer)
+            await RequestExecution.$executor.withValue(executor) {
+                await responder.respond(to: request, writer: writer)
+            }
             await writer.end()
         }
         if budgetReached {

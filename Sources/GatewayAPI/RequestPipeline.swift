@@ -185,7 +185,7 @@ struct RequestPipeline: Sendable {
         do {
             try priceBook.requirePrice(for: target.model, key: key)
             upstreamRequest = try work.upstreamRequest(for: target)
-        } catch let error as GatewayError {
+        } catch {
             throw TargetUnusable(error: error)
         }
         let call = ProviderCall(upstream: upstream, target: target, maxBodyBytes: configuration.maxUpstreamBodyBytes, trace: outcome.trace)

@@ -1,5 +1,6 @@
 import Foundation
 import GatewayStore
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -86,11 +87,10 @@ public final class AdminDatabase: @unchecked Sendable {
 
 /// One OS thread that runs submitted jobs in order at idle CPU priority. It holds only itself,
 /// so it ends when told to (`stop`), whatever happened to its owner.
-private final class IdlePriorityThread: @unchecked Sendable {
-    private let lock = NSLock()
+private final class IdlePriorityThread: Sendable {
+    /// Jobs in order; nil marks the end. `available` counts them for the thread to wait on.
+    private let jobs = Mutex<[(@Sendable () -> Void)?]>([])
     private let available = DispatchSemaphore(value: 0)
-    /// Guarded by `lock`; nil marks the end.
-    private var jobs: [(() -> Void)?] = []
 
     init() {
         let thread = Thread { [self] in serve() }
@@ -98,13 +98,13 @@ private final class IdlePriorityThread: @unchecked Sendable {
         thread.start()
     }
 
-    func submit(_ job: @escaping () -> Void) {
-        lock.withLock { jobs.append(job) }
+    func submit(_ job: @escaping @Sendable () -> Void) {
+        jobs.withLock { $0.append(job) }
         available.signal()
     }
 
     func stop() {
-        lock.withLock { jobs.append(nil) }
+        jobs.withLock { $0.append(nil) }
         available.signal()
     }
 
@@ -112,7 +112,7 @@ private final class IdlePriorityThread: @unchecked Sendable {
         Self.lowerThisThreadsPriority()
         while true {
             available.wait()
-            guard let job = lock.withLock({ jobs.removeFirst() }) else { return }
+            guard let job = jobs.withLock({ $0.removeFirst() }) else { return }
             job()
         }
     }

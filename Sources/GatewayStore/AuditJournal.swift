@@ -84,8 +84,8 @@ final class AuditJournal {
     func append(_ phase: Phase, _ record: AuditRecord) -> Int {
         let segment = segments[segments.count - 1]
         var line: [UInt8] = needsNewline ? [0x0A] : []
-        let object: JSON = ["phase": .string(phase.rawValue), "row": AuditRecordCoding.json(record)]
-        line.append(contentsOf: object.serialized())
+        line.reserveCapacity(640)
+        AuditRecordCoding.writeJournalLine(phase: phase.rawValue, record, into: &line)
         line.append(0x0A)
         if write(line, to: segment) {
             needsNewline = false

@@ -42,6 +42,95 @@ enum AuditRecordCoding {
         ]
     }
 
+    /// The same object as `json(_:)`, written straight into `output` (`{"phase":…,"row":{…}}` for
+    /// the journal): the journal writes two lines per request, and building the JSON tree first
+    /// cost more than the write itself.
+    static func writeJournalLine(phase: String, _ record: AuditRecord, into output: inout [UInt8]) {
+        var writer = ObjectWriter(output: output)
+        output = []
+        writer.open()
+        writer.key("phase"); JSON.writeString(phase, to: &writer.output)
+        writer.key("row")
+        writer.open()
+        writer.field("request_id", record.requestID)
+        writer.field("time_ms", Int64?(StoreTime.milliseconds(record.time)))
+        writer.field("method", record.method)
+        writer.field("route", record.route)
+        writer.field("org_id", record.orgID)
+        writer.field("project_id", record.projectID)
+        writer.field("key_id", record.keyID)
+        writer.field("user", record.user)
+        writer.field("provider", record.provider)
+        writer.field("model_requested", record.modelRequested)
+        writer.field("model_served", record.modelServed)
+        writer.field("status", Int64?(Int64(record.status)))
+        writer.field("error_code", record.errorCode)
+        writer.field("prompt_tokens", record.promptTokens.map(Int64.init))
+        writer.field("completion_tokens", record.completionTokens.map(Int64.init))
+        writer.field("cached_tokens", record.cachedTokens.map(Int64.init))
+        writer.field("reasoning_tokens", record.reasoningTokens.map(Int64.init))
+        writer.field("cache_write_tokens", record.cacheWriteTokens.map(Int64.init))
+        writer.field("cost_usd", record.costUSD)
+        writer.field("spend_settled", record.spendSettled)
+        writer.field("latency_ms", Double?(record.latencyMs))
+        writer.field("upstream_latency_ms", record.upstreamLatencyMs)
+        writer.field("ttft_ms", record.timeToFirstTokenMs)
+        writer.field("cache_hit", record.cacheHit)
+        writer.field("stream", record.stream)
+        writer.key("attempts")
+        if record.attempts.isEmpty {
+            writer.output.append(contentsOf: "[]".utf8)
+        } else {
+            // Rare (only requests that reached a provider) and short: the tree is fine here.
+            JSON.array(json(record).objectValue?["attempts"]?.arrayValue ?? []).write(to: &writer.output)
+        }
+        writer.close()
+        writer.close()
+        output = writer.output
+    }
+
+    /// Writes one JSON object's members in order.
+    private struct ObjectWriter {
+        var output: [UInt8]
+        private var first = true
+
+        init(output: [UInt8]) { self.output = output }
+
+        mutating func open() {
+            output.append(UInt8(ascii: "{"))
+            first = true
+        }
+
+        mutating func close() { output.append(UInt8(ascii: "}")) }
+
+        mutating func key(_ name: String) {
+            if !first { output.append(UInt8(ascii: ",")) }
+            first = false
+            JSON.writeString(name, to: &output)
+            output.append(UInt8(ascii: ":"))
+        }
+
+        mutating func field(_ name: String, _ value: String?) {
+            key(name)
+            if let value { JSON.writeString(value, to: &output) } else { output.append(contentsOf: "null".utf8) }
+        }
+
+        mutating func field(_ name: String, _ value: Int64?) {
+            key(name)
+            output.append(contentsOf: (value.map { String($0) } ?? "null").utf8)
+        }
+
+        mutating func field(_ name: String, _ value: Double?) {
+            key(name)
+            (value.map(JSON.double) ?? JSON.null).write(to: &output)
+        }
+
+        mutating func field(_ name: String, _ value: Bool) {
+            key(name)
+            output.append(contentsOf: (value ? "true" : "false").utf8)
+        }
+    }
+
     /// The record back from `json(_:)`; nil when the object lacks what every row needs.
     static func record(_ json: JSON) -> AuditRecord? {
         guard case .object(let object) = json, let requestID = object["request_id"]?.stringValue,

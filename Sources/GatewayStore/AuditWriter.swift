@@ -1,5 +1,7 @@
+import Dispatch
 import Foundation
 import GatewayCore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -37,18 +39,31 @@ public final class AuditWriter: @unchecked Sendable {
     /// How often the idle writer looks for journals of dead workers.
     public let replayIntervalSeconds: Double
 
-    private let condition = NSCondition()
-    // Guarded by `condition`:
-    private var pending: [AuditRecord] = []
-    private var enqueuedTotal: UInt64 = 0
-    private var finishedTotal: UInt64 = 0
-    private var flushWaiters = 0
-    private var writerIdle = false
-    private var closing = false
-    private var stopped = false
+    /// What the callers and the writer thread share. Mutex has no condition variable, so a thread
+    /// that must wait for a change (a full queue, a flush, close, the idle writer) sleeps in
+    /// `lock(waitingWhile:)` on a semaphore of its own, which the change signals (`wakeAll`).
+    private struct State {
+        var pending: [AuditRecord] = []
+        var enqueuedTotal: UInt64 = 0
+        var finishedTotal: UInt64 = 0
+        var flushWaiters = 0
+        var writerIdle = false
+        var closing = false
+        var stopped = false
+        /// A batch went to the stderr fallback: from then on journal segments are kept for replay.
+        var journalPinned = false
+        /// One semaphore per thread asleep in `lock(waitingWhile:)`.
+        var sleepers: [DispatchSemaphore] = []
+
+        /// A condition's broadcast: wakes every sleeper, which then checks the state again.
+        mutating func wakeAll() {
+            for sleeper in sleepers { sleeper.signal() }
+            sleepers.removeAll()
+        }
+    }
+
+    private let state = Mutex(State())
     private let journal: AuditJournal?
-    /// A batch went to the stderr fallback: from then on journal segments are kept for replay.
-    private var journalPinned = false
 
     /// `journalDirectory`: where this process journals its rows (nil: no journal, e.g. tests of
     /// the writer alone). A journal that cannot be opened is logged and done without.
@@ -94,61 +109,86 @@ public final class AuditWriter: @unchecked Sendable {
     private func journal(_ phase: AuditJournal.Phase, _ record: AuditRecord, ticket: inout AuditTicket) {
         guard let journal else { return }
         let bounded = record.boundedForStorage()
-        condition.lock()
-        if !stopped { ticket.segments.append(journal.append(phase, bounded)) }
-        condition.unlock()
+        state.withLock { state in
+            if !state.stopped { ticket.segments.append(journal.append(phase, bounded)) }
+        }
     }
 
     /// Journals the finished row and queues it; returns at once unless the queue is full (then it
     /// waits for the writer). After `close()`, writes it synchronously.
     public func enqueue(_ record: AuditRecord, ticket: AuditTicket = AuditTicket()) {
         let record = record.boundedForStorage()
-        condition.lock()
-        while pending.count >= maxQueued && !stopped && !closing { condition.wait() }
-        if stopped {
-            condition.unlock()
-            _ = write([record], retryFor: 0)
-            return
+        let maxQueued = self.maxQueued
+        let maxBatch = self.maxBatch
+        let queued = lock(waitingWhile: { $0.pending.count >= maxQueued && !$0.stopped && !$0.closing }) { state, _ -> Bool in
+            if state.stopped { return false }
+            if let journal {
+                _ = journal.append(.final, record)
+                journal.finished(segmentsUsed: ticket.segments)
+            }
+            state.pending.append(record)
+            state.enqueuedTotal += 1
+            journal?.rotateIfLarge(enqueued: state.enqueuedTotal)
+            if state.writerIdle || state.pending.count >= maxBatch { state.wakeAll() }
+            return true
         }
-        if let journal {
-            _ = journal.append(.final, record)
-            journal.finished(segmentsUsed: ticket.segments)
-        }
-        pending.append(record)
-        enqueuedTotal += 1
-        journal?.rotateIfLarge(enqueued: enqueuedTotal)
-        if writerIdle || pending.count >= maxBatch { condition.broadcast() }
-        condition.unlock()
+        if !queued { _ = write([record], retryFor: 0) }
     }
 
     /// Blocks until every row enqueued before this call is committed (or, failing that, written
     /// to the stderr fallback).
     public func flush() {
-        condition.lock()
-        let target = enqueuedTotal
-        flushWaiters += 1
-        condition.broadcast()
-        while finishedTotal < target && !stopped { condition.wait() }
-        flushWaiters -= 1
-        condition.unlock()
+        let target = state.withLock { state in
+            state.flushWaiters += 1
+            state.wakeAll()
+            return state.enqueuedTotal
+        }
+        lock(waitingWhile: { $0.finishedTotal < target && !$0.stopped }) { state, _ in state.flushWaiters -= 1 }
     }
 
     /// Writes everything queued, then stops the thread. Idempotent. When every row was
     /// committed, the journal is deleted; otherwise it stays for the next worker to replay.
     public func close() {
-        condition.lock()
-        closing = true
-        condition.broadcast()
-        while !stopped { condition.wait() }
-        if let journal, !journalPinned { journal.removeAll() }
-        condition.unlock()
+        state.withLock { state in
+            state.closing = true
+            state.wakeAll()
+        }
+        lock(waitingWhile: { !$0.stopped }) { state, _ in
+            if let journal, !state.journalPinned { journal.removeAll() }
+        }
     }
 
     /// Rows queued and not yet committed.
     public var backlog: Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return Int(enqueuedTotal - finishedTotal)
+        state.withLock { Int($0.enqueuedTotal - $0.finishedTotal) }
+    }
+
+    /// A condition variable's wait, on the Mutex: while `blocked` holds, sleeps with the lock
+    /// released until the state changes (`wakeAll`) or `deadline` passes, then runs `body` in the
+    /// same hold of the lock that found `blocked` false (`timedOut` false) or the deadline past
+    /// (`timedOut` true). A sleeper puts its semaphore in `sleepers` in the hold that checked
+    /// `blocked`, and every change a sleeper waits for is made with `wakeAll` in its hold, so no
+    /// wake-up is lost; one that comes before the sleeper waits is kept by the semaphore's count.
+    @discardableResult
+    private func lock<R: Sendable>(waitingWhile blocked: (inout State) -> Bool, until deadline: DispatchTime = .distantFuture,
+                                   _ body: (inout State, _ timedOut: Bool) -> R) -> R {
+        while true {
+            let step = state.withLock { state -> WaitStep<R> in
+                if !blocked(&state) { return .done(body(&state, false)) }
+                if deadline != .distantFuture && DispatchTime.now() >= deadline { return .done(body(&state, true)) }
+                let sleeper = DispatchSemaphore(value: 0)
+                state.sleepers.append(sleeper)
+                return .sleep(sleeper)
+            }
+            switch step {
+            case .done(let result):
+                return result
+            case .sleep(let sleeper):
+                if sleeper.wait(timeout: deadline) == .timedOut {
+                    state.withLock { $0.sleepers.removeAll { $0 === sleeper } }
+                }
+            }
+        }
     }
 
     // MARK: - Writer thread
@@ -163,12 +203,12 @@ public final class AuditWriter: @unchecked Sendable {
                 // Once a batch has gone to the fallback, the next ones try once each until one commits.
                 let committed = write(batch, retryFor: degraded ? 0 : retryLimitSeconds)
                 degraded = !committed
-                condition.lock()
-                finishedTotal += UInt64(batch.count)
-                if !committed { journalPinned = true }
-                if let journal, !journalPinned { journal.release(committed: finishedTotal, enqueued: enqueuedTotal) }
-                condition.broadcast()
-                condition.unlock()
+                state.withLock { state in
+                    state.finishedTotal += UInt64(batch.count)
+                    if !committed { state.journalPinned = true }
+                    if let journal, !state.journalPinned { journal.release(committed: state.finishedTotal, enqueued: state.enqueuedTotal) }
+                    state.wakeAll()
+                }
             }
             // Every few seconds, pick up rows that a killed worker left in its journal.
             if let journal, Date().timeIntervalSince(lastReplay) >= replayIntervalSeconds {
@@ -181,37 +221,39 @@ public final class AuditWriter: @unchecked Sendable {
     /// Waits for rows and returns up to `maxBatch` of them; an empty batch when idle for the
     /// replay interval; nil once closing and drained.
     private func nextBatch() -> [AuditRecord]? {
-        condition.lock()
-        defer { condition.unlock() }
-        if pending.isEmpty && !closing {
-            let idleUntil = Date(timeIntervalSinceNow: replayIntervalSeconds)
-            while pending.isEmpty && !closing {
-                writerIdle = true
-                let signalled = condition.wait(until: idleUntil)
-                writerIdle = false
-                if !signalled && pending.isEmpty && !closing { return [] }
+        // Idle: no rows and not closing. `writerIdle` tells `enqueue` to wake the writer for one row.
+        let idleUntil = DispatchTime.now() + replayIntervalSeconds
+        let idledOut = lock(waitingWhile: { state in
+            state.writerIdle = state.pending.isEmpty && !state.closing
+            return state.writerIdle
+        }, until: idleUntil) { state, timedOut -> Bool in
+            state.writerIdle = false
+            return timedOut
+        }
+        if idledOut { return [] }
+        // Rows (or closing): gather up to `maxBatch` of them for at most `maxDelayMilliseconds`,
+        // unless someone waits in `flush`.
+        let maxBatch = self.maxBatch
+        let gathering = maxDelayMilliseconds > 0
+        let gatherUntil = DispatchTime.now() + Double(maxDelayMilliseconds) / 1000
+        return lock(waitingWhile: { state in
+            gathering && !state.pending.isEmpty && state.pending.count < maxBatch && state.flushWaiters == 0 && !state.closing
+        }, until: gatherUntil) { state, _ -> [AuditRecord]? in
+            if state.pending.isEmpty {
+                state.stopped = true
+                state.wakeAll()
+                return nil
             }
-        }
-        if pending.isEmpty {
-            stopped = true
-            condition.broadcast()
-            return nil
-        }
-        if pending.count < maxBatch && flushWaiters == 0 && !closing && maxDelayMilliseconds > 0 {
-            let deadline = Date(timeIntervalSinceNow: Double(maxDelayMilliseconds) / 1000)
-            while pending.count < maxBatch && flushWaiters == 0 && !closing {
-                if !condition.wait(until: deadline) { break }
+            if state.pending.count <= maxBatch {
+                let batch = state.pending
+                state.pending = []
+                state.pending.reserveCapacity(min(batch.count, maxBatch))
+                return batch
             }
-        }
-        if pending.count <= maxBatch {
-            let batch = pending
-            pending = []
-            pending.reserveCapacity(min(batch.count, maxBatch))
+            let batch = Array(state.pending.prefix(maxBatch))
+            state.pending.removeFirst(maxBatch)
             return batch
         }
-        let batch = Array(pending.prefix(maxBatch))
-        pending.removeFirst(maxBatch)
-        return batch
     }
 
     /// Commits `batch`, retrying with backoff for `budget` seconds, after which the rows go to
@@ -251,6 +293,12 @@ public final class AuditWriter: @unchecked Sendable {
     static func fallbackJSON(_ record: AuditRecord) -> String {
         AuditRecordCoding.json(record).serializedString()
     }
+}
+
+/// What one look at the state in `AuditWriter.lock(waitingWhile:)` decided.
+private enum WaitStep<R: Sendable>: Sendable {
+    case done(R)
+    case sleep(DispatchSemaphore)
 }
 
 /// Unbuffered writes to file descriptor 2; one `write` per line keeps short lines whole when

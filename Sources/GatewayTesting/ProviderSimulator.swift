@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// Where the provider simulator listens.
 public struct SimulatorConfiguration: Sendable {
@@ -85,30 +86,33 @@ public final class ProviderSimulator: Sendable {
 }
 
 /// The listening channel and the open connections, so `stop()` can close them all.
-private final class ChannelRegistry: @unchecked Sendable {
-    private let lock = NSLock()
-    private var serverChannel: (any Channel)?
-    private var connections: [ObjectIdentifier: any Channel] = [:]
+private final class ChannelRegistry: Sendable {
+    private struct State {
+        var serverChannel: (any Channel)?
+        var connections: [ObjectIdentifier: any Channel] = [:]
+    }
 
-    var server: (any Channel)? { lock.withLock { serverChannel } }
+    private let state = Mutex(State())
+
+    var server: (any Channel)? { state.withLock { $0.serverChannel } }
 
     /// Records the server channel; `false` if another `start()` won the race.
     func setServer(_ channel: any Channel) -> Bool {
-        lock.withLock {
-            guard serverChannel == nil else { return false }
-            serverChannel = channel
+        state.withLock { state in
+            guard state.serverChannel == nil else { return false }
+            state.serverChannel = channel
             return true
         }
     }
 
-    func add(_ channel: any Channel) { lock.withLock { connections[ObjectIdentifier(channel)] = channel } }
-    func remove(_ channel: any Channel) { lock.withLock { _ = connections.removeValue(forKey: ObjectIdentifier(channel)) } }
+    func add(_ channel: any Channel) { state.withLock { $0.connections[ObjectIdentifier(channel)] = channel } }
+    func remove(_ channel: any Channel) { state.withLock { _ = $0.connections.removeValue(forKey: ObjectIdentifier(channel)) } }
 
     func takeAll() -> ((any Channel)?, [any Channel]) {
-        lock.withLock {
-            let taken = (serverChannel, Array(connections.values))
-            serverChannel = nil
-            connections = [:]
+        state.withLock { state in
+            let taken = (state.serverChannel, Array(state.connections.values))
+            state.serverChannel = nil
+            state.connections = [:]
             return taken
         }
     }

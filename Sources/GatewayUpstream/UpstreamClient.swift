@@ -2,8 +2,10 @@ import AsyncHTTPClient
 import Dispatch
 import Foundation
 import GatewayCore
+import GatewayHTTP
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// Deadlines for one provider call (one attempt of a fallback chain). Generations can take
 /// minutes, so the first-byte deadline is generous by default; a stream that goes quiet for
@@ -51,14 +53,13 @@ public struct UpstreamResponse: Sendable {
 
 /// When the reader started waiting for the next body chunk (nil: not waiting). Only time spent
 /// waiting on the provider counts as idle, not time spent writing to a slow client.
-final class BodyActivity: @unchecked Sendable {
-    private let lock = NSLock()
-    private var waitingSince: UInt64?
+final class BodyActivity: Sendable {
+    private let waitingSince = Mutex<UInt64?>(nil)
 
-    func startWaiting() { lock.withLock { waitingSince = DispatchTime.now().uptimeNanoseconds } }
-    func stopWaiting() { lock.withLock { waitingSince = nil } }
+    func startWaiting() { waitingSince.withLock { $0 = DispatchTime.now().uptimeNanoseconds } }
+    func stopWaiting() { waitingSince.withLock { $0 = nil } }
     var waitedNanoseconds: UInt64 {
-        lock.withLock { waitingSince.map { DispatchTime.now().uptimeNanoseconds - $0 } ?? 0 }
+        waitingSince.withLock { $0.map { DispatchTime.now().uptimeNanoseconds - $0 } ?? 0 }
     }
 }
 
@@ -99,8 +100,8 @@ public struct UpstreamBody: AsyncSequence, Sendable {
     }
 }
 
-/// Carries the caller's body-reading closure into the child task that runs it. The closure never
-/// outlives `readBody`, which waits for the child, and runs on one task at a time.
+/// Carries the caller's body-reading closure into the task that runs it. The closure never
+/// outlives `readBody`, which waits for that task, and runs on one task at a time.
 private struct BodyReader<T>: @unchecked Sendable {
     let work: (UpstreamBody) async throws -> T
 }
@@ -122,6 +123,9 @@ public final class UpstreamClient: Sendable {
         configuration.decompression = .disabled
         configuration.redirectConfiguration = .disallow
         configuration.httpVersion = .http1Only
+        // No tracer: with the default no-op one the client still builds a span and its attributes
+        // for every call (2% of a worker's CPU). The gateway's own traces name the calls.
+        configuration.tracing.tracer = nil
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.timeouts = timeouts
         self.watchdog = IdleWatchdog(idleSeconds: timeouts.idle, totalSeconds: timeouts.total)
@@ -151,32 +155,33 @@ public final class UpstreamClient: Sendable {
     /// Runs `work`, which reads `response.body`, and fails it with `.timeout` when the provider
     /// stays silent for longer than the idle deadline while the body is being waited on, or the
     /// attempt passes its total deadline. One watchdog per client checks every read in flight, so
-    /// a request costs no extra timer. The read runs in a child task, which is what the watchdog
-    /// cancels: the request's own task stays usable, so it can go on to a fallback target.
+    /// a request costs no extra timer. The read runs in a task of its own, which is what the
+    /// watchdog cancels (through the task's handle): the request's own task stays usable, so it
+    /// can go on to a fallback target. That task is unstructured only so that the watchdog can
+    /// hold its handle; `readBody` always waits for it, and passes its own cancellation on to it.
     public func readBody<T: Sendable>(_ response: UpstreamResponse, _ work: (UpstreamBody) async throws -> T) async throws -> T {
         let body = response.body
         let watchdog = self.watchdog
         let timeouts = self.timeouts
         return try await withoutActuallyEscaping(work) { work in
             let reader = BodyReader(work: work)
-            return try await withThrowingTaskGroup(of: T.self) { group in
-                group.addTask {
-                    let registration = withUnsafeCurrentTask { task in
-                        task.map { watchdog.register(activity: body.activity, task: $0, deadline: response.deadline) }
-                    }
-                    defer { registration.map(watchdog.unregister) }
-                    do {
-                        return try await reader.work(body)
-                    } catch {
-                        switch registration.flatMap(watchdog.expiry) {
-                        case .idle?: throw UpstreamFailure.timeout("the provider went quiet for more than \(Self.seconds(timeouts.idle))")
-                        case .total?: throw UpstreamFailure.timeout("the answer took longer than the total deadline of \(Self.seconds(timeouts.total))")
-                        case nil: throw error
-                        }
-                    }
+            // On the request's own executor (an unstructured task would otherwise run on the
+            // cooperative pool, two thread hand-offs more per read).
+            let task = Task(executorPreference: RequestExecution.executor) { try await reader.work(body) }
+            let registration = watchdog.register(activity: body.activity, deadline: response.deadline) { task.cancel() }
+            defer { watchdog.unregister(registration) }
+            do {
+                return try await withTaskCancellationHandler {
+                    try await task.value
+                } onCancel: {
+                    task.cancel()
                 }
-                // One child: its result or its error is the read's.
-                return try await group.next()!
+            } catch {
+                switch watchdog.expiry(registration) {
+                case .idle?: throw UpstreamFailure.timeout("the provider went quiet for more than \(Self.seconds(timeouts.idle))")
+                case .total?: throw UpstreamFailure.timeout("the answer took longer than the total deadline of \(Self.seconds(timeouts.total))")
+                case nil: throw error
+                }
             }
         }
     }

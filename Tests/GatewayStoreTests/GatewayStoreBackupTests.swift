@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import Synchronization
 import Testing
 @testable import GatewayStore
 
@@ -208,11 +209,10 @@ struct GatewayStoreBackupTests {
 }
 
 /// A flag one thread sets and another polls.
-final class ManagedAtomicFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var isSet: Bool { lock.withLock { value } }
-    func set() { lock.withLock { value = true } }
+final class ManagedAtomicFlag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
 }
 
 extension Thread {

@@ -5,6 +5,11 @@ import Testing
 
 /// Several worker processes share one file: the test binary re-executes itself with
 /// `--filter` naming `childProcess()`, which does real work only when the environment says so.
+///
+/// On Linux `swift test` runs Swift Testing's tests as `<…>PackageTests.xctest [--filter X]
+/// --testing-library swift-testing` (and XCTest's in a separate run of the same binary), so the
+/// children are started the same way, from /proc/self/exe. Each child proves that it ran by
+/// writing a result file; a child that cannot start, fails or writes nothing fails the test.
 @Suite("Multi-process")
 struct MultiProcessTests {
     static let childVariable = "DEPLOXA_STORE_TEST_CHILD"
@@ -12,29 +17,57 @@ struct MultiProcessTests {
     static let iterations = 500
     /// RPM of the shared counter the children hammer: half of all their attempts.
     static let hammerLimit = processes * iterations / 2
+    /// A child that has not finished by then is stuck: it is killed and the test fails.
+    static let childTimeoutSeconds = 120.0
+
+    /// This test binary, to be started again as a child.
+    static func testBinary() -> String? {
+        if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return path }
+        let first = CommandLine.arguments.first ?? ""
+        return first.hasPrefix("/") ? first : nil
+    }
 
     @Test func severalProcessesShareOneFile() throws {
         #if os(Linux)
-        let binary = CommandLine.arguments[0]
-        guard binary.hasSuffix(".xctest"), CommandLine.arguments.contains("swift-testing") else { return }
+        guard let binary = Self.testBinary(), FileManager.default.isExecutableFile(atPath: binary) else {
+            Issue.record("cannot find this test binary to start the child processes (/proc/self/exe, argv \(CommandLine.arguments))")
+            return
+        }
+        let arguments = ["--testing-library", "swift-testing", "--filter", "childProcess"]
         let folder = try TemporaryFolder()
         let path = folder.path()
         let startAt = Date().timeIntervalSince1970 + 1.5  // after every child has started up
         var children: [Process] = []
+        defer {
+            for process in children where process.isRunning { process.terminate() }
+        }
         for index in 0..<Self.processes {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = ["--testing-library", "swift-testing", "--filter", "childProcess"]
+            process.arguments = arguments
             var environment = ProcessInfo.processInfo.environment
             environment[Self.childVariable] = "\(path)|\(index)|\(startAt)"
             process.environment = environment
             process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
             _ = FileManager.default.createFile(atPath: folder.path("child-\(index).log"), contents: nil)
             process.standardError = FileHandle(forWritingAtPath: folder.path("child-\(index).log"))
-            try process.run()
+            do {
+                try process.run()
+            } catch {
+                Issue.record("child \(index) could not be started as `\(binary) \(arguments.joined(separator: " "))`: \(error)")
+                return
+            }
             children.append(process)
         }
-        for process in children { process.waitUntilExit() }
+        let deadline = Date().addingTimeInterval(Self.childTimeoutSeconds)
+        for (index, process) in children.enumerated() {
+            while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+            if process.isRunning {
+                Issue.record("child \(index) still running after \(Int(Self.childTimeoutSeconds)) s; killed")
+                process.terminate()
+            }
+            process.waitUntilExit()
+        }
 
         var applied: [String] = []
         var admitted = 0
@@ -42,8 +75,11 @@ struct MultiProcessTests {
         for (index, process) in children.enumerated() {
             let result = (try? String(contentsOfFile: folder.path("child-\(index).result"), encoding: .utf8)) ?? ""
             let log = (try? String(contentsOfFile: folder.path("child-\(index).log"), encoding: .utf8)) ?? ""
-            #expect(process.terminationStatus == 0, "child \(index): \(log)")
-            #expect(result.hasPrefix("ok"), "child \(index) left no result: \(log)")
+            #expect(process.terminationStatus == 0, "child \(index) exited with \(process.terminationStatus): \(log)")
+            #expect(result.hasPrefix("ok"), """
+                child \(index) left no result file, so it did not run childProcess() \
+                (`\(binary) \(arguments.joined(separator: " "))`, exit status \(process.terminationStatus)): \(log)
+                """)
             let fields = result.split(separator: "\n")
             applied += fields.filter { $0.hasPrefix("applied=") }.flatMap { $0.dropFirst(8).split(separator: ",").map(String.init) }
             admitted += fields.first { $0.hasPrefix("admitted=") }.flatMap { Int($0.dropFirst(9)) } ?? 0

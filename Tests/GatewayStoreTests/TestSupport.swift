@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import Synchronization
 @testable import GatewayStore
 
 /// A fresh folder for one test's database files (WAL needs a real file), removed afterwards.
@@ -69,11 +70,10 @@ func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
 }
 
 /// Collects values from several threads.
-final class Collector<T>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var items: [T] = []
-    func append(_ item: T) { lock.withLock { items.append(item) } }
-    var values: [T] { lock.withLock { items } }
+final class Collector<T: Sendable>: Sendable {
+    private let items = Mutex<[T]>([])
+    func append(_ item: T) { items.withLock { $0.append(item) } }
+    var values: [T] { items.withLock { $0 } }
 }
 
 func makeRecord(_ requestID: String, time: Date = Date(timeIntervalSince1970: 1_750_000_000), projectID: Int64? = nil,

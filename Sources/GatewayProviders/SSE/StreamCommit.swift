@@ -30,18 +30,19 @@ public struct StreamCommit: Sendable {
     /// What to do with `produced`, the relay's output for one read (or for the stream's end).
     /// `relay` is the relay after producing it.
     public mutating func next(_ produced: [UInt8], relay: StreamRelay) -> Action {
-        next(produced, payloadEvents: relay.payloadEvents, failed: relay.error != nil, complete: relay.isComplete)
+        next(produced, contentSeen: relay.hasContent, failed: relay.error != nil, complete: relay.isComplete)
     }
 
-    /// The same, from the relay's progress: `payloadEvents` chunks written so far (the first is the
-    /// role chunk), `failed` when an error ended the stream, `complete` once `[DONE]` was written.
-    public mutating func next(_ produced: [UInt8], payloadEvents: Int, failed: Bool, complete: Bool) -> Action {
+    /// The same, from the relay's progress: `contentSeen` once a chunk with content was produced
+    /// (judged from the chunks, not counted: OpenAI's first chunk may carry role and content
+    /// together, and a bare finish chunk is not content), `failed` when an error ended the stream,
+    /// `complete` once `[DONE]` was written.
+    public mutating func next(_ produced: [UInt8], contentSeen: Bool, failed: Bool, complete: Bool) -> Action {
         if isCommitted { return produced.isEmpty ? .hold : .send(produced) }
-        let hasContent = payloadEvents >= 2
+        let hasContent = contentSeen
         if failed && !hasContent { return .abandon }
-        guard !produced.isEmpty else { return .hold }
         held += produced
-        guard hasContent || complete else { return .hold }
+        guard !held.isEmpty, hasContent || complete else { return .hold }
         isCommitted = true
         defer { held = [] }
         return .open(held)

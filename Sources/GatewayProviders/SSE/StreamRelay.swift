@@ -17,6 +17,9 @@ public struct StreamRelay: Sendable {
     public private(set) var error: GatewayError?
     /// Chunk payloads written so far (`data:` events, not counting `[DONE]`).
     public private(set) var payloadEvents = 0
+    /// A chunk with content has been written: non-empty `content` or `refusal`, or a tool call.
+    /// The role chunk and bare finish or usage chunks are not content (see `StreamCommit`).
+    public private(set) var hasContent = false
 
     /// `secrets`: the project's provider key (`settings.apiKey.value`), so a provider echoing it
     /// in a mid-stream error event does not hand it to the client.
@@ -84,6 +87,8 @@ public struct StreamRelay: Sendable {
             switch item {
             case .data(let payload):
                 payloadEvents += 1
+                // Only until the first one: later chunks need not be looked at again.
+                if !hasContent { hasContent = Self.carriesContent(payload) }
                 output += SSEWriter.data(payload)
             case .done:
                 if !isComplete {
@@ -91,6 +96,19 @@ public struct StreamRelay: Sendable {
                     output += SSEWriter.done
                 }
             }
+        }
+    }
+
+    /// Whether an OpenAI chunk carries content for the client: in any choice's delta, a non-empty
+    /// `content` or `refusal`, or tool calls (also the legacy `function_call`).
+    static func carriesContent(_ payload: [UInt8]) -> Bool {
+        guard let chunk = try? JSON.parse(payload), let choices = chunk.objectValue?["choices"]?.arrayValue else { return false }
+        return choices.contains { choice in
+            guard let delta = choice.objectValue?["delta"]?.objectValue else { return false }
+            if let content = delta["content"]?.stringValue, !content.isEmpty { return true }
+            if let refusal = delta["refusal"]?.stringValue, !refusal.isEmpty { return true }
+            if let calls = delta["tool_calls"]?.arrayValue, !calls.isEmpty { return true }
+            return delta["function_call"]?.objectValue != nil
         }
     }
 }
