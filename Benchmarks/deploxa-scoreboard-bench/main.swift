@@ -196,8 +196,8 @@ struct ScoreboardBench {
             let entry = slot.beginRequest(route: route)
             if entry >= 0 { trace.providerObserver = { name in slot.setProvider(entry: entry, PoolProvider(name: name)) } }
             trace.mark(.started)                     // the Task starts
-            trace.requestID = Self.requestID         // RequestContext
-            trace.mark(.admitted)                    // RequestMeter
+            trace.requestID = Self.requestID         // RequestOutcome
+            trace.mark(.admitted)                    // RequestPipeline.admit
             trace.setProvider(Self.provider)         // ProviderCall → observer → slot.setProvider
             trace.markOnce(.upstreamSent)
             trace.mark(.upstreamHead)

@@ -15,8 +15,8 @@ struct ProviderTarget: Sendable {
     var name: FallbackTarget { FallbackTarget(provider: provider, model: model) }
 
     /// The target, if the project has the provider configured; otherwise docs/api.md's 400.
-    static func configured(_ target: FallbackTarget, key: AuthenticatedKey, store: any RequestStore, param: String) throws -> ProviderTarget {
-        guard let settings = try store.providerSettings(projectID: key.project.id, provider: target.provider) else {
+    static func configured(_ target: FallbackTarget, key: AuthenticatedKey, directory: ProviderDirectory, param: String) throws -> ProviderTarget {
+        guard let settings = try directory.providerSettings(for: key, provider: target.provider) else {
             throw GatewayError.invalidRequest("Provider '\(target.provider.rawValue)' is not configured for project \(key.project.slug).",
                                               param: param, code: "provider_not_configured")
         }

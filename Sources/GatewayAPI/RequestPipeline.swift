@@ -36,6 +36,7 @@ struct RequestPipeline: Sendable {
     let authenticator: Authenticator
     let limiter: RequestLimiter
     let priceBook: PriceBook
+    let providers: ProviderDirectory
     let cache: ResponseCache
     let breaker: CircuitBreaker
 
@@ -48,6 +49,7 @@ struct RequestPipeline: Sendable {
         authenticator = Authenticator(store: store)
         limiter = RequestLimiter(store: store, windowSeconds: configuration.limitWindowSeconds)
         priceBook = PriceBook(store: store)
+        providers = ProviderDirectory(store: store)
         cache = ResponseCache(store: store, logger: logger, leaseSeconds: configuration.cacheLeaseSeconds,
                               maxEntryBytes: configuration.cacheMaxEntryBytes,
                               waiters: CacheWaiters(maxPerKey: configuration.cacheMaxWaitersPerKey))
@@ -122,7 +124,7 @@ struct RequestPipeline: Sendable {
             }
         }
 
-        let chain = try TargetChain.resolve(requested, key: key, store: store)
+        let chain = try TargetChain.resolve(requested, key: key, directory: providers)
         try priceBook.requirePrice(for: chain.primary.model, key: key)
         if !settlement.isAdmitted {
             try admit(key, estimatedTokens: estimatedTokens, fromCache: false, settlement: &settlement, outcome: &outcome)

@@ -60,6 +60,9 @@ public final class SQLiteConnection: @unchecked Sendable {
             _ = try pragma("synchronous=NORMAL")
             _ = try pragma("foreign_keys=ON")
             _ = try pragma("journal_size_limit=67108864")
+            // Database pages read through a memory map, not a pread each: a commit by any other
+            // process empties every connection's page cache, so each transaction reads its pages again.
+            _ = try pragma("mmap_size=268435456")
         } catch {
             close()
             throw error

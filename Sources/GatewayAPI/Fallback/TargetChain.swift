@@ -35,24 +35,24 @@ struct TargetChain {
     let primary: ProviderTarget
     private let headerTargets: [ProviderTarget]?
     private let key: AuthenticatedKey
-    private let store: any RequestStore
+    private let directory: ProviderDirectory
 
-    static func resolve(_ requested: RequestedTargets, key: AuthenticatedKey, store: any RequestStore) throws -> TargetChain {
-        let primary = try ProviderTarget.configured(requested.primary, key: key, store: store, param: "X-AI-Provider")
+    static func resolve(_ requested: RequestedTargets, key: AuthenticatedKey, directory: ProviderDirectory) throws -> TargetChain {
+        let primary = try ProviderTarget.configured(requested.primary, key: key, directory: directory, param: "X-AI-Provider")
         let headerTargets = try requested.fallbacks.map { names in
             try distinct(names, after: requested.primary).map {
-                try ProviderTarget.configured($0, key: key, store: store, param: "X-AI-Fallback")
+                try ProviderTarget.configured($0, key: key, directory: directory, param: "X-AI-Fallback")
             }
         }
-        return TargetChain(primary: primary, headerTargets: headerTargets, key: key, store: store)
+        return TargetChain(primary: primary, headerTargets: headerTargets, key: key, directory: directory)
     }
 
     /// The targets after the primary.
     func fallbacks() throws -> [ProviderTarget] {
         if let headerTargets { return headerTargets }
-        guard let chain = try store.fallbackChain(projectID: key.project.id, primary: primary.name) else { return [] }
+        guard let chain = try directory.fallbackChain(for: key, primary: primary.name) else { return [] }
         return Self.distinct(chain.targets, after: primary.name).compactMap {
-            try? ProviderTarget.configured($0, key: key, store: store, param: "fallback")
+            try? ProviderTarget.configured($0, key: key, directory: directory, param: "fallback")
         }
     }
 
