@@ -129,4 +129,16 @@ final class GatewayApplicationTests: TestPipeline {
         #expect(writer.status == 502)
         #expect(!writer.text.contains("sk-x-123456"))
     }
+
+    /// The worker keeps the project's provider settings (`ProviderDirectory`); a change must reach
+    /// the very next request, and a change back the one after.
+    @Test func aProviderSettingChangeReachesTheNextRequest() async throws {
+        let body = #"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}]}"#
+        #expect(await chat(body).status == 200)
+        try store.setProvider(projectID: projectID, provider: .openai, apiKey: Secret("sk-x-123456"), baseURL: "http://127.0.0.1:1")
+        #expect(await chat(body).status == 502)
+        try store.setProvider(projectID: projectID, provider: .openai, apiKey: Secret("sk-sim-provider-key"),
+                              baseURL: "http://127.0.0.1:\(simulatorPort)/openai")
+        #expect(await chat(body).status == 200)
+    }
 }
