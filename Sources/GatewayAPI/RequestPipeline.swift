@@ -92,8 +92,7 @@ struct RequestPipeline: Sendable {
         outcome.modelRequested = work.model
         outcome.user = work.user
         outcome.stream = work.stream
-        let requested = try readTargets(request, work: work)
-        outcome.provider = requested.primary.provider.rawValue
+        let requested = try readTargets(request, work: work, outcome: &outcome)
         let estimatedTokens = work.estimatedTokens(bodyBytes: request.body.count)
 
         var settlement = Settlement()
@@ -147,8 +146,11 @@ struct RequestPipeline: Sendable {
     }
 
     /// Stage 2: the provider and fallbacks the request asks for (headers and body only).
-    private func readTargets(_ request: HTTPRequest, work: ProviderWork) throws -> RequestedTargets {
-        try RequestedTargets.read(request, model: work.model, allowFallback: work.allowsFallback)
+    private func readTargets(_ request: HTTPRequest, work: ProviderWork, outcome: inout RequestOutcome) throws -> RequestedTargets {
+        let provider = try ProviderSelection.provider(header: request.headers["x-ai-provider"], model: work.model)
+        // Named in the audit row even when the fallback header turns out to be malformed.
+        outcome.provider = provider.rawValue
+        return try RequestedTargets.read(request, provider: provider, model: work.model, allowFallback: work.allowsFallback)
     }
 
     /// Stage 3: the request's use of the cache, when it asked for one (`X-Cache-TTL`).

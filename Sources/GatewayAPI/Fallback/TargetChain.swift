@@ -10,9 +10,9 @@ struct RequestedTargets {
     /// nil: no header (the project's chain applies).
     let fallbacks: [FallbackTarget]?
 
-    /// `allowFallback` false (embeddings): the header is not read.
-    static func read(_ request: HTTPRequest, model: String, allowFallback: Bool) throws -> RequestedTargets {
-        let provider = try ProviderSelection.provider(header: request.headers["x-ai-provider"], model: model)
+    /// `provider`: the one `ProviderSelection` chose. `allowFallback` false (embeddings): the
+    /// `X-AI-Fallback` header is not read.
+    static func read(_ request: HTTPRequest, provider: Provider, model: String, allowFallback: Bool) throws -> RequestedTargets {
         var fallbacks: [FallbackTarget]?
         if allowFallback, let header = request.headers["x-ai-fallback"], !header[...].trimmedOfSpaces.isEmpty {
             switch FallbackTarget.parseList(header) {
