@@ -679,7 +679,7 @@ def main() -> int:
                 day = since[:10]
                 reads["dashboard_requests"] = timed_reads(client, "/dashboard/requests", lambda: dashboard.get(
                     client, f"/dashboard/requests?from={day}"), args.reads, args.read_warmups, 200)
-            # Beyond the brief's list: the heaviest reads a user can ask for with one click.
+            # Beyond the list: the heaviest reads a user can ask for with one click.
             extra = {"usage_30d_by_user": ("usage 30d group_by=user", lambda: client.get(
                 "/api/v1/usage", params={"from": since, "group_by": "user"}, headers=auth))}
             if has_dashboard:

@@ -310,6 +310,9 @@ def test_slow_log_json_lines_request_ids_and_sigusr1_reopen(simulator, tmp_path)
         while time.monotonic() < deadline:  # until both workers have written to the new file
             again = http.post(CHAT, headers=stack.auth(), json=body("[sim openai:latency_ms=500] after rotation"))
             again_id = again.headers["x-request-id"]
+            # The worker writes the line just after the answer ends: wait for it, in either file.
+            wait_until(lambda: slow_line(again_id, log) or slow_line(again_id, rotated), timeout=2,
+                       what="the slow log line after rotation")
             if slow_line(again_id, log) is None:
                 break
             workers = {line.get("pid") for line in read_json_lines(log) if line.get("message") == "slow request"}
