@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -54,25 +54,31 @@ def cpu_ticks(pids: Iterable[int]) -> int:
     return total
 
 
-def thread_ticks(pids: Iterable[int]) -> dict[int, tuple[str, int]]:
-    """tid → (thread name with digit runs folded to N, utime + stime ticks), for every thread."""
-    threads = {}
+def _thread_dirs(pids: Iterable[int]) -> Iterator[tuple[int, str]]:
+    """(tid, /proc/PID/task/TID) for every thread of the given processes that still exists."""
     for pid in pids:
         try:
             tids = os.listdir(f"/proc/{pid}/task")
         except OSError:
             continue
         for tid in tids:
-            fields = _stat_fields(f"/proc/{pid}/task/{tid}/stat")
-            if not fields:
-                continue
-            try:
-                name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
-            except OSError:
-                name = "unknown"
-            # "NIO-ELT-0-#1" and "NIO-ELT-0-#2" are the same kind of thread.
-            name = re.sub(r"N+", "N", re.sub(r"[0-9]", "N", name)).replace(" ", "_")
-            threads[int(tid)] = (name, int(fields[11]) + int(fields[12]))
+            yield int(tid), f"/proc/{pid}/task/{tid}"
+
+
+def thread_ticks(pids: Iterable[int]) -> dict[int, tuple[str, int]]:
+    """tid → (thread name with digit runs folded to N, utime + stime ticks), for every thread."""
+    threads = {}
+    for tid, path in _thread_dirs(pids):
+        fields = _stat_fields(f"{path}/stat")
+        if not fields:
+            continue
+        try:
+            name = Path(f"{path}/comm").read_text().strip()
+        except OSError:
+            name = "unknown"
+        # "NIO-ELT-0-#1" and "NIO-ELT-0-#2" are the same kind of thread.
+        name = re.sub(r"N+", "N", re.sub(r"[0-9]", "N", name)).replace(" ", "_")
+        threads[tid] = (name, int(fields[11]) + int(fields[12]))
     return threads
 
 
@@ -104,16 +110,11 @@ def context_switches(pids: Iterable[int]) -> int:
 
     /proc/PID/status counts the main thread only, so every /proc/PID/task/TID/status is summed."""
     total = 0
-    for pid in pids:
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            fields = _status_fields(f"/proc/{pid}/task/{tid}/status")
-            for name in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"):
-                if name in fields:
-                    total += int(fields[name].split()[0])
+    for _, path in _thread_dirs(pids):
+        fields = _status_fields(f"{path}/status")
+        for name in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"):
+            if name in fields:
+                total += int(fields[name].split()[0])
     return total
 
 

@@ -109,18 +109,7 @@ class StaticUpstream:
         raise Fatal(f"the static upstream nginx did not start: {gwstack.tail(self.prefix / 'error.log', 5)}")
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        workers = gwstack.children_of(self.proc.pid)
-        self.proc.terminate()  # nginx's fast shutdown: the master stops its workers
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-        for pid in workers:  # a worker outlives a SIGKILLed master
-            if gwstack.pid_alive(pid):
-                gwstack.signal_pid(pid, signal.SIGKILL)
+        gwstack.stop_nginx_process(self.proc)
         if self in _STARTED:
             _STARTED.remove(self)
 

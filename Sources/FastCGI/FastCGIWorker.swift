@@ -70,11 +70,11 @@ public final class FastCGIWorker: @unchecked Sendable {
     private let logger: Logger
 
     private let stopPipe = StopPipe()
-    private let counters = Mutex((inFlight: 0, accepted: 0))
+    /// `accepting`: request threads still taking connections (a stopping one first drains the backlog).
+    private let counters = Mutex((inFlight: 0, accepted: 0, accepting: 0))
     private let exitReason = Mutex(WorkerExitReason.signalled)
     /// Set once the in-flight requests are done (or the graceful timeout passed): the request threads leave.
     private let exiting = Mutex(false)
-    private var requestThreads: [RequestThread] = []
 
     public init(configuration: FastCGIWorkerConfiguration, responder: any Responder, logger: Logger) {
         self.configuration = configuration
@@ -113,7 +113,10 @@ public final class FastCGIWorker: @unchecked Sendable {
         if flags >= 0 && flags & O_NONBLOCK == 0 { _ = fcntl(0, F_SETFL, flags | O_NONBLOCK) }
 
         var threads: [pthread_t] = []
-        for index in 0..<max(1, configuration.acceptThreads) {
+        var requestThreads: [RequestThread] = []
+        let threadCount = max(1, configuration.acceptThreads)
+        counters.withLock { $0.accepting = threadCount }
+        for index in 0..<threadCount {
             let executor = RequestThread()
             requestThreads.append(executor)
             threads.append(startThread(name: "fcgi-requests-\(index)") { [self] in serveRequests(on: executor) })
@@ -131,9 +134,10 @@ public final class FastCGIWorker: @unchecked Sendable {
         logger.info("worker stopping: no new requests; waiting for in-flight ones", metadata: ["in_flight": "\(counters.withLock { $0.inFlight })"])
         stopPipe.fire()
 
-        // The request threads stop accepting but go on running the requests in flight.
+        // The request threads stop accepting (after the backlog, when they drain it) and go on
+        // running the requests in flight; they leave once both are over.
         let deadline = monotonicSeconds() + configuration.gracefulTimeoutSeconds
-        while counters.withLock({ $0.inFlight }) > 0 && monotonicSeconds() < deadline {
+        while counters.withLock({ $0.inFlight > 0 || $0.accepting > 0 }) && monotonicSeconds() < deadline {
             usleep(10_000)
         }
         let left = counters.withLock { $0.inFlight }
@@ -165,6 +169,7 @@ public final class FastCGIWorker: @unchecked Sendable {
                 // One waiting connection at a time, running the jobs of those already taken in between.
                 backlog = drain.next { acceptOne(executor) } ? drain : nil
                 if backlog != nil { continue }
+                counters.withLock { $0.accepting -= 1 }
             }
             for index in fds.indices { fds[index].revents = 0 }
             // Once stopping, neither the stop pipe (it stays readable) nor the socket is watched.
@@ -177,7 +182,11 @@ public final class FastCGIWorker: @unchecked Sendable {
             if stopping { continue }
             if fds[1].revents != 0 {
                 stopping = true
-                if shouldDrainBacklog { backlog = BacklogDrain(deadline: monotonicSeconds() + configuration.gracefulTimeoutSeconds) }
+                if shouldDrainBacklog {
+                    backlog = BacklogDrain(deadline: monotonicSeconds() + configuration.gracefulTimeoutSeconds)
+                } else {
+                    counters.withLock { $0.accepting -= 1 }
+                }
                 continue
             }
             if fds[2].revents != 0 { _ = acceptOne(executor) }

@@ -64,10 +64,8 @@ final class RequestThread: TaskExecutor, @unchecked Sendable {
     /// Runs every queued job, including the ones they queue, until none is left. Owner thread only.
     func runPending() {
         while true {
-            let batch = jobs.withLock { queue -> [UnownedJob] in
-                defer { queue.removeAll(keepingCapacity: true) }
-                return queue
-            }
+            var batch: [UnownedJob] = []
+            jobs.withLock { swap(&batch, &$0) }
             if batch.isEmpty { return }
             let executor = asUnownedTaskExecutor()
             for job in batch { job.runSynchronously(on: executor) }

@@ -64,7 +64,7 @@ public final class GatewayApplication: Responder {
 
     public func respond(to request: HTTPRequest, writer: any ResponseWriter) async {
         if request.path == "/healthz" {
-            await HealthCheck.respond(store: store, writer: writer)
+            await HealthCheck.respond(to: request, store: store, writer: writer)
         } else if request.path.hasPrefix("/v1/") || request.path == "/v1" {
             await pipeline.serve(request, writer: writer)
         } else {

@@ -5,130 +5,93 @@ import GatewayCore
 /// audit journal and of the writer's last-resort `audit-fallback:` lines, so either can be read
 /// back into the table. Secrets never reach a record, so none can reach these lines.
 enum AuditRecordCoding {
-    static func json(_ record: AuditRecord) -> JSON {
-        func value<T>(_ optional: T?, _ wrap: (T) -> JSON) -> JSON { optional.map(wrap) ?? .null }
-        func int(_ optional: Int?) -> JSON { value(optional) { .int(Int64($0)) } }
-        let attempts: [JSON] = record.attempts.map { attempt in
-            ["provider": .string(attempt.provider), "model": .string(attempt.model), "status": .int(Int64(attempt.status)),
-             "latencyMs": .double(attempt.latencyMs), "errorCode": value(attempt.errorCode, JSON.string)]
+    /// One column of a row, as both writers below put it.
+    private enum Value {
+        case text(String?), integer(Int64?), real(Double?), flag(Bool)
+
+        var json: JSON {
+            switch self {
+            case .text(let value): return value.map(JSON.string) ?? .null
+            case .integer(let value): return value.map(JSON.int) ?? .null
+            case .real(let value): return value.map(JSON.double) ?? .null
+            case .flag(let value): return .bool(value)
+            }
         }
+
+        func write(to output: inout [UInt8]) {
+            switch self {
+            case .text(let value?): JSON.writeString(value, to: &output)
+            case .integer(let value?): output.append(contentsOf: String(value).utf8)
+            case .flag(let value): output.append(contentsOf: (value ? "true" : "false").utf8)
+            default: json.write(to: &output)
+            }
+        }
+    }
+
+    /// The row's columns but the attempts, in order: the one list both `json` and the journal's
+    /// lines are written from.
+    private static func columns(_ record: AuditRecord) -> KeyValuePairs<String, Value> {
+        func int(_ value: Int?) -> Value { .integer(value.map(Int64.init)) }
         return [
-            "request_id": .string(record.requestID),
-            "time_ms": .int(StoreTime.milliseconds(record.time)),
-            "method": .string(record.method),
-            "route": .string(record.route),
-            "org_id": value(record.orgID, JSON.int),
-            "project_id": value(record.projectID, JSON.int),
-            "key_id": value(record.keyID, JSON.string),
-            "user": value(record.user, JSON.string),
-            "provider": value(record.provider, JSON.string),
-            "model_requested": value(record.modelRequested, JSON.string),
-            "model_served": value(record.modelServed, JSON.string),
-            "status": .int(Int64(record.status)),
-            "error_code": value(record.errorCode, JSON.string),
+            "request_id": .text(record.requestID),
+            "time_ms": .integer(StoreTime.milliseconds(record.time)),
+            "method": .text(record.method),
+            "route": .text(record.route),
+            "org_id": .integer(record.orgID),
+            "project_id": .integer(record.projectID),
+            "key_id": .text(record.keyID),
+            "user": .text(record.user),
+            "provider": .text(record.provider),
+            "model_requested": .text(record.modelRequested),
+            "model_served": .text(record.modelServed),
+            "status": int(record.status),
+            "error_code": .text(record.errorCode),
             "prompt_tokens": int(record.promptTokens),
             "completion_tokens": int(record.completionTokens),
             "cached_tokens": int(record.cachedTokens),
             "reasoning_tokens": int(record.reasoningTokens),
             "cache_write_tokens": int(record.cacheWriteTokens),
-            "cost_usd": value(record.costUSD, JSON.double),
-            "spend_settled": .bool(record.spendSettled),
-            "latency_ms": .double(record.latencyMs),
-            "upstream_latency_ms": value(record.upstreamLatencyMs, JSON.double),
-            "ttft_ms": value(record.timeToFirstTokenMs, JSON.double),
-            "cache_hit": .bool(record.cacheHit),
-            "stream": .bool(record.stream),
-            "attempts": .array(attempts),
+            "cost_usd": .real(record.costUSD),
+            "spend_settled": .flag(record.spendSettled),
+            "latency_ms": .real(record.latencyMs),
+            "upstream_latency_ms": .real(record.upstreamLatencyMs),
+            "ttft_ms": .real(record.timeToFirstTokenMs),
+            "cache_hit": .flag(record.cacheHit),
+            "stream": .flag(record.stream),
         ]
     }
 
-    /// The same object as `json(_:)`, written straight into `output` (`{"phase":…,"row":{…}}` for
-    /// the journal): the journal writes two lines per request, and building the JSON tree first
-    /// cost more than the write itself.
-    static func writeJournalLine(phase: String, _ record: AuditRecord, into output: inout [UInt8]) {
-        var writer = ObjectWriter(output: output)
-        output = []
-        writer.open()
-        writer.key("phase"); JSON.writeString(phase, to: &writer.output)
-        writer.key("row")
-        writer.open()
-        writer.field("request_id", record.requestID)
-        writer.field("time_ms", Int64?(StoreTime.milliseconds(record.time)))
-        writer.field("method", record.method)
-        writer.field("route", record.route)
-        writer.field("org_id", record.orgID)
-        writer.field("project_id", record.projectID)
-        writer.field("key_id", record.keyID)
-        writer.field("user", record.user)
-        writer.field("provider", record.provider)
-        writer.field("model_requested", record.modelRequested)
-        writer.field("model_served", record.modelServed)
-        writer.field("status", Int64?(Int64(record.status)))
-        writer.field("error_code", record.errorCode)
-        writer.field("prompt_tokens", record.promptTokens.map(Int64.init))
-        writer.field("completion_tokens", record.completionTokens.map(Int64.init))
-        writer.field("cached_tokens", record.cachedTokens.map(Int64.init))
-        writer.field("reasoning_tokens", record.reasoningTokens.map(Int64.init))
-        writer.field("cache_write_tokens", record.cacheWriteTokens.map(Int64.init))
-        writer.field("cost_usd", record.costUSD)
-        writer.field("spend_settled", record.spendSettled)
-        writer.field("latency_ms", Double?(record.latencyMs))
-        writer.field("upstream_latency_ms", record.upstreamLatencyMs)
-        writer.field("ttft_ms", record.timeToFirstTokenMs)
-        writer.field("cache_hit", record.cacheHit)
-        writer.field("stream", record.stream)
-        writer.key("attempts")
-        if record.attempts.isEmpty {
-            writer.output.append(contentsOf: "[]".utf8)
-        } else {
-            // Rare (only requests that reached a provider) and short: the tree is fine here.
-            JSON.array(json(record).objectValue?["attempts"]?.arrayValue ?? []).write(to: &writer.output)
-        }
-        writer.close()
-        writer.close()
-        output = writer.output
+    /// The attempts as a JSON array (also the `attempts` column of `audit_log`); `errorCode` only
+    /// when there is one.
+    static func attemptsJSON(_ attempts: [AuditAttempt]) -> JSON {
+        .array(attempts.map { attempt in
+            var entries: [(String, JSON)] = [("provider", .string(attempt.provider)), ("model", .string(attempt.model)),
+                                             ("status", .int(Int64(attempt.status))), ("latencyMs", .double(attempt.latencyMs))]
+            if let code = attempt.errorCode { entries.append(("errorCode", .string(code))) }
+            return .object(JSONObject(entries))
+        })
     }
 
-    /// Writes one JSON object's members in order.
-    private struct ObjectWriter {
-        var output: [UInt8]
-        private var first = true
+    static func json(_ record: AuditRecord) -> JSON {
+        .object(JSONObject(columns(record).map { ($0.key, $0.value.json) } + [("attempts", attemptsJSON(record.attempts))]))
+    }
 
-        init(output: [UInt8]) { self.output = output }
-
-        mutating func open() {
-            output.append(UInt8(ascii: "{"))
-            first = true
-        }
-
-        mutating func close() { output.append(UInt8(ascii: "}")) }
-
-        mutating func key(_ name: String) {
-            if !first { output.append(UInt8(ascii: ",")) }
-            first = false
+    /// The same object as `json(_:)` inside `{"phase":…,"row":{…}}`, written straight into
+    /// `output` (the journal writes two lines per request; building the JSON tree first cost more
+    /// than the write itself).
+    static func writeJournalLine(phase: String, _ record: AuditRecord, into output: inout [UInt8]) {
+        output.append(contentsOf: #"{"phase":"#.utf8)
+        JSON.writeString(phase, to: &output)
+        output.append(contentsOf: #","row":{"#.utf8)
+        for (name, value) in columns(record) {
             JSON.writeString(name, to: &output)
             output.append(UInt8(ascii: ":"))
+            value.write(to: &output)
+            output.append(UInt8(ascii: ","))
         }
-
-        mutating func field(_ name: String, _ value: String?) {
-            key(name)
-            if let value { JSON.writeString(value, to: &output) } else { output.append(contentsOf: "null".utf8) }
-        }
-
-        mutating func field(_ name: String, _ value: Int64?) {
-            key(name)
-            output.append(contentsOf: (value.map { String($0) } ?? "null").utf8)
-        }
-
-        mutating func field(_ name: String, _ value: Double?) {
-            key(name)
-            (value.map(JSON.double) ?? JSON.null).write(to: &output)
-        }
-
-        mutating func field(_ name: String, _ value: Bool) {
-            key(name)
-            output.append(contentsOf: (value ? "true" : "false").utf8)
-        }
+        output.append(contentsOf: #""attempts":"#.utf8)
+        attemptsJSON(record.attempts).write(to: &output)
+        output.append(contentsOf: "}}".utf8)
     }
 
     /// The record back from `json(_:)`; nil when the object lacks what every row needs.

@@ -16,7 +16,8 @@ extension GatewayStore {
             inserted.reserveCapacity(records.count)
             try connection.withStatement(Self.auditInsert) { statement in
                 for record in records {
-                    let attempts = record.attempts.isEmpty ? nil : Self.attemptsJSON(record.attempts)
+                    let attempts = record.attempts.isEmpty
+                        ? nil : String(decoding: AuditRecordCoding.attemptsJSON(record.attempts).serialized(), as: UTF8.self)
                     let values: [SQLValue] = [
                         .text(record.requestID), .integer(StoreTime.milliseconds(record.time)),
                         .text(record.method), .text(record.route),
@@ -52,18 +53,6 @@ extension GatewayStore {
             for (record, isNew) in zip(records, inserted) where isNew { rollups.add(record) }
             try applyRollups(rollups)
         }
-    }
-
-    /// The attempts column, a JSON array read back by `decodeAttempts` (the project's own JSON
-    /// writer: Foundation's encoder cost the audit writer more than the rest of the row).
-    static func attemptsJSON(_ attempts: [AuditAttempt]) -> String {
-        let array: [JSON] = attempts.map { attempt in
-            var entries: [(String, JSON)] = [("provider", .string(attempt.provider)), ("model", .string(attempt.model)),
-                                             ("status", .int(Int64(attempt.status))), ("latencyMs", .double(attempt.latencyMs))]
-            if let code = attempt.errorCode { entries.append(("errorCode", .string(code))) }
-            return .object(JSONObject(entries))
-        }
-        return String(decoding: JSON.array(array).serialized(), as: UTF8.self)
     }
 
     /// Rows matching every filter set in `query`, by `seq` ascending. `model` matches either the

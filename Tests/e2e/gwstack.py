@@ -100,6 +100,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_nginx_process(proc: "subprocess.Popen | None") -> None:
+    """Stops an nginx master started in the foreground, and its workers with it."""
+    if proc is None or proc.poll() is not None:
+        return
+    workers = children_of(proc.pid)
+    proc.terminate()  # nginx's fast shutdown: the master stops its workers
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+    for pid in workers:  # a worker outlives a SIGKILLed master
+        if pid_alive(pid):
+            signal_pid(pid, signal.SIGKILL)
+
+
 def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.05, what: str = "condition"):
     """Polls `predicate` until it returns something truthy; returns that value."""
     deadline = time.monotonic() + timeout
@@ -461,18 +477,7 @@ class GatewayStack:
             self._kill_nginx()
 
     def _kill_nginx(self) -> None:
-        if self.nginx is None or self.nginx.poll() is not None:
-            return
-        workers = children_of(self.nginx.pid)
-        self.nginx.terminate()  # nginx's fast shutdown: the master stops its workers
-        try:
-            self.nginx.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.nginx.kill()
-            self.nginx.wait(timeout=5)
-        for pid in workers:  # a worker outlives a SIGKILLed master
-            if pid_alive(pid):
-                signal_pid(pid, signal.SIGKILL)
+        stop_nginx_process(self.nginx)
 
     def stop(self) -> None:
         try:

@@ -4,10 +4,8 @@ import GatewayStore
 
 /// GET /healthz: 200 when the database answers. Not audited.
 enum HealthCheck {
-    static func respond(store: any RequestStore, writer: any ResponseWriter) async {
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "X-Request-Id", value: RequestOutcome.makeRequestID())
+    static func respond(to request: HTTPRequest, store: any RequestStore, writer: any ResponseWriter) async {
+        var headers = RequestOutcome(request).headers()
         headers.add(name: "Cache-Control", value: "no-store")
         let healthy = (try? store.ping()) != nil
         let body: JSON = healthy ? ["status": "ok"] : ["status": "unavailable", "error": "database unreachable"]

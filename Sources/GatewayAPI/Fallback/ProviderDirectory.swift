@@ -31,36 +31,32 @@ final class ProviderDirectory: Sendable {
 
     /// The project's settings for `provider` (nil: not configured), as of the key's settings version.
     func providerSettings(for key: AuthenticatedKey, provider: Provider) throws -> ProviderSettings? {
-        let cacheKey = SettingsKey(projectID: key.project.id, provider: provider)
-        if let known = cached(key.settingsVersion, { $0.settings[cacheKey] }) { return known }
-        let settings = try store.providerSettings(projectID: key.project.id, provider: provider)
-        remember(key.settingsVersion) { $0.settings[cacheKey] = .some(settings) }
-        return settings
+        try lookup(\.settings, SettingsKey(projectID: key.project.id, provider: provider), version: key.settingsVersion) {
+            try store.providerSettings(projectID: key.project.id, provider: provider)
+        }
     }
 
     /// The project's fallback chain for `primary`, if it has one, as of the key's settings version.
     func fallbackChain(for key: AuthenticatedKey, primary: FallbackTarget) throws -> FallbackChain? {
-        let cacheKey = ChainKey(projectID: key.project.id, primary: primary)
-        if let known = cached(key.settingsVersion, { $0.chains[cacheKey] }) { return known }
-        let chain = try store.fallbackChain(projectID: key.project.id, primary: primary)
-        remember(key.settingsVersion) { $0.chains[cacheKey] = .some(chain) }
-        return chain
+        try lookup(\.chains, ChainKey(projectID: key.project.id, primary: primary), version: key.settingsVersion) {
+            try store.fallbackChain(projectID: key.project.id, primary: primary)
+        }
     }
 
-    /// The cached value (itself optional) when the copy is of `version`; nil when it must be read.
-    private func cached<T>(_ version: Int64, _ read: (Entries) -> T??) -> T?? {
-        entries.withLock { entries in entries.version == version ? read(entries) : nil }
-    }
-
-    /// Stores a value read at `version`; a newer version first empties the copy. (A value read
-    /// for an older version than the copy's is not kept.)
-    private func remember(_ version: Int64, _ write: (inout Entries) -> Void) {
+    /// The copy's value (itself optional: "none" is remembered too) when the copy is of `version`;
+    /// otherwise `load`'s, kept. A newer version first empties the copy; a value read for an older
+    /// version than the copy's is not kept.
+    private func lookup<Key: Hashable & Sendable, Value: Sendable>(_ table: WritableKeyPath<Entries, [Key: Value?]> & Sendable, _ key: Key, version: Int64,
+                                                                      load: () throws -> Value?) throws -> Value? {
+        if let known = entries.withLock({ $0.version == version ? $0[keyPath: table][key] : nil }) { return known }
+        let value = try load()
         entries.withLock { entries in
             if entries.version != version {
                 guard entries.version.map({ version > $0 }) ?? true else { return }
                 entries = Entries(version: version)
             }
-            write(&entries)
+            entries[keyPath: table][key] = .some(value)
         }
+        return value
     }
 }
