@@ -63,6 +63,17 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
 
+        // The shared backend (docs/postgres.md): the store protocol over PostgreSQL, for several
+        // gateway nodes sharing one database. The only PostgresNIO importer.
+        .target(name: "GatewayStorePostgres", dependencies: [
+            "GatewayCore", "GatewayStore",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
         // The request pipeline: authenticate → limit → cache → translate → send (with fallback) → audit.
         .target(name: "GatewayAPI", dependencies: [
             "GatewayCore", "GatewayHTTP", "GatewayProviders", "GatewayUpstream", "GatewayStore", "PoolScoreboard",
@@ -114,6 +125,7 @@ let package = Package(
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"]),
         .testTarget(name: "GatewayProvidersTests", dependencies: ["GatewayProviders", "GatewayCore"], exclude: ["Fixtures"]),
         .testTarget(name: "GatewayStoreTests", dependencies: ["GatewayStore", "GatewayCore"]),
+        .testTarget(name: "GatewayStorePostgresTests", dependencies: ["GatewayStorePostgres", "GatewayStore", "GatewayCore"]),
         .testTarget(name: "GatewayDashboardTests", dependencies: ["GatewayDashboard"]),
         .testTarget(name: "PoolScoreboardTests", dependencies: ["PoolScoreboard"]),
         .testTarget(name: "GatewayTracingTests", dependencies: ["GatewayTracing", "GatewayHTTP"]),
@@ -123,6 +135,19 @@ let package = Package(
         .testTarget(name: "GatewayAPITests", dependencies: ["GatewayAPI", "GatewayCore", "GatewayProviders", "GatewayHTTP", "GatewayStore", "GatewayUpstream", "GatewayTesting", .product(name: "Logging", package: "swift-log")]),
     ]
 )
+
+// The shared-hosting CGI build (deploy/build-static.sh) sets DEPLOXA_WITHOUT_POSTGRES: a shared
+// host runs one SQLite file, and PostgresNIO with its TLS stack would only add minutes of build
+// and megabytes of binary. The command line then answers a postgresql:// --db with an error.
+if Context.environment["DEPLOXA_WITHOUT_POSTGRES"] == nil {
+    package.dependencies += [
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+    ]
+    package.targets.first { $0.name == "deploxa-gateway" }?.dependencies.append("GatewayStorePostgres")
+} else {
+    package.targets.removeAll { $0.name.hasPrefix("GatewayStorePostgres") }
+}
 
 // libFuzzer targets (Fuzz/<name>/), present only when DEPLOXA_FUZZ is set: each hands its entry
 // point to libFuzzer's driver, which links only with `-sanitize=fuzzer`, so they would break an

@@ -17,6 +17,8 @@ cd "$repo"
 out="${1:-$repo/dist}"
 scratch="${SCRATCH:-$repo/.build-static}"
 configuration="${CONFIGURATION:-release}"
+# A shared host runs one SQLite file: the PostgreSQL backend (and its TLS stack) stays out.
+export DEPLOXA_WITHOUT_POSTGRES=1
 
 echo "== swift build -c $configuration --static-swift-stdlib (scratch: $scratch)"
 started=$(date +%s)

@@ -195,7 +195,7 @@ final class AuditJournal {
     /// table and deletes the segment. Returns how many records were replayed. A segment that
     /// cannot be written now (database busy or full) is left for the next try.
     @discardableResult
-    static func replayOrphans(directory: String, into store: GatewayStore) -> Int {
+    static func replayOrphans(directory: String, into store: any AuditSink) -> Int {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return 0 }
         var replayed = 0
         for name in names.sorted() where name.hasSuffix(".journal") {

@@ -4,7 +4,7 @@ import GatewayCore
 /// An audit record as one JSON object keyed by `audit_log` column names: the line format of the
 /// audit journal and of the writer's last-resort `audit-fallback:` lines, so either can be read
 /// back into the table. Secrets never reach a record, so none can reach these lines.
-enum AuditRecordCoding {
+public enum AuditRecordCoding {
     /// One column of a row, as both writers below put it.
     private enum Value {
         case text(String?), integer(Int64?), real(Double?), flag(Bool)
@@ -63,7 +63,7 @@ enum AuditRecordCoding {
 
     /// The attempts as a JSON array (also the `attempts` column of `audit_log`); `errorCode` only
     /// when there is one.
-    static func attemptsJSON(_ attempts: [AuditAttempt]) -> JSON {
+    public static func attemptsJSON(_ attempts: [AuditAttempt]) -> JSON {
         .array(attempts.map { attempt in
             var entries: [(String, JSON)] = [("provider", .string(attempt.provider)), ("model", .string(attempt.model)),
                                              ("status", .int(Int64(attempt.status))), ("latencyMs", .double(attempt.latencyMs))]
@@ -72,7 +72,7 @@ enum AuditRecordCoding {
         })
     }
 
-    static func json(_ record: AuditRecord) -> JSON {
+    public static func json(_ record: AuditRecord) -> JSON {
         .object(JSONObject(columns(record).map { ($0.key, $0.value.json) } + [("attempts", attemptsJSON(record.attempts))]))
     }
 

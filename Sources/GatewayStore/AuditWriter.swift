@@ -31,7 +31,8 @@ public struct AuditTicket: Sendable {
 /// Give the writer its own `GatewayStore` so request-path reads never queue behind a batch,
 /// and call `close()` before exit: the thread keeps the writer alive until then.
 public final class AuditWriter: @unchecked Sendable {
-    public let store: GatewayStore
+    /// Where batches are committed: the SQLite file, or the shared Postgres database.
+    public let store: any AuditSink
     public let maxBatch: Int
     public let maxDelayMilliseconds: Int
     public let retryLimitSeconds: Double
@@ -67,7 +68,7 @@ public final class AuditWriter: @unchecked Sendable {
 
     /// `journalDirectory`: where this process journals its rows (nil: no journal, e.g. tests of
     /// the writer alone). A journal that cannot be opened is logged and done without.
-    public init(store: GatewayStore, journalDirectory: String? = nil, maxBatch: Int = 256, maxDelayMilliseconds: Int = 5,
+    public init(store: any AuditSink, journalDirectory: String? = nil, maxBatch: Int = 256, maxDelayMilliseconds: Int = 5,
                 retryLimitSeconds: Double = 30, maxQueued: Int = 10_000, replayIntervalSeconds: Double = 5) {
         self.store = store
         self.maxBatch = max(1, maxBatch)
@@ -294,6 +295,16 @@ public final class AuditWriter: @unchecked Sendable {
         AuditRecordCoding.json(record).serializedString()
     }
 }
+
+/// Where `AuditWriter` commits its batches. A batch may be given again after a failure whose
+/// outcome is unknown (a lost acknowledgement, a journal replayed after its rows went in), so an
+/// implementation adds nothing twice: rows are keyed by request id, and spend and rollups are
+/// added from the rows actually inserted.
+public protocol AuditSink: Sendable {
+    func insertAudit(_ records: [AuditRecord]) throws
+}
+
+extension GatewayStore: AuditSink {}
 
 /// What one look at the state in `AuditWriter.lock(waitingWhile:)` decided.
 private enum WaitStep<R: Sendable>: Sendable {

@@ -108,7 +108,7 @@ extension GatewayStore {
     /// `attempts_json` as written by `insertAudit` (JSONEncoder's field names), read with the
     /// gateway's own parser: an export reads a million of these, and Foundation's decoder cost
     /// more than the rest of the row. Entries that do not parse are skipped.
-    static func decodeAttempts(_ json: String) -> [AuditAttempt] {
+    public static func decodeAttempts(_ json: String) -> [AuditAttempt] {
         guard let parsed = try? JSON.parse(json), let items = parsed.arrayValue else { return [] }
         return items.compactMap { item in
             guard let object = item.objectValue, let provider = object["provider"]?.stringValue,

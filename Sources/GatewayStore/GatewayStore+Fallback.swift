@@ -12,6 +12,16 @@ public struct FallbackChain: Sendable, Equatable {
         self.primary = primary
         self.targets = targets
     }
+
+    /// The stored `targets` column: a JSON array of "provider/model" strings. Entries this build
+    /// cannot read are skipped; nil when the column is not such an array.
+    public static func decodeTargets(_ json: String) -> [FallbackTarget]? {
+        guard case .array(let items)? = try? JSON.parse(Array(json.utf8)) else { return nil }
+        return items.compactMap { item -> FallbackTarget? in
+            guard case .string(let text) = item else { return nil }
+            return try? FallbackTarget.parse(text).get()
+        }
+    }
 }
 
 /// A provider's circuit breaker in one project: consecutive failures and until when it is skipped.
@@ -77,12 +87,7 @@ extension GatewayStore {
 
     /// Rows naming a provider or target this build cannot read are skipped.
     private static func fallbackChain(from row: SQLiteRow) -> FallbackChain? {
-        guard let provider = Provider(rawValue: row.string(1)),
-              case .array(let items)? = try? JSON.parse(Array(row.string(3).utf8)) else { return nil }
-        let targets = items.compactMap { item -> FallbackTarget? in
-            guard case .string(let text) = item else { return nil }
-            return try? FallbackTarget.parse(text).get()
-        }
+        guard let provider = Provider(rawValue: row.string(1)), let targets = FallbackChain.decodeTargets(row.string(3)) else { return nil }
         return FallbackChain(projectID: row.int64(0), primary: FallbackTarget(provider: provider, model: row.string(2)), targets: targets)
     }
 

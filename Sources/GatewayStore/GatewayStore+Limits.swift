@@ -47,11 +47,22 @@ public struct LimitHeadroom: Sendable, Equatable {
     public var remaining: Int
     /// Seconds until the window is empty again (OpenAI's "reset").
     public var resetSeconds: Double
+
+    public init(limit: Int, remaining: Int, resetSeconds: Double) {
+        self.limit = limit
+        self.remaining = remaining
+        self.resetSeconds = resetSeconds
+    }
 }
 
 public struct LimitStatus: Sendable, Equatable {
     public var requests: LimitHeadroom?
     public var tokens: LimitHeadroom?
+
+    public init(requests: LimitHeadroom? = nil, tokens: LimitHeadroom? = nil) {
+        self.requests = requests
+        self.tokens = tokens
+    }
 }
 
 /// An admitted request: what was reserved, so `settle` can reconcile it.
@@ -64,6 +75,15 @@ public struct Admission: Sendable {
     /// A budget applies: spend is added synchronously by `settle`.
     public var settlesSpend: Bool
     public var month: String
+
+    public init(second: Int64, reservedTokens: Int, tokenScopes: [LimitScope], status: LimitStatus, settlesSpend: Bool, month: String) {
+        self.second = second
+        self.reservedTokens = reservedTokens
+        self.tokenScopes = tokenScopes
+        self.status = status
+        self.settlesSpend = settlesSpend
+        self.month = month
+    }
 }
 
 /// Why a request was refused.
@@ -74,6 +94,14 @@ public struct Rejection: Sendable, Equatable {
     public var limitDescription: String
     public var retryAfterSeconds: Int
     public var status: LimitStatus
+
+    public init(reason: Reason, scope: LimitScope, limitDescription: String, retryAfterSeconds: Int, status: LimitStatus) {
+        self.reason = reason
+        self.scope = scope
+        self.limitDescription = limitDescription
+        self.retryAfterSeconds = retryAfterSeconds
+        self.status = status
+    }
 }
 
 public enum AdmissionDecision: Sendable {

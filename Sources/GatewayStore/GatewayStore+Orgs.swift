@@ -147,14 +147,15 @@ extension GatewayStore {
         [.int(limits.requestsPerMinute), .int(limits.tokensPerMinute), .real(limits.monthlyBudgetUSD)]
     }
 
-    static func validate(_ name: String, what: String) throws {
+    /// Shared by both backends, so a name or limit is refused the same way everywhere.
+    public static func validate(_ name: String, what: String) throws {
         guard isValidName(name) else {
             throw StoreError(.invalidArgument,
                              "invalid \(what) name '\(name.prefix(80))': use 1-63 of a-z 0-9 _ -, starting with a letter or digit")
         }
     }
 
-    static func validate(_ limits: Limits) throws {
+    public static func validate(_ limits: Limits) throws {
         if let rpm = limits.requestsPerMinute, rpm < 0 { throw StoreError(.invalidArgument, "rpm must not be negative") }
         if let tpm = limits.tokensPerMinute, tpm < 0 { throw StoreError(.invalidArgument, "tpm must not be negative") }
         if let budget = limits.monthlyBudgetUSD, !(budget >= 0 && budget.isFinite) {

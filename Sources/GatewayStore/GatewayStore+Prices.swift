@@ -14,12 +14,17 @@ extension GatewayStore {
         }
     }
 
-    /// Adds or replaces a model's price.
-    public func setPrice(_ price: Price) throws {
+    /// Refuses a price no backend should store (shared with the PostgreSQL backend).
+    public static func validate(_ price: Price) throws {
         for value in [price.input, price.output] + [price.cachedInput, price.cacheWrite].compactMap({ $0 }) {
             guard value.isFinite, value >= 0 else { throw StoreError(.invalidArgument, "prices must be zero or positive numbers") }
         }
         guard !price.model.isEmpty else { throw StoreError(.invalidArgument, "the model name must not be empty") }
+    }
+
+    /// Adds or replaces a model's price.
+    public func setPrice(_ price: Price) throws {
+        try Self.validate(price)
         try connection.writeTransaction {
             try connection.execute(
                 """

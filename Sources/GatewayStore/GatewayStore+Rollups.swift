@@ -113,11 +113,8 @@ extension GatewayStore {
 
     /// The SQL condition (and its values) limiting a project-id column to a scope; "" for all.
     static func rollupScopeCondition(_ scope: AdminScope, column: String) -> (String, [SQLValue]) {
-        switch scope {
-        case .installation: return ("", [])
-        case .org(let id, _): return ("\(column) IN (SELECT id FROM projects WHERE org_id = ?)", [.integer(id)])
-        case .project(let id, _, _): return ("\(column) = ?", [.integer(id)])
-        }
+        let condition = RollupRow.scopeCondition(scope, column: column)
+        return (condition.sql, condition.projectOrOrgID.map { [.integer($0)] } ?? [])
     }
 
     static func upsert(_ table: RollupTable) -> String {

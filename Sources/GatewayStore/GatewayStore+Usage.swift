@@ -95,13 +95,116 @@ public struct UsageSeriesPoint: Sendable, Equatable {
     }
 }
 
+/// Where usage reports read their rollup rows: the SQLite file or the shared PostgreSQL
+/// database. The reports themselves (grouping, time ranges, percentiles merged from histograms)
+/// are written once, in this protocol's extension, so both backends answer alike.
+public protocol RollupSource {
+    /// Calls `body` for every row of `selection` (any order).
+    func rollupRows(_ selection: RollupSelection, _ body: (RollupRow) -> Void) throws
+    func projects() throws -> [Project]
+}
+
+/// Which rollup rows a report reads: one kind, from one table, over [from, to), within a scope.
+public struct RollupSelection: Sendable, Equatable {
+    /// `usage_hourly` or `usage_daily`.
+    public var table: String
+    /// 'all', 'model', 'key', 'provider' or 'user'.
+    public var kind: String
+    public var from: Int64?
+    public var to: Int64?
+    public var scope: AdminScope
+    public var projectID: Int64?
+    /// Whether the latency histograms are wanted (percentiles); counters only otherwise.
+    public var histograms: Bool
+}
+
+/// One rollup row as a backend read it.
+public struct RollupRow {
+    public var bucket: Int64
+    public var projectID: Int64
+    public var value: String
+    var totals: RollupTotals
+
+    init(bucket: Int64, projectID: Int64, value: String, totals: RollupTotals) {
+        self.bucket = bucket
+        self.projectID = projectID
+        self.value = value
+        self.totals = totals
+    }
+
+    /// The columns of `usage_hourly`/`usage_daily`; histograms in `LatencyHistogram`'s stored form.
+    public init(bucket: Int64, projectID: Int64, value: String, requests: Int64, promptTokens: Int64, completionTokens: Int64,
+                cachedTokens: Int64, costNanos: Int64, unknownCost: Int64, cacheHits: Int64, errors: Int64,
+                latencyHistogram: [UInt8]?, ttftHistogram: [UInt8]?) {
+        var totals = RollupTotals()
+        totals.requests = requests
+        totals.promptTokens = promptTokens
+        totals.completionTokens = completionTokens
+        totals.cachedTokens = cachedTokens
+        totals.costNanos = costNanos
+        totals.unknownCost = unknownCost
+        totals.cacheHits = cacheHits
+        totals.errors = errors
+        latencyHistogram?.withUnsafeBytes { totals.latency.merge(blob: $0) }
+        ttftHistogram?.withUnsafeBytes { totals.ttft.merge(blob: $0) }
+        self.init(bucket: bucket, projectID: projectID, value: value, totals: totals)
+    }
+
+    /// The scope as SQL over a project-id column, with `?` placeholders (both backends' readers).
+    public static func scopeCondition(_ scope: AdminScope, column: String) -> (sql: String, projectOrOrgID: Int64?) {
+        switch scope {
+        case .installation: return ("", nil)
+        case .org(let id, _): return ("\(column) IN (SELECT id FROM projects WHERE org_id = ?)", id)
+        case .project(let id, _, _): return ("\(column) = ?", id)
+        }
+    }
+}
+
+extension GatewayStore: RollupSource {
+    public func rollupRows(_ selection: RollupSelection, _ body: (RollupRow) -> Void) throws {
+        var conditions = ["kind = ?"]
+        var values: [SQLValue] = [.text(selection.kind)]
+        if let from = selection.from { conditions.append("bucket >= ?"); values.append(.integer(from)) }
+        if let to = selection.to { conditions.append("bucket < ?"); values.append(.integer(to)) }
+        let scope = RollupRow.scopeCondition(selection.scope, column: "project_id")
+        if let id = scope.projectOrOrgID { conditions.append(scope.sql); values.append(.integer(id)) }
+        if let projectID = selection.projectID { conditions.append("project_id = ?"); values.append(.integer(projectID)) }
+        let table = selection.table == RollupTable.daily.name ? RollupTable.daily.name : RollupTable.hourly.name
+        let sql = """
+            SELECT bucket, project_id, value, requests, prompt_tokens, completion_tokens, cached_tokens, cost_nanos,
+                   unknown_cost, cache_hits, errors\(selection.histograms ? ", latency_hist, ttft_hist" : "")
+            FROM \(table) WHERE \(conditions.joined(separator: " AND "))
+            """
+        try connection.withStatement(sql) { statement in
+            try statement.bind(values)
+            while try statement.step() {
+                let row = statement.row
+                var totals = RollupTotals()
+                totals.requests = row.int64(3)
+                totals.promptTokens = row.int64(4)
+                totals.completionTokens = row.int64(5)
+                totals.cachedTokens = row.int64(6)
+                totals.costNanos = row.int64(7)
+                totals.unknownCost = row.int64(8)
+                totals.cacheHits = row.int64(9)
+                totals.errors = row.int64(10)
+                if selection.histograms {
+                    row.withBlob(11) { totals.latency.merge(blob: $0) }
+                    row.withBlob(12) { totals.ttft.merge(blob: $0) }
+                }
+                body(RollupRow(bucket: row.int64(0), projectID: row.int64(1), value: row.string(2), totals: totals))
+            }
+        }
+    }
+}
+
 /// Usage reports, read from the rollups only (never `audit_log`).
 ///
 /// Ranges: `from` inclusive, `to` exclusive, `from` rounded down and `to` rounded up to whole
 /// hours (the rollups' finest grain): a range always covers every hour it touches, so "the last
 /// 24 hours" ending now includes the hour in progress. Whole UTC days inside the range are read
 /// from the daily table, the hours at its edges from the hourly one.
-extension GatewayStore {
+extension RollupSource {
     /// Requests, tokens, cost, cache hits, errors and latency percentiles per group over
     /// [from, to), within `scope` (and `projectID`, if set: a project outside the scope gives no
     /// rows). `project` groups are "org/project" ("(none)" for unauthenticated requests), `day`
@@ -177,38 +280,9 @@ extension GatewayStore {
     /// Calls `body` for every rollup row of `kind` in the segment and scope.
     private func readRollups(kind: RollupKind, segment: RollupSegment, scope: AdminScope, projectID: Int64?, histograms: Bool = true,
                              _ body: (_ bucket: Int64, _ projectID: Int64, _ value: String, _ totals: RollupTotals) -> Void) throws {
-        var conditions = ["kind = ?"]
-        var values: [SQLValue] = [.text(kind.rawValue)]
-        if let from = segment.from { conditions.append("bucket >= ?"); values.append(.integer(from)) }
-        if let to = segment.to { conditions.append("bucket < ?"); values.append(.integer(to)) }
-        let (scopeCondition, scopeValues) = Self.rollupScopeCondition(scope, column: "project_id")
-        if !scopeCondition.isEmpty { conditions.append(scopeCondition); values += scopeValues }
-        if let projectID { conditions.append("project_id = ?"); values.append(.integer(projectID)) }
-        let sql = """
-            SELECT bucket, project_id, value, requests, prompt_tokens, completion_tokens, cached_tokens, cost_nanos,
-                   unknown_cost, cache_hits, errors\(histograms ? ", latency_hist, ttft_hist" : "")
-            FROM \(segment.table.name) WHERE \(conditions.joined(separator: " AND "))
-            """
-        try connection.withStatement(sql) { statement in
-            try statement.bind(values)
-            while try statement.step() {
-                let row = statement.row
-                var totals = RollupTotals()
-                totals.requests = row.int64(3)
-                totals.promptTokens = row.int64(4)
-                totals.completionTokens = row.int64(5)
-                totals.cachedTokens = row.int64(6)
-                totals.costNanos = row.int64(7)
-                totals.unknownCost = row.int64(8)
-                totals.cacheHits = row.int64(9)
-                totals.errors = row.int64(10)
-                if histograms {
-                    row.withBlob(11) { totals.latency.merge(blob: $0) }
-                    row.withBlob(12) { totals.ttft.merge(blob: $0) }
-                }
-                body(row.int64(0), row.int64(1), row.string(2), totals)
-            }
-        }
+        let selection = RollupSelection(table: segment.table.name, kind: kind.rawValue, from: segment.from, to: segment.to,
+                                        scope: scope, projectID: projectID, histograms: histograms)
+        try rollupRows(selection) { row in body(row.bucket, row.projectID, row.value, row.totals) }
     }
 
     private func projectSlugs() throws -> [Int64: String] {

@@ -6,9 +6,9 @@ import Crypto
 /// secret is stored: a fast hash is enough for a random secret of this length.
 /// Admin tokens use the same shape with other prefixes (`at_`, `dpa_`), so a secret of one kind
 /// can never be read as the other (`generate`/`id(fromSecret:)` take the prefixes).
-enum KeySecret {
-    static let idPrefix = "gk_"
-    static let secretPrefix = "dpx_"
+public enum KeySecret {
+    public static let idPrefix = "gk_"
+    public static let secretPrefix = "dpx_"
     static let adminIDPrefix = "at_"
     static let adminSecretPrefix = "dpa_"
     static let hexCount = 12
@@ -20,7 +20,7 @@ enum KeySecret {
     private static let base62 = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
 
     /// A new id and its secret, from the system's cryptographic random source.
-    static func generate(idPrefix: String = idPrefix, secretPrefix: String = secretPrefix) -> (id: String, secret: String) {
+    public static func generate(idPrefix: String = idPrefix, secretPrefix: String = secretPrefix) -> (id: String, secret: String) {
         var random = SystemRandomNumberGenerator()
         var hex: [UInt8] = []
         hex.reserveCapacity(hexCount)
@@ -39,7 +39,7 @@ enum KeySecret {
     /// The key id named by a presented secret, or nil when the secret is not of our format
     /// (then it cannot be a key, and the database need not be asked). Allocates nothing: the
     /// 15-byte id is a small string.
-    static func keyID(fromSecret secret: String) -> String? {
+    public static func keyID(fromSecret secret: String) -> String? {
         id(fromSecret: secret, secretPrefix: secretPrefix, idPrefix: idPrefix)
     }
 
@@ -74,7 +74,12 @@ enum KeySecret {
     }
 
     /// The digest's bytes, as stored in `gateway_keys.secret_hash`.
-    static func hashBytes(_ secret: String) -> [UInt8] { Array(digest(secret)) }
+    public static func hashBytes(_ secret: String) -> [UInt8] { Array(digest(secret)) }
+
+    /// Whether `secret` hashes to `storedHash`, compared in constant time (for another backend's rows).
+    public static func matches(_ secret: String, storedHash: [UInt8]) -> Bool {
+        storedHash.withUnsafeBytes { constantTimeEquals(digest(secret), $0) }
+    }
 
     /// Compares a digest with stored bytes in time independent of where they differ (XOR
     /// accumulated over every byte), so response timing reveals nothing about the stored hash.

@@ -3,12 +3,12 @@ import Dispatch
 /// Runs a janitor's pass every `interval` seconds on its own serial Dispatch queue, off the
 /// request path. The first pass comes after a random part of the interval, so the workers of one
 /// box do not all start theirs together. `close` stops it and waits for a pass in progress.
-final class PeriodicPass: @unchecked Sendable {
+public final class PeriodicPass: @unchecked Sendable {
     private let queue: DispatchQueue
     /// Touched only on `queue`.
     private var timer: DispatchSourceTimer?
 
-    init(label: String, interval: Double, _ pass: @escaping @Sendable () -> Void) {
+    public init(label: String, interval: Double, _ pass: @escaping @Sendable () -> Void) {
         queue = DispatchQueue(label: label)
         let timer = DispatchSource.makeTimerSource(queue: queue)
         timer.schedule(deadline: .now() + interval * Double.random(in: 0.25...1), repeating: interval,
@@ -23,7 +23,7 @@ final class PeriodicPass: @unchecked Sendable {
     }
 
     /// Idempotent.
-    func close() {
+    public func close() {
         queue.sync {
             timer?.cancel()
             timer = nil

@@ -8,14 +8,15 @@ struct MigrateCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
-        let store = try GatewayStore(path: global.databasePath)
-        let applied = try store.migrate()
+        let backend = try global.backend()
+        let applied = try backend.openConfiguration(migrate: false).migrate()
+        let name = backend.displayName
         if global.json {
-            Output.json(["database": .string(global.databasePath), "applied": .array(applied.map(JSON.string))])
+            Output.json(["database": .string(name), "applied": .array(applied.map(JSON.string))])
         } else if applied.isEmpty {
-            print("Database \(global.databasePath) is up to date.")
+            print("Database \(name) is up to date.")
         } else {
-            print("Applied \(applied.count) migration(s) to \(global.databasePath): \(applied.joined(separator: ", "))")
+            print("Applied \(applied.count) migration(s) to \(name): \(applied.joined(separator: ", "))")
         }
     }
 }
@@ -30,7 +31,7 @@ struct OrgCommand: ParsableCommand {
         @OptionGroup var limits: LimitOptions
 
         func run() throws {
-            let store = try global.openStore()
+            let store = try global.openConfiguration()
             let org = try store.createOrg(name: name, limits: limits.value)
             if global.json {
                 Output.json(["id": .int(org.id), "name": .string(org.name), "limits": Output.limitsJSON(org.limits)])
@@ -54,7 +55,7 @@ struct ProjectCommand: ParsableCommand {
         func run() throws {
             let (org, name) = try splitSlug(slug)
             guard let plan = Plan(rawValue: plan) else { throw ValidationError("--plan must be free, pro or team.") }
-            let store = try global.openStore()
+            let store = try global.openConfiguration()
             let project = try store.createProject(orgName: org, name: name, plan: plan,
                                                   limits: limits.value)
             if global.json {
@@ -70,7 +71,7 @@ struct ProjectCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
-            Output.list(try global.openStore().projects(), json: global.json, headers: ["PROJECT", "PLAN", "RPM", "TPM", "BUDGET_USD"],
+            Output.list(try global.openConfiguration().projects(), json: global.json, headers: ["PROJECT", "PLAN", "RPM", "TPM", "BUDGET_USD"],
                         object: { ["id": .int($0.id), "project": .string($0.slug), "plan": .string($0.plan.rawValue), "limits": Output.limitsJSON($0.limits)] },
                         cells: { [$0.slug, $0.plan.rawValue] + Output.limitCells($0.limits) })
         }
@@ -85,7 +86,7 @@ func splitSlug(_ slug: String) throws -> (org: String, project: String) {
     return (String(parts[0]), String(parts[1]))
 }
 
-func requireProject(_ store: GatewayStore, _ slug: String) throws -> Project {
+func requireProject(_ store: any ConfigurationStore, _ slug: String) throws -> Project {
     _ = try splitSlug(slug)
     guard let project = try store.project(slug: slug) else { throw CommandFailure("No project \(slug).") }
     return project
@@ -123,7 +124,7 @@ struct ProviderCommand: ParsableCommand {
                 key = lines.joined().trimmingCharacters(in: .whitespacesAndNewlines)
                 guard !key.isEmpty else { throw CommandFailure("No API key on standard input (or use --api-key-env VAR).") }
             }
-            let store = try global.openStore()
+            let store = try global.openConfiguration()
             let project = try requireProject(store, slug)
             try store.setProvider(projectID: project.id, provider: provider, apiKey: Secret(key), baseURL: baseURL)
             if global.json {
@@ -140,7 +141,7 @@ struct ProviderCommand: ParsableCommand {
         @Argument(help: "ORG/PROJECT") var slug: String
 
         func run() throws {
-            let store = try global.openStore()
+            let store = try global.openConfiguration()
             let project = try requireProject(store, slug)
             Output.list(try store.providers(projectID: project.id), json: global.json, headers: ["PROVIDER", "BASE_URL", "KEY", "UPDATED"],
                         object: { ["provider": .string($0.provider.rawValue), "base_url": .string($0.effectiveBaseURL), "key_set": true,
@@ -161,7 +162,7 @@ struct KeyCommand: ParsableCommand {
         @OptionGroup var limits: LimitOptions
 
         func run() throws {
-            let store = try global.openStore()
+            let store = try global.openConfiguration()
             let project = try requireProject(store, slug)
             let (key, secret) = try store.createKey(projectID: project.id, name: name,
                                                     limits: limits.value)
@@ -180,7 +181,7 @@ struct KeyCommand: ParsableCommand {
         @Argument(help: "ORG/PROJECT") var slug: String
 
         func run() throws {
-            let store = try global.openStore()
+            let store = try global.openConfiguration()
             let project = try requireProject(store, slug)
             Output.list(try store.keys(projectID: project.id), json: global.json,
                         headers: ["ID", "NAME", "CREATED", "STATUS", "RPM", "TPM", "BUDGET_USD"],
@@ -197,7 +198,7 @@ struct KeyCommand: ParsableCommand {
         @Argument(help: "KEY_ID (gk_…)") var keyID: String
 
         func run() throws {
-            let store = try global.openStore()
+            let store = try global.openConfiguration()
             guard try store.revokeKey(id: keyID) else { throw CommandFailure("No key \(keyID).") }
             if global.json { Output.json(["id": .string(keyID), "revoked": true]) } else { print("Revoked \(keyID).") }
         }

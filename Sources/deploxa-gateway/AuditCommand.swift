@@ -15,7 +15,7 @@ struct AuditCommand: ParsableCommand {
 
         func run() throws {
             guard format == "ndjson" || format == "csv" else { throw ValidationError("--format must be ndjson or csv.") }
-            let store = try global.openStore()
+            let store = try global.openConfiguration()
             var query = AuditQuery()
             if let project { query.projectID = try requireProject(store, project).id }
             (query.from, query.to) = try dates.range()

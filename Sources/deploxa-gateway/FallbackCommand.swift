@@ -23,7 +23,7 @@ struct FallbackCommand: ParsableCommand {
             case .success(let parsed): targets = parsed
             case .failure(let error): throw ValidationError("--to: \(error.description).")
             }
-            let store = try global.openStore()
+            let store = try global.openConfiguration()
             let project = try requireProject(store, slug)
             let configured = Swift.Set(try store.providers(projectID: project.id).map(\.provider))
             for target in [primary] + targets where !configured.contains(target.provider) {
@@ -44,7 +44,7 @@ struct FallbackCommand: ParsableCommand {
         @Argument(help: "ORG/PROJECT") var slug: String
 
         func run() throws {
-            let store = try global.openStore()
+            let store = try global.openConfiguration()
             let project = try requireProject(store, slug)
             Output.list(try store.fallbackChains(projectID: project.id), json: global.json, headers: ["REQUEST", "FALLS BACK TO"],
                         object: chainJSON, cells: { [$0.primary.description, $0.targets.map(\.description).joined(separator: ", ")] })
@@ -59,7 +59,7 @@ struct FallbackCommand: ParsableCommand {
 
         func run() throws {
             let primary = try parseTarget(primary)
-            let store = try global.openStore()
+            let store = try global.openConfiguration()
             let project = try requireProject(store, slug)
             guard try store.removeFallbackChain(projectID: project.id, primary: primary) else {
                 throw CommandFailure("\(project.slug) has no fallback chain for \(primary).")

@@ -5,7 +5,7 @@ import GatewayStore
 
 /// Options every state-reading command takes.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: "The SQLite database file (default: $DEPLOXA_GATEWAY_DB, else ./deploxa-gateway.db).")
+    @Option(name: .long, help: "The SQLite database file, or a postgresql://user@host/db URL shared by several nodes (default: $DEPLOXA_GATEWAY_DB, else ./deploxa-gateway.db).")
     var db: String?
 
     @Flag(name: .long, help: "Print JSON instead of a table.")
@@ -15,8 +15,18 @@ struct GlobalOptions: ParsableArguments {
         db ?? ProcessInfo.processInfo.environment["DEPLOXA_GATEWAY_DB"] ?? "deploxa-gateway.db"
     }
 
-    /// Opens the store and brings the schema up to date.
-    func openStore() throws -> GatewayStore {
+    func backend() throws -> DatabaseBackend { try DatabaseBackend(databasePath) }
+
+    /// The store every backend offers (orgs, projects, keys, providers, limits, fallback,
+    /// settings, audit export), schema brought up to date.
+    func openConfiguration() throws -> any ConfigurationStore { try backend().openConfiguration() }
+
+    /// Opens the SQLite store and brings the schema up to date, for the commands that so far
+    /// exist for SQLite only (they say so plainly when given a PostgreSQL URL).
+    func openStore(_ command: String = "this command") throws -> GatewayStore {
+        guard case .sqlite = try backend() else {
+            throw CommandFailure("\(command) works with an SQLite database only so far; on PostgreSQL use psql and pg_dump (docs/postgres.md).")
+        }
         let store = try GatewayStore(path: databasePath)
         _ = try store.migrate()
         return store

@@ -52,7 +52,7 @@ extension OrgCommand {
         @OptionGroup var limits: LimitChangeOptions
 
         func run() throws {
-            let store = try global.openStore()
+            let store = try global.openConfiguration()
             guard let org = try store.org(named: name) else { throw CommandFailure("No org \(name).") }
             try limits.apply(to: org.limits, of: "org \(name)", json: global.json) { try store.updateLimits(orgName: name, limits: $0) }
         }
@@ -68,7 +68,7 @@ extension ProjectCommand {
         @OptionGroup var limits: LimitChangeOptions
 
         func run() throws {
-            let store = try global.openStore()
+            let store = try global.openConfiguration()
             let project = try requireProject(store, slug)
             if let plan {
                 guard let value = Plan(rawValue: plan) else { throw ValidationError("--plan must be free, pro or team.") }
@@ -89,7 +89,7 @@ extension KeyCommand {
         @OptionGroup var limits: LimitChangeOptions
 
         func run() throws {
-            let store = try global.openStore()
+            let store = try global.openConfiguration()
             guard let key = try store.key(id: keyID) else { throw CommandFailure("No key \(keyID).") }
             try limits.apply(to: key.limits, of: "key \(keyID)", json: global.json) { try store.updateLimits(keyID: keyID, limits: $0) }
         }
@@ -106,7 +106,7 @@ struct PriceCommand: ParsableCommand {
 
         func run() throws {
             func money(_ value: Double) -> String { SpendAmount.text(value, fractionDigits: 8) }
-            Output.list(try global.openStore().prices(), json: global.json,
+            Output.list(try global.openConfiguration().prices(), json: global.json,
                         headers: ["MODEL", "PROVIDER", "INPUT", "OUTPUT", "CACHED INPUT", "CACHE WRITE", "SOURCE"],
                         object: { price in
                             ["model": .string(price.model), "provider": price.provider.map(JSON.string) ?? .null,
@@ -130,7 +130,7 @@ struct PriceCommand: ParsableCommand {
         @Option(help: "Provider the model belongs to (for display).") var provider: String?
 
         func run() throws {
-            let store = try global.openStore()
+            let store = try global.openConfiguration()
             let price = Price(model: model, provider: provider, input: input, output: output, cachedInput: cachedInput, cacheWrite: cacheWrite)
             try store.setPrice(price)
             if global.json {
@@ -155,7 +155,7 @@ struct UsageCommand: ParsableCommand {
         guard let grouping = UsageGrouping(rawValue: by) else {
             throw ValidationError("--by must be one of \(UsageGrouping.allCases.map(\.rawValue).joined(separator: ", ")).")
         }
-        let store = try global.openStore()
+        let store = try global.openConfiguration()
         let projectID = try project.map { try requireProject(store, $0).id }
         let range = try dates.range()
         let rows = try store.usage(groupBy: grouping, projectID: projectID, from: range.from, to: range.to)
@@ -199,7 +199,7 @@ struct AdmitLoopCommand: ParsableCommand {
     @Option(name: .customLong("busy-timeout"), help: "Milliseconds to wait for the write lock.") var busyTimeout = 2000
 
     func run() throws {
-        let store = try GatewayStore(path: global.databasePath, busyTimeoutMilliseconds: busyTimeout)
+        let store = try global.backend().openRequestStore(busyTimeoutMilliseconds: busyTimeout)
         let plan = AdmissionPlan(scopes: [.init(scope: LimitScope(.key, scope), limits: Limits(requestsPerMinute: rpm))],
                                  estimatedTokens: 0, now: Date(timeIntervalSince1970: at))
         var admitted = 0, refused = 0, busy = 0

@@ -133,11 +133,12 @@ struct ServeCommand: ParsableCommand {
             guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--listen must be HOST:PORT.") }
             address = .tcp(host: String(parts[0]), port: port)
         }
-        // Migrations run once here, before any worker starts.
-        let databasePath = URL(fileURLWithPath: global.databasePath).path
-        let store = try GatewayStore(path: databasePath)
-        let applied = try store.migrate()
-        store.close()  // the master itself never uses the database
+        // Migrations run once here, before any worker starts (on PostgreSQL, once per node; the
+        // nodes agree through an advisory lock). The master itself never uses the database.
+        let backend = try global.backend()
+        var databasePath = global.databasePath
+        if case .sqlite(let path) = backend { databasePath = URL(fileURLWithPath: path).path }
+        let applied = try backend.openConfiguration(migrate: false).migrate()
         if !applied.isEmpty { logger.info("applied migrations", metadata: ["migrations": "\(applied.joined(separator: ","))"]) }
 
         let supervisor = Supervisor(
@@ -158,7 +159,13 @@ struct WorkerCommand: ParsableCommand {
     /// beside the database: no journal there.
     static func journalDirectory(_ options: WorkerOptions, databasePath: String) -> String? {
         guard ProcessInfo.processInfo.environment["GATEWAY_INTERFACE"] == nil else { return nil }
-        return options.auditJournal ?? AuditWriter.defaultJournalDirectory(forDatabase: databasePath)
+        if let folder = options.auditJournal { return folder }
+        // A shared database has no folder beside it: the journal stays on this node, in the
+        // directory serve was started from.
+        if databasePath.hasPrefix("postgresql://") || databasePath.hasPrefix("postgres://") {
+            return FileManager.default.currentDirectoryPath + "/deploxa-gateway.audit-journal"
+        }
+        return AuditWriter.defaultJournalDirectory(forDatabase: databasePath)
     }
 
     static let configuration = CommandConfiguration(commandName: "worker", abstract: "Internal: a FastCGI worker started by serve.", shouldDisplay: false)
@@ -174,37 +181,23 @@ struct WorkerCommand: ParsableCommand {
         // The master's scoreboard (absent when a web server runs us as CGI, or a worker by hand).
         let scoreboard = try scoreboardFD.map { try Scoreboard.attach(fileDescriptor: $0) }
         let slot = scoreboardSlot.flatMap { index in scoreboard.map { $0.workerSlot(index) } }
-        let store = try GatewayStore(path: global.databasePath, busyTimeoutMilliseconds: workerOptions.dbBusyTimeout)
-        // `serve` migrates once before starting workers; only a CGI start does it here.
-        if !schemaReady { _ = try store.migrate() }
-        // The writer replays the journals of workers that died before writing their rows at once,
-        // then every few seconds.
-        let auditWriter = AuditWriter(store: try GatewayStore(path: global.databasePath),
-                                      journalDirectory: Self.journalDirectory(workerOptions, databasePath: global.databasePath),
-                                      maxQueued: workerOptions.auditQueueMax)
+        let stores = try WorkerStores.open(try global.backend(), options: workerOptions, schemaReady: schemaReady,
+                                           journalDirectory: Self.journalDirectory(workerOptions, databasePath: global.databasePath))
+        let auditWriter = stores.auditWriter
         let upstream = UpstreamClient(timeouts: UpstreamTimeouts(
             connect: workerOptions.upstreamConnectTimeout, firstByte: workerOptions.upstreamTimeout, idle: workerOptions.upstreamIdleTimeout,
             total: workerOptions.upstreamTotalTimeout))
-        let cacheJanitor = CacheJanitor(store: try GatewayStore(path: global.databasePath), maxBytes: Int64(workerOptions.cacheMaxMB) << 20,
-                                        interval: workerOptions.cachePruneInterval)
         let application = GatewayApplication(
             configuration: GatewayConfiguration(
                 maxBodyBytes: workerOptions.maxBodySize,
-                limitWindowSeconds: (try? store.setting("limits.window_seconds")).flatMap { Int($0) } ?? 60,
+                limitWindowSeconds: stores.limitWindowSeconds,
                 breakerFailures: workerOptions.breakerFailures, breakerCooldownSeconds: workerOptions.breakerCooldown,
                 cacheMaxEntryBytes: workerOptions.cacheMaxEntryKB << 10,
                 cacheLeaseSeconds: min(workerOptions.upstreamTotalTimeout, workerOptions.upstreamTimeout + workerOptions.upstreamIdleTimeout),
                 cacheMaxWaitersPerKey: workerOptions.cacheMaxWaiters),
-            store: SQLiteRequestStore(store: store, auditWriter: auditWriter), upstream: upstream, logger: logger, poolSlot: slot)
-        // Retention, WAL checkpoints and expired dashboard sessions, on a connection of its own
-        // (not in a CGI process, which serves one request and exits).
-        let isCGI = ProcessInfo.processInfo.environment["GATEWAY_INTERFACE"] != nil
-        let auditJanitor = isCGI ? nil : AuditJanitor(store: try GatewayStore(path: global.databasePath),
-                                                      retentionDays: workerOptions.auditRetentionDays,
-                                                      interval: workerOptions.auditRetentionInterval)
+            store: stores.requestStore, upstream: upstream, logger: logger, poolSlot: slot)
         // The admin API and dashboard read on a connection of their own (see AdminDatabase).
-        let databasePath = global.databasePath
-        let adminDatabase = AdminDatabase(open: { try GatewayStore(path: databasePath, busyTimeoutMilliseconds: 5000) })
+        let adminDatabase = AdminDatabase(open: stores.openAdminStore)
         let admin = AdminApplication(database: adminDatabase,
                                      configuration: AdminConfiguration(sessionLifetimeSeconds: Int(workerOptions.sessionHours * 3600)),
                                      logger: logger)
@@ -229,8 +222,7 @@ struct WorkerCommand: ParsableCommand {
         let reason = worker.run()
         tracer?.shutdownBlocking()
         auditWriter.close()
-        cacheJanitor.close()
-        auditJanitor?.close()
+        stores.closeJanitors()
         adminDatabase.close()
         upstream.shutdownBlocking()
         logger.info("worker exiting", metadata: ["reason": "\(reason)"])

@@ -9,6 +9,7 @@ test that owns it, and, should that fail, at interpreter exit (atexit). Every wa
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import json
 import os
@@ -271,8 +272,15 @@ class GatewayStack:
 
     def __init__(self, simulator: Simulator, name: str = "main", workers: int = 4, serve_args: Iterable[str] = (),
                  settings: dict[str, str] | None = None, before_serve: Callable[["GatewayStack"], None] | None = None,
-                 nginx_conf_filter: Callable[[str], str] | None = None):
+                 nginx_conf_filter: Callable[[str], str] | None = None, postgres=None, database: str | None = None):
+        """`postgres`: a pgcluster.PostgresCluster to keep the state in (a database of its own,
+        `database` or a fresh name) instead of an SQLite file; with DEPLOXA_E2E_BACKEND=postgres
+        every stack does so, on one cluster for the session."""
         self.simulator = simulator
+        if postgres is None and backend() == "postgres":
+            postgres = shared_postgres()
+        self.postgres = postgres
+        self.pg_database = database or f"gw_{name.replace('-', '_')}_{os.urandom(4).hex()}"
         self.nginx_conf_filter = nginx_conf_filter
         self.settings = dict(settings or {})
         self.before_serve = before_serve
@@ -281,6 +289,8 @@ class GatewayStack:
         self.serve_args = list(serve_args)
         self.dir = make_temp_dir(name)
         self.db = self.dir / "gw.db"
+        # What --db gets: the SQLite file, or the URL of this stack's Postgres database.
+        self.db_arg = str(self.db) if postgres is None else pg_database_url(postgres, self.pg_database)
         self.socket = self.dir / "gw.sock"
         self.pid_file = self.dir / "gw.pid"
         self.gateway_log = self.dir / "gateway.log"
@@ -313,12 +323,60 @@ class GatewayStack:
 
     def cli(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
         result = subprocess.run(
-            [gateway_bin(), "--db", str(self.db), *args],
+            [gateway_bin(), "--db", self.db_arg, *args],
             input=input if input is not None else "", capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
             raise CommandError(f"deploxa-gateway {' '.join(args)} exited {result.returncode}:\n"
                                f"stdout: {result.stdout}\nstderr: {result.stderr}")
         return result
+
+    def write_settings(self, settings: dict[str, str]) -> None:
+        """Rows of the `settings` table, on either backend."""
+        if self.postgres is None:
+            with sqlite3.connect(self.db) as db:
+                db.executemany("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", list(settings.items()))
+            return
+        for key, value in settings.items():
+            self.postgres.psql(f"INSERT INTO settings (key, value) VALUES ({sql_literal(key)}, {sql_literal(value)}) "
+                               "ON CONFLICT (key) DO UPDATE SET value = excluded.value", db=self.pg_database)
+
+    def sql(self, statement: str) -> str:
+        """One statement against this stack's database (sqlite3 or psql), rows as psql -At prints them."""
+        if self.postgres is not None:
+            return self.postgres.psql(statement, db=self.pg_database)
+        with sqlite3.connect(self.db, timeout=30) as db:
+            rows = db.execute(statement).fetchall()
+        return "\n".join("|".join("" if v is None else str(v) for v in row) for row in rows)
+
+    @contextlib.contextmanager
+    def write_lock_held(self):
+        """Holds what an admission needs to write, until the block ends: SQLite's write lock
+        (BEGIN IMMEDIATE), or on Postgres an exclusive lock on the scope rows' table."""
+        if self.postgres is None:
+            db = sqlite3.connect(self.db, timeout=10, isolation_level=None)
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            finally:
+                db.execute("ROLLBACK")
+                db.close()
+            return
+        from pgcluster import PG_BIN
+        psql = subprocess.Popen([str(PG_BIN / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", self.db_arg],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            psql.stdin.write("BEGIN;\nLOCK TABLE limit_scopes IN ACCESS EXCLUSIVE MODE;\n\\echo locked\n")
+            psql.stdin.flush()
+            line = psql.stdout.readline()
+            assert line.strip() == "locked", f"psql could not take the lock: {line!r}"
+            yield
+        finally:
+            try:
+                psql.stdin.write("ROLLBACK;\n")
+                psql.stdin.close()
+                psql.wait(timeout=10)
+            except Exception:
+                psql.kill()
 
     def configure_providers(self, project: str) -> None:
         """Every provider of the project points at its simulated API."""
@@ -374,6 +432,8 @@ class GatewayStack:
 
     def start(self) -> "GatewayStack":
         _register(self)
+        if self.postgres is not None:
+            self.postgres.psql(f'CREATE DATABASE "{self.pg_database}"', db="postgres")
         self.cli("migrate")
         self.cli("org", "create", self.ORG)
         self.cli("project", "create", self.PROJECT)
@@ -381,8 +441,7 @@ class GatewayStack:
         created = self.create_key(f"e2e-{self.name}")
         self.key, self.key_id = created["secret"], created["id"]
         if self.settings:
-            with sqlite3.connect(self.db) as db:
-                db.executemany("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", list(self.settings.items()))
+            self.write_settings(self.settings)
         if self.before_serve:
             self.before_serve(self)
         self.start_gateway()
@@ -398,7 +457,7 @@ class GatewayStack:
             env["SWIFT_BACKTRACE"] = "enable=no"
         log = open(self.gateway_log, "ab")
         self.master = subprocess.Popen(
-            [gateway_bin(), "serve", "--db", str(self.db), "--socket", str(self.socket), "--socket-mode", "0666",
+            [gateway_bin(), "serve", "--db", self.db_arg, "--socket", str(self.socket), "--socket-mode", "0666",
              "--workers", str(self.workers), "--pid-file", str(self.pid_file), *self.serve_args],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
@@ -505,6 +564,32 @@ class GatewayStack:
 
     def auth(self, key: str | None = None) -> dict:
         return {"Authorization": f"Bearer {key or self.key}"}
+
+
+def backend() -> str:
+    """The e2e suite's store: DEPLOXA_E2E_BACKEND=sqlite (default) or postgres."""
+    return os.environ.get("DEPLOXA_E2E_BACKEND", "sqlite")
+
+
+_SHARED_POSTGRES = None
+
+
+def shared_postgres():
+    """One throwaway cluster for the whole session (each stack gets a database of its own)."""
+    global _SHARED_POSTGRES
+    if _SHARED_POSTGRES is None:
+        from pgcluster import PostgresCluster
+        _SHARED_POSTGRES = PostgresCluster().start()
+    return _SHARED_POSTGRES
+
+
+def pg_database_url(cluster, database: str) -> str:
+    """The cluster's URL for another database of it."""
+    return cluster.url.rsplit("/", 1)[0] + "/" + database
+
+
+def sql_literal(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _is_gateway_process(pid: int) -> bool:

@@ -2,7 +2,9 @@
 # End-to-end tests: nginx → FastCGI → deploxa-gateway serve → SQLite → provider simulator,
 # driven with the official openai Python SDK.
 #
-#   bash Tests/e2e/run.sh [pytest args...]
+#   bash Tests/e2e/run.sh [test files...] [pytest args...]
+#   DEPLOXA_E2E_BACKEND=postgres bash Tests/e2e/run.sh ...   every stack on a throwaway PostgreSQL
+#                                                           cluster instead of SQLite files
 #
 # Needs the debug binary (swift build; or DEPLOXA_GATEWAY_BIN), nginx, curl and python3 >= 3.9.
 # Creates (or reuses) a virtualenv at .build/e2e-venv with openai and pytest from PyPI.
@@ -66,8 +68,13 @@ if [[ ! -x "$venv/bin/python" ]] || [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted
     printf '%s' "$wanted" >"$stamp"
 fi
 
+# Test files or directories given first replace the default (the whole e2e folder).
+targets=()
+while [[ $# -gt 0 && "$1" != -* && -e "$1" ]]; do targets+=("$1"); shift; done
+[[ ${#targets[@]} -gt 0 ]] || targets=("$here")
+
 set +e
-"$venv/bin/python" -m pytest "$here" -q -p no:cacheprovider "$@" </dev/null
+"$venv/bin/python" -m pytest "${targets[@]}" -q -p no:cacheprovider "$@" </dev/null
 code=$?
 set -e
 exit "$code"

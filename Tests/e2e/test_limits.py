@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sqlite3
-import threading
 import time
 from datetime import datetime, timezone
 
@@ -165,9 +163,8 @@ def test_free_plan_stops_at_1000_requests_a_month(limits_stack):
     project_id = st.create_project("acme/free", "--plan", "free")
     key = st.create_key("free", "acme/free")
     month = datetime.now(timezone.utc).strftime("%Y-%m")
-    with sqlite3.connect(st.db) as db:
-        db.execute("INSERT OR REPLACE INTO monthly_totals (scope, month, requests, cost_nanos) VALUES (?, ?, 999, 0)",
-                   (f"p:{project_id}", month))
+    st.sql(f"INSERT INTO monthly_totals (scope, month, requests, cost_nanos) VALUES ('p:{project_id}', '{month}', 999, 0) "
+           "ON CONFLICT (scope, month) DO UPDATE SET requests = excluded.requests, cost_nanos = excluded.cost_nanos")
     first = _post(st, key["secret"], _chat())
     assert first.status_code == 200, first.text
     second = _post(st, key["secret"], _chat())
@@ -175,8 +172,7 @@ def test_free_plan_stops_at_1000_requests_a_month(limits_stack):
     error = second.json()["error"]
     assert error["code"] == "insufficient_quota" and "1000 requests per month on the free plan" in error["message"]
     assert int(second.headers["retry-after"]) >= 1
-    with sqlite3.connect(st.db) as db:
-        (count,) = db.execute("SELECT requests FROM monthly_totals WHERE scope = ? AND month = ?", (f"p:{project_id}", month)).fetchone()
+    count = int(st.sql(f"SELECT requests FROM monthly_totals WHERE scope = 'p:{project_id}' AND month = '{month}'"))
     assert count == 1000
     # Moving the project to pro lifts the cap.
     st.cli("project", "set-limits", "acme/free", "--plan", "pro")
@@ -187,28 +183,11 @@ def test_database_busy_fails_closed_with_503_and_counts_nothing(limits_stack):
     st = limits_stack
     st.create_project("acme/busy")
     key = st.create_key("busy", "acme/busy", "--rpm", "5")
-    locked = threading.Event()
-    release = threading.Event()
-
-    def hold_write_lock():
-        db = sqlite3.connect(st.db, timeout=10, isolation_level=None)
-        db.execute("BEGIN IMMEDIATE")
-        locked.set()
-        release.wait(10)
-        db.execute("ROLLBACK")
-        db.close()
-
-    holder = threading.Thread(target=hold_write_lock)
-    holder.start()
-    try:
-        assert locked.wait(5)
+    with st.write_lock_held():
         response = _post(st, key["secret"], _chat())
         assert response.status_code == 503, response.text
         assert response.json()["error"]["type"] == "service_unavailable"
         assert int(response.headers["retry-after"]) >= 1
-    finally:
-        release.set()
-        holder.join()
     # The refused request was not counted: all 5 of the minute's requests are still available.
     statuses = [_post(st, key["secret"], _chat()).status_code for _ in range(6)]
     assert statuses == [200] * 5 + [429], statuses

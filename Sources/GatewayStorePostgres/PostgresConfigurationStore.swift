@@ -1,0 +1,341 @@
+import Foundation
+import GatewayCore
+import GatewayStore
+import NIOCore
+import PostgresNIO
+
+/// The command line's view of a shared database: the same operations as the SQLite store, with
+/// the same validation and the same errors, so a script that sets up one backend sets up the other.
+public final class PostgresConfigurationStore: ConfigurationStore {
+    public let session: PostgresSession
+
+    public init(session: PostgresSession) {
+        self.session = session
+    }
+
+    public func migrate() throws -> [String] { try PostgresSchema.migrate(session) }
+
+    // MARK: - Orgs and projects
+
+    public func createOrg(name: String, limits: Limits) throws -> Org {
+        try GatewayStore.validate(name, what: "org")
+        try GatewayStore.validate(limits)
+        let now = PostgresTime.milliseconds(Date())
+        do {
+            let id = try session.query("""
+                INSERT INTO orgs (name, rpm, tpm, monthly_budget_usd, created_at)
+                VALUES (\(name), \(Self.int(limits.requestsPerMinute)), \(Self.int(limits.tokensPerMinute)), \(limits.monthlyBudgetUSD), \(now))
+                RETURNING id
+                """).first?.int64(0) ?? 0
+            return Org(id: id, name: name, limits: limits, createdAt: PostgresTime.date(now))
+        } catch let error as StoreError where error.kind == .constraint {
+            throw StoreError(.constraint, "an org named '\(name)' already exists")
+        }
+    }
+
+    public func org(named name: String) throws -> Org? {
+        try session.query("SELECT id, name, rpm, tpm, monthly_budget_usd, created_at FROM orgs WHERE name = \(name)").first.map { row in
+            Org(id: try row.int64(0), name: try row.string(1), limits: try PostgresRequestStore.limits(row, 2), createdAt: try row.date(5))
+        }
+    }
+
+    public func createProject(orgName: String, name: String, plan: Plan, limits: Limits) throws -> Project {
+        try GatewayStore.validate(name, what: "project")
+        try GatewayStore.validate(limits)
+        guard let org = try org(named: orgName) else { throw StoreError(.notFound, "no org named '\(orgName)'") }
+        let now = PostgresTime.milliseconds(Date())
+        do {
+            let id = try session.query("""
+                INSERT INTO projects (org_id, name, plan, rpm, tpm, monthly_budget_usd, created_at)
+                VALUES (\(org.id), \(name), \(plan.rawValue), \(Self.int(limits.requestsPerMinute)), \(Self.int(limits.tokensPerMinute)),
+                        \(limits.monthlyBudgetUSD), \(now))
+                RETURNING id
+                """).first?.int64(0) ?? 0
+            return Project(id: id, orgID: org.id, orgName: orgName, name: name, plan: plan, limits: limits, createdAt: PostgresTime.date(now))
+        } catch let error as StoreError where error.kind == .constraint {
+            throw StoreError(.constraint, "a project named '\(orgName)/\(name)' already exists")
+        }
+    }
+
+    public func project(slug: String) throws -> Project? {
+        guard let slash = slug.firstIndex(of: "/") else { return nil }
+        let orgName = String(slug[..<slash])
+        let name = String(slug[slug.index(after: slash)...])
+        return try session.query("""
+            SELECT p.id, p.org_id, o.name, p.name, p.plan, p.rpm, p.tpm, p.monthly_budget_usd, p.created_at
+            FROM projects p JOIN orgs o ON o.id = p.org_id WHERE o.name = \(orgName) AND p.name = \(name)
+            """).first.map { try PostgresRequestStore.project($0, 0) }
+    }
+
+    public func projects() throws -> [Project] {
+        try session.query("""
+            SELECT p.id, p.org_id, o.name, p.name, p.plan, p.rpm, p.tpm, p.monthly_budget_usd, p.created_at
+            FROM projects p JOIN orgs o ON o.id = p.org_id ORDER BY o.name, p.name
+            """).map { try PostgresRequestStore.project($0, 0) }
+    }
+
+    // MARK: - Providers
+
+    public func setProvider(projectID: Int64, provider: Provider, apiKey: Secret, baseURL: String?) throws {
+        guard !apiKey.value.isEmpty else { throw StoreError(.invalidArgument, "the \(provider.rawValue) API key is empty") }
+        try requireProject(projectID)
+        try session.execute("""
+            INSERT INTO provider_settings (project_id, provider, api_key, base_url, updated_at)
+            VALUES (\(projectID), \(provider.rawValue), \(apiKey.value), \(baseURL), \(PostgresTime.milliseconds(Date())))
+            ON CONFLICT (project_id, provider) DO UPDATE
+            SET api_key = excluded.api_key, base_url = excluded.base_url, updated_at = excluded.updated_at
+            """)
+    }
+
+    public func providers(projectID: Int64) throws -> [ProviderSettings] {
+        try session.query("""
+            SELECT project_id, provider, api_key, base_url, updated_at FROM provider_settings
+            WHERE project_id = \(projectID) ORDER BY provider
+            """).compactMap(PostgresRequestStore.providerSettings)
+    }
+
+    // MARK: - Keys
+
+    public func createKey(projectID: Int64, name: String?, limits: Limits) throws -> (key: GatewayKey, secret: String) {
+        try GatewayStore.validate(limits)
+        try requireProject(projectID)
+        let now = PostgresTime.milliseconds(Date())
+        // 48 random bits of id: a clash is unlikely, but ON CONFLICT makes it a retry, not an error.
+        for _ in 0..<8 {
+            let (id, secret) = KeySecret.generate()
+            let inserted = try session.execute("""
+                INSERT INTO gateway_keys (id, project_id, name, secret_hash, rpm, tpm, monthly_budget_usd, created_at)
+                VALUES (\(id), \(projectID), \(name), \(ByteBuffer(bytes: KeySecret.hashBytes(secret))),
+                        \(Self.int(limits.requestsPerMinute)), \(Self.int(limits.tokensPerMinute)), \(limits.monthlyBudgetUSD), \(now))
+                ON CONFLICT (id) DO NOTHING
+                """)
+            if inserted > 0 {
+                return (GatewayKey(id: id, projectID: projectID, name: name, limits: limits, createdAt: PostgresTime.date(now), revokedAt: nil),
+                        secret)
+            }
+        }
+        throw StoreError(.other, "could not find a free key id")
+    }
+
+    public func key(id: String) throws -> GatewayKey? {
+        try session.query("""
+            SELECT id, project_id, name, rpm, tpm, monthly_budget_usd, created_at, revoked_at FROM gateway_keys WHERE id = \(id)
+            """).first.map { try PostgresRequestStore.key($0, 0) }
+    }
+
+    public func keys(projectID: Int64) throws -> [GatewayKey] {
+        try session.query("""
+            SELECT id, project_id, name, rpm, tpm, monthly_budget_usd, created_at, revoked_at FROM gateway_keys
+            WHERE project_id = \(projectID) ORDER BY created_at, id
+            """).map { try PostgresRequestStore.key($0, 0) }
+    }
+
+    public func revokeKey(id: String) throws -> Bool {
+        try session.execute("""
+            UPDATE gateway_keys SET revoked_at = coalesce(revoked_at, \(PostgresTime.milliseconds(Date()))) WHERE id = \(id)
+            """) > 0
+    }
+
+    // MARK: - Limits
+
+    public func updateLimits(orgName: String, limits: Limits) throws {
+        try GatewayStore.validate(limits)
+        let changed = try session.execute("""
+            UPDATE orgs SET rpm = \(Self.int(limits.requestsPerMinute)), tpm = \(Self.int(limits.tokensPerMinute)),
+                monthly_budget_usd = \(limits.monthlyBudgetUSD) WHERE name = \(orgName)
+            """)
+        if changed == 0 { throw StoreError(.notFound, "no org '\(orgName)'") }
+    }
+
+    public func updateLimits(projectID: Int64, limits: Limits) throws {
+        try GatewayStore.validate(limits)
+        let changed = try session.execute("""
+            UPDATE projects SET rpm = \(Self.int(limits.requestsPerMinute)), tpm = \(Self.int(limits.tokensPerMinute)),
+                monthly_budget_usd = \(limits.monthlyBudgetUSD) WHERE id = \(projectID)
+            """)
+        if changed == 0 { throw StoreError(.notFound, "no project \(projectID)") }
+    }
+
+    public func updateLimits(keyID: String, limits: Limits) throws {
+        try GatewayStore.validate(limits)
+        let changed = try session.execute("""
+            UPDATE gateway_keys SET rpm = \(Self.int(limits.requestsPerMinute)), tpm = \(Self.int(limits.tokensPerMinute)),
+                monthly_budget_usd = \(limits.monthlyBudgetUSD) WHERE id = \(keyID)
+            """)
+        if changed == 0 { throw StoreError(.notFound, "no key \(keyID)") }
+    }
+
+    public func updatePlan(projectID: Int64, plan: Plan) throws {
+        let changed = try session.execute("UPDATE projects SET plan = \(plan.rawValue) WHERE id = \(projectID)")
+        if changed == 0 { throw StoreError(.notFound, "no project with id \(projectID)") }
+    }
+
+    public func setMonthlyRequests(_ scope: LimitScope, month: String, to count: Int) throws {
+        try session.execute("""
+            INSERT INTO monthly_totals (scope, month, requests) VALUES (\(scope.storageKey), \(month), \(Int64(count)))
+            ON CONFLICT (scope, month) DO UPDATE SET requests = excluded.requests
+            """)
+    }
+
+    // MARK: - Fallback chains
+
+    public func setFallbackChain(_ chain: FallbackChain) throws {
+        guard !chain.targets.isEmpty else { throw StoreError(.invalidArgument, "a fallback chain needs at least one target") }
+        guard !chain.targets.contains(chain.primary) else {
+            throw StoreError(.invalidArgument, "\(chain.primary) cannot fall back to itself")
+        }
+        try requireProject(chain.projectID)
+        let targets = JSON.array(chain.targets.map { .string($0.description) }).serializedString()
+        try session.execute("""
+            INSERT INTO fallback_chains (project_id, provider, model, targets, updated_at)
+            VALUES (\(chain.projectID), \(chain.primary.provider.rawValue), \(chain.primary.model), \(targets), \(PostgresTime.milliseconds(Date())))
+            ON CONFLICT (project_id, provider, model) DO UPDATE SET targets = excluded.targets, updated_at = excluded.updated_at
+            """)
+    }
+
+    public func fallbackChains(projectID: Int64) throws -> [FallbackChain] {
+        try session.query("""
+            SELECT provider, model, targets FROM fallback_chains WHERE project_id = \(projectID) ORDER BY provider, model
+            """).compactMap { row in
+            guard let provider = Provider(rawValue: try row.string(0)), let targets = FallbackChain.decodeTargets(try row.string(2)) else {
+                return nil
+            }
+            return FallbackChain(projectID: projectID, primary: FallbackTarget(provider: provider, model: try row.string(1)), targets: targets)
+        }
+    }
+
+    public func removeFallbackChain(projectID: Int64, primary: FallbackTarget) throws -> Bool {
+        try session.execute("""
+            DELETE FROM fallback_chains WHERE project_id = \(projectID) AND provider = \(primary.provider.rawValue) AND model = \(primary.model)
+            """) > 0
+    }
+
+    // MARK: - Prices
+
+    public func prices() throws -> [Price] {
+        try session.query("""
+            SELECT model, provider, input_per_million, output_per_million, cached_input_per_million,
+                   cache_write_per_million, source FROM prices ORDER BY provider, model
+            """).map(PostgresRequestStore.price)
+    }
+
+    public func setPrice(_ price: Price) throws {
+        try GatewayStore.validate(price)
+        try session.execute("""
+            INSERT INTO prices (model, provider, input_per_million, output_per_million, cached_input_per_million,
+                                cache_write_per_million, source, updated_at)
+            VALUES (\(price.model), \(price.provider), \(price.input), \(price.output), \(price.cachedInput), \(price.cacheWrite),
+                    \(price.source ?? "set by operator"), \(PostgresTime.milliseconds(Date())))
+            ON CONFLICT (model) DO UPDATE SET provider = COALESCE(excluded.provider, prices.provider),
+                input_per_million = excluded.input_per_million, output_per_million = excluded.output_per_million,
+                cached_input_per_million = excluded.cached_input_per_million,
+                cache_write_per_million = COALESCE(excluded.cache_write_per_million, prices.cache_write_per_million),
+                source = excluded.source, updated_at = excluded.updated_at
+            """)
+    }
+
+    // MARK: - Settings
+
+    public func setting(_ key: String) throws -> String? {
+        try session.query("SELECT value FROM settings WHERE key = \(key)").first?.optionalString(0)
+    }
+
+    public func setSetting(_ key: String, to value: String?) throws {
+        try session.execute("""
+            INSERT INTO settings (key, value) VALUES (\(key), \(value)) ON CONFLICT (key) DO UPDATE SET value = excluded.value
+            """)
+    }
+
+    // MARK: - Audit export
+
+    /// Rows in `seq` order. Rows get their `seq` from `deploxa_sequence_audit()` once committed
+    /// (one sequencer at a time), so a row that commits late is numbered after every row a
+    /// reader has already seen: paging by `seq` never skips it.
+    public func auditRows(_ query: AuditQuery) throws -> [AuditRow] {
+        if let limit = query.limit, limit < 0 { throw StoreError(.invalidArgument, "limit must not be negative") }
+        try session.query("SELECT deploxa_sequence_audit()")
+        var sql = """
+            SELECT a.seq, a.request_id, a.time_ms, a.method, a.route, a.org_id, a.project_id, a.key_id, a."user",
+                   a.provider, a.model_requested, a.model_served, a.status, a.error_code,
+                   a.prompt_tokens, a.completion_tokens, a.cached_tokens, a.cost_usd, a.latency_ms,
+                   a.upstream_latency_ms, a.ttft_ms, a.cache_hit, a.stream, a.attempts_json,
+                   o.name || '/' || p.name, a.reasoning_tokens, a.cache_write_tokens
+            FROM audit_log a
+            LEFT JOIN projects p ON p.id = a.project_id
+            LEFT JOIN orgs o ON o.id = p.org_id
+            WHERE a.seq IS NOT NULL
+            """
+        var binds = PostgresBindings()
+        func condition(_ text: String, _ append: (inout PostgresBindings) -> Void) {
+            append(&binds)
+            sql += " AND " + text.replacingOccurrences(of: "?", with: "$\(binds.count)")
+        }
+        if let projectID = query.projectID { condition("a.project_id = ?") { $0.append(projectID) } }
+        if let keyID = query.keyID { condition("a.key_id = ?") { $0.append(keyID) } }
+        if let model = query.model { condition("(a.model_requested = ? OR a.model_served = ?)") { $0.append(model) } }
+        if let status = query.status { condition("a.status = ?") { $0.append(Int64(status)) } }
+        if let from = query.from { condition("a.time_ms >= ?") { $0.append(PostgresTime.milliseconds(from)) } }
+        if let to = query.to { condition("a.time_ms < ?") { $0.append(PostgresTime.milliseconds(to)) } }
+        if let after = query.afterSequence { condition("a.seq > ?") { $0.append(after) } }
+        sql += " ORDER BY a.seq"
+        if let limit = query.limit { sql += " LIMIT \(limit)" }
+        return try session.query(PostgresQuery(unsafeSQL: sql, binds: binds)).map(Self.auditRow)
+    }
+
+    static func auditRow(_ row: PostgresRandomAccessRow) throws -> AuditRow {
+        let attempts = try row.optionalString(23).map(GatewayStore.decodeAttempts) ?? []
+        var record = AuditRecord(
+            requestID: try row.string(1), time: try row.date(2),
+            method: try row.optionalString(3) ?? "", route: try row.optionalString(4) ?? "",
+            orgID: try row.optionalInt64(5), projectID: try row.optionalInt64(6), keyID: try row.optionalString(7),
+            user: try row.optionalString(8), provider: try row.optionalString(9),
+            modelRequested: try row.optionalString(10), modelServed: try row.optionalString(11),
+            status: try row.optionalInt(12) ?? 0, errorCode: try row.optionalString(13),
+            promptTokens: try row.optionalInt(14), completionTokens: try row.optionalInt(15), cachedTokens: try row.optionalInt(16),
+            costUSD: try row.optionalDouble(17), latencyMs: try row.optionalDouble(18) ?? 0,
+            upstreamLatencyMs: try row.optionalDouble(19), timeToFirstTokenMs: try row.optionalDouble(20),
+            cacheHit: try row.bool(21), stream: try row.bool(22), attempts: attempts)
+        record.reasoningTokens = try row.optionalInt(25)
+        record.cacheWriteTokens = try row.optionalInt(26)
+        return AuditRow(sequence: try row.int64(0), record: record, projectSlug: try row.optionalString(24))
+    }
+
+    // MARK: - Usage
+
+    public func rollupRows(_ selection: RollupSelection, _ body: (RollupRow) -> Void) throws {
+        let table = selection.table == "usage_daily" ? "usage_daily" : "usage_hourly"
+        var sql = """
+            SELECT bucket, project_id, value, requests, prompt_tokens, completion_tokens, cached_tokens, cost_nanos,
+                   unknown_cost, cache_hits, errors\(selection.histograms ? ", latency_hist, ttft_hist" : "")
+            FROM \(table) WHERE kind = $1
+            """
+        var binds = PostgresBindings()
+        binds.append(selection.kind)
+        func condition(_ text: String, _ value: Int64) {
+            binds.append(value)
+            sql += " AND " + text.replacingOccurrences(of: "?", with: "$\(binds.count)")
+        }
+        if let from = selection.from { condition("bucket >= ?", from) }
+        if let to = selection.to { condition("bucket < ?", to) }
+        let scope = RollupRow.scopeCondition(selection.scope, column: "project_id")
+        if let id = scope.projectOrOrgID { condition(scope.sql, id) }
+        if let projectID = selection.projectID { condition("project_id = ?", projectID) }
+        for row in try session.query(PostgresQuery(unsafeSQL: sql, binds: binds)) {
+            body(RollupRow(bucket: try row.int64(0), projectID: try row.int64(1), value: try row.string(2), requests: try row.int64(3),
+                           promptTokens: try row.int64(4), completionTokens: try row.int64(5), cachedTokens: try row.int64(6),
+                           costNanos: try row.int64(7), unknownCost: try row.int64(8), cacheHits: try row.int64(9), errors: try row.int64(10),
+                           latencyHistogram: selection.histograms ? try row.optionalBytes(11) : nil,
+                           ttftHistogram: selection.histograms ? try row.optionalBytes(12) : nil))
+        }
+    }
+
+    // MARK: - Helpers
+
+    private func requireProject(_ projectID: Int64) throws {
+        guard try !session.query("SELECT 1 FROM projects WHERE id = \(projectID)").isEmpty else {
+            throw StoreError(.notFound, "no project with id \(projectID)")
+        }
+    }
+
+    static func int(_ value: Int?) -> Int64? { value.map(Int64.init) }
+}

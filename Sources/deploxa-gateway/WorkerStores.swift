@@ -1,0 +1,78 @@
+import Foundation
+import GatewayAdmin
+import GatewayAPI
+import GatewayStore
+#if canImport(GatewayStorePostgres)
+import GatewayStorePostgres
+#endif
+
+/// What a worker's composition root builds from `--db`: the request path's store, the audit
+/// writer behind it, the housekeeping passes, and how the admin API opens its database.
+struct WorkerStores {
+    let requestStore: any RequestStore
+    let auditWriter: AuditWriter
+    /// The RPM/TPM window (the `limits.window_seconds` setting; tests shorten it).
+    let limitWindowSeconds: Int
+    /// Stops the janitors; the audit writer is closed separately (after the last request).
+    let closeJanitors: () -> Void
+    let openAdminStore: @Sendable () throws -> GatewayStore
+
+    static func open(_ backend: DatabaseBackend, options: WorkerOptions, schemaReady: Bool, journalDirectory: String?) throws -> WorkerStores {
+        switch backend {
+        case .sqlite(let path):
+            return try sqlite(path: path, options: options, schemaReady: schemaReady, journalDirectory: journalDirectory)
+        #if canImport(GatewayStorePostgres)
+        case .postgres(let location):
+            return try postgres(location, options: options, schemaReady: schemaReady, journalDirectory: journalDirectory)
+        #endif
+        }
+    }
+
+    /// One connection for requests, one for the audit writer, one each for the janitors and the admin API.
+    private static func sqlite(path: String, options: WorkerOptions, schemaReady: Bool, journalDirectory: String?) throws -> WorkerStores {
+        let store = try GatewayStore(path: path, busyTimeoutMilliseconds: options.dbBusyTimeout)
+        // `serve` migrates once before starting workers; only a CGI start does it here.
+        if !schemaReady { _ = try store.migrate() }
+        // The writer replays the journals of workers that died before writing their rows at once,
+        // then every few seconds.
+        let auditWriter = AuditWriter(store: try GatewayStore(path: path), journalDirectory: journalDirectory,
+                                      maxQueued: options.auditQueueMax)
+        let cacheJanitor = CacheJanitor(store: try GatewayStore(path: path), maxBytes: Int64(options.cacheMaxMB) << 20,
+                                        interval: options.cachePruneInterval)
+        // Retention, WAL checkpoints and expired dashboard sessions (not in a CGI process, which
+        // serves one request and exits).
+        let isCGI = ProcessInfo.processInfo.environment["GATEWAY_INTERFACE"] != nil
+        let auditJanitor = isCGI ? nil : AuditJanitor(store: try GatewayStore(path: path), retentionDays: options.auditRetentionDays,
+                                                      interval: options.auditRetentionInterval)
+        return WorkerStores(
+            requestStore: SQLiteRequestStore(store: store, auditWriter: auditWriter),
+            auditWriter: auditWriter,
+            limitWindowSeconds: (try? store.setting("limits.window_seconds")).flatMap { Int($0) } ?? 60,
+            closeJanitors: { cacheJanitor.close(); auditJanitor?.close() },
+            openAdminStore: { try GatewayStore(path: path, busyTimeoutMilliseconds: 5000) })
+    }
+
+    #if canImport(GatewayStorePostgres)
+    /// Two connections for the request thread (a request's store call and a cache waiter's), one
+    /// for the audit writer and one for the janitor: four per worker (docs/postgres.md).
+    private static func postgres(_ location: PostgresLocation, options: WorkerOptions, schemaReady: Bool,
+                                 journalDirectory: String?) throws -> WorkerStores {
+        let requests = try PostgresSession(location: location, maxConnections: 2, lockTimeoutMilliseconds: options.dbBusyTimeout)
+        if !schemaReady { _ = try PostgresSchema.migrate(requests) }
+        let audit = try PostgresSession(location: location, maxConnections: 1)
+        let auditWriter = AuditWriter(store: PostgresAuditSink(session: audit), journalDirectory: journalDirectory,
+                                      maxQueued: options.auditQueueMax)
+        let janitor = PostgresJanitor(session: try PostgresSession(location: location, maxConnections: 1),
+                                      interval: options.cachePruneInterval, retentionDays: options.auditRetentionDays)
+        let settings = PostgresConfigurationStore(session: requests)
+        return WorkerStores(
+            requestStore: PostgresRequestStore(session: requests, auditWriter: auditWriter),
+            auditWriter: auditWriter,
+            limitWindowSeconds: (try? settings.setting("limits.window_seconds")).flatMap { Int($0) } ?? 60,
+            closeJanitors: { janitor.close() },
+            openAdminStore: {
+                throw StoreError(.other, "the admin API and dashboard read an SQLite database only so far (docs/postgres.md)")
+            })
+    }
+    #endif
+}
