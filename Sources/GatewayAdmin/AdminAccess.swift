@@ -35,13 +35,13 @@ struct AdminAccess: Sendable {
 
     /// The project named `org/project`, or 404 when it does not exist *or* lies outside the scope
     /// (the same answer, so a scoped token cannot probe other tenants' names).
-    func project(_ slug: String, in store: GatewayStore) throws -> Project {
+    func project(_ slug: String, in store: any AdminStore) throws -> Project {
         guard let project = try store.project(slug: slug), covers(project) else { throw Self.projectNotFound(slug) }
         return project
     }
 
     /// The key with that id, or 404 when unknown or outside the scope.
-    func key(_ id: String, in store: GatewayStore) throws -> (key: GatewayKey, project: Project) {
+    func key(_ id: String, in store: any AdminStore) throws -> (key: GatewayKey, project: Project) {
         guard let key = try store.key(id: id), let project = try store.project(id: key.projectID), covers(project) else {
             throw GatewayError.notFound("No key '\(id)'.")
         }
@@ -50,7 +50,7 @@ struct AdminAccess: Sendable {
 
     /// `filter` with the token's scope, and the project named `projectSlug` (if any) as its
     /// project: a project or a key filter outside the scope is 404, as if it did not exist.
-    func scoped(_ filter: AuditFilter, projectSlug: String?, in store: GatewayStore) throws -> AuditFilter {
+    func scoped(_ filter: AuditFilter, projectSlug: String?, in store: any AdminStore) throws -> AuditFilter {
         var filter = filter
         filter.scope = token.scope
         if let keyID = filter.keyID { _ = try key(keyID, in: store) }
@@ -59,7 +59,7 @@ struct AdminAccess: Sendable {
     }
 
     /// Projects inside the scope, for lists.
-    func projects(in store: GatewayStore) throws -> [Project] {
+    func projects(in store: any AdminStore) throws -> [Project] {
         try store.projects().filter(covers)
     }
 

@@ -40,7 +40,7 @@ struct AdminActions: Sendable {
             if try store.project(slug: slug) != nil { throw GatewayError.conflict("Project '\(slug)' exists already.") }
             if try store.org(named: orgName) == nil {
                 guard isInstallationWide else { throw GatewayError.notFound("No org '\(orgName)'.") }
-                _ = try store.createOrg(name: orgName)
+                _ = try store.createOrg(name: orgName, limits: .none)
             }
             return try store.createProject(orgName: orgName, name: projectName, plan: plan, limits: limits)
         }
@@ -61,7 +61,7 @@ struct AdminActions: Sendable {
 
     /// This UTC month's requests (from the usage rollups) and spend (the month-to-date total
     /// that the project's budget is checked against).
-    static func monthToDate(_ project: Project, _ store: GatewayStore, now: Date = Date()) throws -> (requests: Int, costUSD: Double) {
+    static func monthToDate(_ project: Project, _ store: any AdminStore, now: Date = Date()) throws -> (requests: Int, costUSD: Double) {
         let month = SpendAmount.utcCalendar.dateInterval(of: .month, for: now)!
         let requests = try store.usageTotal(projectID: project.id, from: month.start, to: month.end).requests
         return (requests, try store.monthToDate(LimitScope(.project, String(project.id)), month: SpendAmount.month(of: now)).costUSD)

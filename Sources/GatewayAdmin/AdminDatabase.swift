@@ -20,19 +20,19 @@ import Glibc
 /// transactions at normal priority. Connections are opened on first use: a worker that never
 /// serves an admin request, and a CGI process, never open them.
 public final class AdminDatabase: @unchecked Sendable {
-    private let open: @Sendable () throws -> GatewayStore
+    private let open: @Sendable () throws -> any AdminStore
     private let writeQueue = DispatchQueue(label: "deploxa-admin-writes")
     /// Touched only on `writeQueue`.
-    private var writeStore: GatewayStore?
+    private var writeStore: (any AdminStore)?
     private let readThread = IdlePriorityThread()
     /// Touched only on `readThread`.
-    private var readStore: GatewayStore?
+    private var readStore: (any AdminStore)?
 
-    public init(open: @escaping @Sendable () throws -> GatewayStore) {
+    public init(open: @escaping @Sendable () throws -> any AdminStore) {
         self.open = open
     }
 
-    public convenience init(store: GatewayStore) {
+    public convenience init(store: any AdminStore) {
         self.init(open: { store })
     }
 
@@ -44,7 +44,7 @@ public final class AdminDatabase: @unchecked Sendable {
     }
 
     /// Runs a change with the admin's write connection, at normal priority.
-    public func write<T: Sendable>(_ body: @escaping @Sendable (GatewayStore) throws -> T) async throws -> T {
+    public func write<T: Sendable>(_ body: @escaping @Sendable (any AdminStore) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             writeQueue.async {
                 continuation.resume(with: Result {
@@ -57,7 +57,7 @@ public final class AdminDatabase: @unchecked Sendable {
     }
 
     /// Runs a read with the admin's read connection, on the idle-priority thread.
-    public func run<T: Sendable>(_ body: @escaping @Sendable (GatewayStore) throws -> T) async throws -> T {
+    public func run<T: Sendable>(_ body: @escaping @Sendable (any AdminStore) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             readThread.submit {
                 continuation.resume(with: Result {

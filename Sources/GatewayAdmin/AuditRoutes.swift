@@ -100,7 +100,7 @@ struct AuditRoutes {
     }
 
     /// One page of an export, formatted.
-    static func exportPage(_ store: GatewayStore, _ filter: AuditFilter, after cursor: AuditCursor?,
+    static func exportPage(_ store: any AdminStore, _ filter: AuditFilter, after cursor: AuditCursor?,
                            format: ExportFormat) throws -> (bytes: [UInt8], next: AuditCursor?) {
         let page = try store.auditPage(filter, limit: exportPageSize, after: cursor)
         var bytes: [UInt8] = []

@@ -154,7 +154,7 @@ extension GatewayStore {
     }
 
     /// 32 bytes from the system's cryptographic generator, base64url without padding (43 characters).
-    static func randomSessionSecret() -> String {
+    public static func randomSessionSecret() -> String {
         var random = SystemRandomNumberGenerator()
         let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }
         return Data(bytes).base64EncodedString()
@@ -185,18 +185,5 @@ extension GatewayStore {
         }
         return AdminToken(id: row.string(0), name: row.optionalString(1), scope: scope, readOnly: row.bool(2),
                           createdAt: StoreTime.date(row.int64(3)), revokedAt: row.optionalInt64(4).map(StoreTime.date))
-    }
-}
-
-extension AdminScope {
-    /// The org of an org-scoped token (nil for the other scopes), as stored in `admin_tokens.org_id`.
-    var orgOnlyID: Int64? {
-        if case .org(let id, _) = self { return id }
-        return nil
-    }
-
-    var projectID: Int64? {
-        if case .project(let id, _, _) = self { return id }
-        return nil
     }
 }

@@ -9,8 +9,8 @@ import Crypto
 public enum KeySecret {
     public static let idPrefix = "gk_"
     public static let secretPrefix = "dpx_"
-    static let adminIDPrefix = "at_"
-    static let adminSecretPrefix = "dpa_"
+    public static let adminIDPrefix = "at_"
+    public static let adminSecretPrefix = "dpa_"
     static let hexCount = 12
     static let randomCount = 40
     /// `dpx_` + 12 + `_` + 40.
@@ -44,7 +44,7 @@ public enum KeySecret {
     }
 
     /// `keyID(fromSecret:)` for any pair of 4-byte secret and 3-byte id prefixes (admin tokens).
-    static func id(fromSecret secret: String, secretPrefix: String, idPrefix: String) -> String? {
+    public static func id(fromSecret secret: String, secretPrefix: String, idPrefix: String) -> String? {
         var secret = secret
         return secret.withUTF8 { bytes -> String? in
             guard bytes.count == secretLength else { return nil }

@@ -6,7 +6,7 @@ import PostgresNIO
 
 /// The command line's view of a shared database: the same operations as the SQLite store, with
 /// the same validation and the same errors, so a script that sets up one backend sets up the other.
-public final class PostgresConfigurationStore: ConfigurationStore {
+public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
     public let session: PostgresSession
 
     public init(session: PostgresSession) {
@@ -254,32 +254,17 @@ public final class PostgresConfigurationStore: ConfigurationStore {
     public func auditRows(_ query: AuditQuery) throws -> [AuditRow] {
         if let limit = query.limit, limit < 0 { throw StoreError(.invalidArgument, "limit must not be negative") }
         try session.query("SELECT deploxa_sequence_audit()")
-        var sql = """
-            SELECT a.seq, a.request_id, a.time_ms, a.method, a.route, a.org_id, a.project_id, a.key_id, a."user",
-                   a.provider, a.model_requested, a.model_served, a.status, a.error_code,
-                   a.prompt_tokens, a.completion_tokens, a.cached_tokens, a.cost_usd, a.latency_ms,
-                   a.upstream_latency_ms, a.ttft_ms, a.cache_hit, a.stream, a.attempts_json,
-                   o.name || '/' || p.name, a.reasoning_tokens, a.cache_write_tokens
-            FROM audit_log a
-            LEFT JOIN projects p ON p.id = a.project_id
-            LEFT JOIN orgs o ON o.id = p.org_id
-            WHERE a.seq IS NOT NULL
-            """
-        var binds = PostgresBindings()
-        func condition(_ text: String, _ append: (inout PostgresBindings) -> Void) {
-            append(&binds)
-            sql += " AND " + text.replacingOccurrences(of: "?", with: "$\(binds.count)")
-        }
-        if let projectID = query.projectID { condition("a.project_id = ?") { $0.append(projectID) } }
-        if let keyID = query.keyID { condition("a.key_id = ?") { $0.append(keyID) } }
-        if let model = query.model { condition("(a.model_requested = ? OR a.model_served = ?)") { $0.append(model) } }
-        if let status = query.status { condition("a.status = ?") { $0.append(Int64(status)) } }
-        if let from = query.from { condition("a.time_ms >= ?") { $0.append(PostgresTime.milliseconds(from)) } }
-        if let to = query.to { condition("a.time_ms < ?") { $0.append(PostgresTime.milliseconds(to)) } }
-        if let after = query.afterSequence { condition("a.seq > ?") { $0.append(after) } }
-        sql += " ORDER BY a.seq"
-        if let limit = query.limit { sql += " LIMIT \(limit)" }
-        return try session.query(PostgresQuery(unsafeSQL: sql, binds: binds)).map(Self.auditRow)
+        var sql = AuditSQL(base: Self.auditSelect + " WHERE a.seq IS NOT NULL")
+        if let projectID = query.projectID { sql.and("a.project_id = ?", projectID) }
+        if let keyID = query.keyID { sql.and("a.key_id = ?", keyID) }
+        if let model = query.model { sql.and("(a.model_requested = ? OR a.model_served = ?)", model) }
+        if let status = query.status { sql.and("a.status = ?", Int64(status)) }
+        if let from = query.from { sql.and("a.time_ms >= ?", PostgresTime.milliseconds(from)) }
+        if let to = query.to { sql.and("a.time_ms < ?", PostgresTime.milliseconds(to)) }
+        if let after = query.afterSequence { sql.and("a.seq > ?", after) }
+        sql.sql += " ORDER BY a.seq"
+        if let limit = query.limit { sql.sql += " LIMIT \(limit)" }
+        return try session.query(sql.postgresQuery).map(Self.auditRow)
     }
 
     static func auditRow(_ row: PostgresRandomAccessRow) throws -> AuditRow {
@@ -304,23 +289,18 @@ public final class PostgresConfigurationStore: ConfigurationStore {
 
     public func rollupRows(_ selection: RollupSelection, _ body: (RollupRow) -> Void) throws {
         let table = selection.table == "usage_daily" ? "usage_daily" : "usage_hourly"
-        var sql = """
+        var sql = AuditSQL(base: """
             SELECT bucket, project_id, value, requests, prompt_tokens, completion_tokens, cached_tokens, cost_nanos,
                    unknown_cost, cache_hits, errors\(selection.histograms ? ", latency_hist, ttft_hist" : "")
-            FROM \(table) WHERE kind = $1
-            """
-        var binds = PostgresBindings()
-        binds.append(selection.kind)
-        func condition(_ text: String, _ value: Int64) {
-            binds.append(value)
-            sql += " AND " + text.replacingOccurrences(of: "?", with: "$\(binds.count)")
-        }
-        if let from = selection.from { condition("bucket >= ?", from) }
-        if let to = selection.to { condition("bucket < ?", to) }
+            FROM \(table) WHERE true
+            """)
+        sql.and("kind = ?", selection.kind)
+        if let from = selection.from { sql.and("bucket >= ?", from) }
+        if let to = selection.to { sql.and("bucket < ?", to) }
         let scope = RollupRow.scopeCondition(selection.scope, column: "project_id")
-        if let id = scope.projectOrOrgID { condition(scope.sql, id) }
-        if let projectID = selection.projectID { condition("project_id = ?", projectID) }
-        for row in try session.query(PostgresQuery(unsafeSQL: sql, binds: binds)) {
+        if let id = scope.projectOrOrgID { sql.and(scope.sql, id) }
+        if let projectID = selection.projectID { sql.and("project_id = ?", projectID) }
+        for row in try session.query(sql.postgresQuery) {
             body(RollupRow(bucket: try row.int64(0), projectID: try row.int64(1), value: try row.string(2), requests: try row.int64(3),
                            promptTokens: try row.int64(4), completionTokens: try row.int64(5), cachedTokens: try row.int64(6),
                            costNanos: try row.int64(7), unknownCost: try row.int64(8), cacheHits: try row.int64(9), errors: try row.int64(10),

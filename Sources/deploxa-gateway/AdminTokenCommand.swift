@@ -22,7 +22,7 @@ struct AdminTokenCommand: ParsableCommand {
         }
 
         func run() throws {
-            let store = try global.openStore()
+            let store = try global.openAdmin()
             let (token, secret) = try store.createAdminToken(name: name, orgName: org, projectSlug: project, readOnly: readOnly)
             if global.json {
                 Output.json(AdminTokenCommand.json(token).merging(["secret": .string(secret)]))
@@ -38,7 +38,7 @@ struct AdminTokenCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
-            let store = try global.openStore()
+            let store = try global.openAdmin()
             Output.list(try store.adminTokens(), json: global.json,
                         headers: ["ID", "NAME", "SCOPE", "ACCESS", "CREATED", "STATUS"],
                         object: AdminTokenCommand.json,
@@ -53,7 +53,7 @@ struct AdminTokenCommand: ParsableCommand {
         @Argument(help: "TOKEN_ID (at_…)") var tokenID: String
 
         func run() throws {
-            let store = try global.openStore()
+            let store = try global.openAdmin()
             guard try store.revokeAdminToken(id: tokenID) else { throw CommandFailure("No active admin token \(tokenID).") }
             if global.json { Output.json(["id": .string(tokenID), "revoked": true]) } else { print("Revoked \(tokenID).") }
         }

@@ -53,10 +53,13 @@ enum DatabaseBackend {
     }
 
     /// The command line's store, schema brought up to date.
-    func openConfiguration(migrate: Bool = true) throws -> any ConfigurationStore {
+    func openConfiguration(migrate: Bool = true) throws -> any ConfigurationStore { try openAdmin(migrate: migrate) }
+
+    /// The admin API's and the command line's store (one connection).
+    func openAdmin(migrate: Bool = true, busyTimeoutMilliseconds: Int = 5000) throws -> any AdminStore {
         switch self {
         case .sqlite(let path):
-            let store = try GatewayStore(path: path)
+            let store = try GatewayStore(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
             if migrate { _ = try store.migrate() }
             return store
         #if canImport(GatewayStorePostgres)

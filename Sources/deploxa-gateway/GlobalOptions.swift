@@ -21,6 +21,9 @@ struct GlobalOptions: ParsableArguments {
     /// settings, audit export), schema brought up to date.
     func openConfiguration() throws -> any ConfigurationStore { try backend().openConfiguration() }
 
+    /// The admin side's store (admin tokens and the rest), schema brought up to date.
+    func openAdmin() throws -> any AdminStore { try backend().openAdmin() }
+
     /// Opens the SQLite store and brings the schema up to date, for the commands that so far
     /// exist for SQLite only (they say so plainly when given a PostgreSQL URL).
     func openStore(_ command: String = "this command") throws -> GatewayStore {

@@ -195,21 +195,24 @@ struct AdmitLoopCommand: ParsableCommand {
     @Option(help: "Admissions to attempt.") var count = 5000
     @Option(help: "The shared counter's requests-per-minute limit.") var rpm = 10_000
     @Option(help: "Counter id (all processes of one run use the same).") var scope = "gk_hammer"
+    @Option(help: "Spread the admissions over this many counters (SCOPE-0 … SCOPE-(N-1)), each with the limit; 1: one hot counter.") var spread = 1
     @Option(help: "Unix time used as 'now' by every admission (one window for the whole run).") var at: Double = Date().timeIntervalSince1970
     @Option(name: .customLong("busy-timeout"), help: "Milliseconds to wait for the write lock.") var busyTimeout = 2000
 
     func run() throws {
         let store = try global.backend().openRequestStore(busyTimeoutMilliseconds: busyTimeout)
-        let plan = AdmissionPlan(scopes: [.init(scope: LimitScope(.key, scope), limits: Limits(requestsPerMinute: rpm))],
-                                 estimatedTokens: 0, now: Date(timeIntervalSince1970: at))
+        let plans = (0..<max(1, spread)).map { index in
+            AdmissionPlan(scopes: [.init(scope: LimitScope(.key, spread > 1 ? "\(scope)-\(index)" : scope), limits: Limits(requestsPerMinute: rpm))],
+                          estimatedTokens: 0, now: Date(timeIntervalSince1970: at))
+        }
         var admitted = 0, refused = 0, busy = 0
         var latencies: [Double] = []
         latencies.reserveCapacity(count)
         let started = Date()
-        for _ in 0..<count {
+        for index in 0..<count {
             let t0 = DispatchTime.now().uptimeNanoseconds
             do {
-                switch try store.admit(plan) {
+                switch try store.admit(plans[index % plans.count]) {
                 case .admitted: admitted += 1
                 case .rejected: refused += 1
                 }

@@ -15,7 +15,7 @@ struct WorkerStores {
     let limitWindowSeconds: Int
     /// Stops the janitors; the audit writer is closed separately (after the last request).
     let closeJanitors: () -> Void
-    let openAdminStore: @Sendable () throws -> GatewayStore
+    let openAdminStore: @Sendable () throws -> any AdminStore
 
     static func open(_ backend: DatabaseBackend, options: WorkerOptions, schemaReady: Bool, journalDirectory: String?) throws -> WorkerStores {
         switch backend {
@@ -54,7 +54,8 @@ struct WorkerStores {
 
     #if canImport(GatewayStorePostgres)
     /// Two connections for the request thread (a request's store call and a cache waiter's), one
-    /// for the audit writer and one for the janitor: four per worker (docs/postgres.md).
+    /// for the audit writer, one for the janitor, and two for the admin API once it is used (its
+    /// reads and its writes): at most six per worker (docs/postgres.md).
     private static func postgres(_ location: PostgresLocation, options: WorkerOptions, schemaReady: Bool,
                                  journalDirectory: String?) throws -> WorkerStores {
         let requests = try PostgresSession(location: location, maxConnections: 2, lockTimeoutMilliseconds: options.dbBusyTimeout)
@@ -70,9 +71,7 @@ struct WorkerStores {
             auditWriter: auditWriter,
             limitWindowSeconds: (try? settings.setting("limits.window_seconds")).flatMap { Int($0) } ?? 60,
             closeJanitors: { janitor.close() },
-            openAdminStore: {
-                throw StoreError(.other, "the admin API and dashboard read an SQLite database only so far (docs/postgres.md)")
-            })
+            openAdminStore: { PostgresConfigurationStore(session: try PostgresSession(location: location, maxConnections: 1)) })
     }
     #endif
 }
