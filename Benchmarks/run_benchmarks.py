@@ -36,6 +36,14 @@ the parts named by PARTS, in that order:
      STATIC_DURATION s each: req/s, p50/p99, worker CPU and context switches per request; with
      --prototype-bin the same against that FastCGI prototype (spawn-fcgi) and the ratios
      gateway/prototype. Not in the default PARTS.
+  g  the shared database, SQLite against PostgreSQL (Benchmarks/bench_postgres.py): four deployments
+     side by side on one simulator, each behind its own nginx, each with part l's limited key:
+     SQLite with BEFORE_BIN, SQLite with this tree, PostgreSQL with one node (WORKERS workers) and
+     G_NODES serve masters of G_NODE_WORKERS workers behind one nginx upstream, all on one throwaway
+     cluster (G_PG_SETTINGS); alternating within every repeat: open loop at G_RATES (overhead over
+     direct), wrk with CLOSED_CONNECTIONS connections, and G_ADMIT_PROCESSES `bench-admit`
+     processes on one hot scope (limit = total, checked exact) and over G_ADMIT_SPREAD scopes.
+     Writes its own document next to RESULTS (NAME-g.json). Not in the default PARTS.
 
 Prints a summary table on stdout (progress on stderr) and writes RESULTS (plus the gateway's and
 nginx's logs of the run next to it). Every process it starts is stopped on exit, by pid.
@@ -86,7 +94,7 @@ from bench_common import (CLK_TCK, Fatal, alt, cpu_ticks, jq_str, jround, listen
 
 SCRATCH = REPO / ".build-bench"
 PROVIDERS = ("openai", "anthropic", "google", "mistral", "cohere")
-ALL_PARTS = "abclpthws"
+ALL_PARTS = "abclpthwsg"
 PARTS_ON_THE_MAIN_STACK = set("abclpthw")
 
 
@@ -152,6 +160,14 @@ KNOBS = [
     Knob("STATIC_CONNECTIONS", 64, int, "part s: wrk connections of the throughput run (the latency run uses 1)"),
     Knob("STATIC_WORKERS", 2, int, "part s: gateway workers (and prototype processes)"),
     Knob("PROTOTYPE_BIN", None, str, "part s: a built FastCGI prototype binary to measure beside the gateway (needs spawn-fcgi)"),
+    Knob("BEFORE_BIN", None, str, "part g: the SQLite 'before' gateway binary (e.g. a release build of the commit before)"),
+    Knob("G_RATES", "500 1000", ints, "part g: open-loop rates (req/s)"),
+    Knob("G_NODES", 3, int, "part g: serve masters of the multi-node PostgreSQL deployment"),
+    Knob("G_NODE_WORKERS", 2, int, "part g: workers of each of those masters"),
+    Knob("G_ADMIT_PROCESSES", 3, int, "part g: bench-admit processes at once"),
+    Knob("G_ADMIT_COUNT", 2000, int, "part g: admissions per bench-admit process"),
+    Knob("G_ADMIT_SPREAD", 1000, int, "part g: scopes of the spread admission runs"),
+    Knob("G_PG_SETTINGS", "", words, "part g: extra postgresql.conf settings of the cluster, KEY=VALUE ..."),
     Knob("SERVE_EXTRA", "", str, 'more `serve` options, e.g. "--accept-threads 1"'),
     Knob("QUIET_LOAD", None, float, "first wait (up to QUIET_WAIT s) for the 1-minute load average to fall below this"),
     Knob("QUIET_WAIT", 300, int, "seconds to wait at most for QUIET_LOAD"),
@@ -723,6 +739,40 @@ def part_w(bench: Bench, results: dict) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# g. The shared database: SQLite (before, after) against PostgreSQL (one node, G_NODES nodes).
+
+
+def part_g(args, tmp: Path, results: dict) -> None:
+    import bench_postgres
+    if not os.access(args.loadgen_bin, os.X_OK):
+        raise Fatal(f"part g: {args.loadgen_bin} missing (run without SKIP_BUILD=1)")
+    args.before_bin = str(Path(args.before_bin).resolve()) if args.before_bin else None
+    log(f"part g: SQLite before ({args.before_bin}) and after ({args.gateway_bin}) against PostgreSQL, 1 and "
+        f"{args.g_nodes} nodes; load {loadavg()}")
+    document = bench_postgres.run_part_g(args, tmp / "postgres")
+    stem = str(args.results)[:-5] if str(args.results).endswith(".json") else str(args.results)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    write_json(Path(stem + "-g.json"), document)
+    results["postgres"] = document
+    names = list(document["deployments"])
+    lines = ["part g (ms; overhead = median of the deployment − median of direct; [min, max] over the repeats)"]
+    for entry in document["open_loop"]:
+        for name in names:
+            d = entry["deployments"][name]
+            lines.append(f"  {entry['rate']:>5} req/s  {name:<14} overhead p50 {jq_str(d['overhead_p50_ms']):>6} "
+                         f"{jq_str(d['overhead_p50_spread'])}  p99 {jq_str(d['overhead_p99_ms']):>6} "
+                         f"{jq_str(d['overhead_p99_spread'])}  errors {d['errors']} non2xx {d['non_2xx']}")
+    for name, s in document["closed_loop"]["summary"].items():
+        lines.append(f"  closed {document['closed_loop']['connections']} conns  {name:<14} {jq_str(s['rps']):>8} req/s "
+                     f"{jq_str(s['rps_each'])}  p50 {jq_str(s['p50_ms'])} p99 {jq_str(s['p99_ms'])}")
+    for name, s in document["admissions"]["summary"].items():
+        lines.append(f"  admissions  {name:<20} {jq_str(s['admissions_per_s']):>7}/s {jq_str(s['admissions_per_s_each'])} "
+                     f"exact {jq_str(s['all_exact'])}")
+    lines.append("  targets " + jq_str(document["targets"]))
+    print("\n".join(lines), flush=True)
+
+
+# --------------------------------------------------------------------------------------------
 # Evidence: the logs of the run next to the results, and counts of their error-like lines.
 
 
@@ -805,6 +855,8 @@ def main(argv: list[str] | None = None) -> int:
                 part_w(bench, results)
             elif part == "s":
                 results["static"] = static_closed_loop.part_s(args, tmp / "static")
+            elif part == "g":
+                part_g(args, tmp, results)
 
         state["load_end"] = loadavg()
         state["workers_at_end"] = pid_list(bench.worker_pids()) if bench else ""

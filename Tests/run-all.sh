@@ -34,7 +34,8 @@ DEPLOXA_CGI_BIN="$(DEPLOXA_WITHOUT_POSTGRES=1 swift build --static-swift-stdlib 
 
 # The shared backend: its SQL on a throwaway cluster (exactness under concurrency, idempotent
 # audit batches, the export cursor), then the end-to-end files whose subject is the state the
-# nodes share (limits, cache, fallback and breakers, audit), with every stack on PostgreSQL. The
+# nodes share (limits, cache, fallback and breakers, the admin API, audit), with every stack on
+# PostgreSQL (the other files pass on it too, but CI's 30 minutes do not hold both full runs). The
 # multi-node test (three serve masters, one nginx upstream, one PostgreSQL) ran above.
 echo "== PostgreSQL: schema and functions (Tests/postgres)"
 "$ROOT/.build/e2e-venv/bin/python" -m pytest Tests/postgres -q -p no:cacheprovider </dev/null
@@ -42,7 +43,7 @@ echo "== end-to-end tests on PostgreSQL"
 DEPLOXA_E2E_BACKEND=postgres \
 DEPLOXA_GATEWAY_BIN="$(swift build --show-bin-path)/deploxa-gateway" \
     bash Tests/e2e/run.sh Tests/e2e/test_chat.py Tests/e2e/test_limits.py Tests/e2e/test_cache.py Tests/e2e/test_fallback.py \
-        Tests/e2e/test_concurrency.py Tests/e2e/test_zz_audit_complete.py
+        Tests/e2e/test_admin_api.py Tests/e2e/test_zz_audit_complete.py
 
 # After the end-to-end tests, never beside them: a fuzzer takes a whole core.
 echo "== fuzz smoke (libFuzzer, 20 s a target; Tests/fuzz/run-fuzz.sh)"

@@ -166,7 +166,7 @@ extension GatewayStore {
 
     /// Columns 0–5: the token; 6–7: its org's id and name; 8–10: its project's id, org id and
     /// slug; 11: the hash.
-    static let adminTokenSelect = """
+    public static let adminTokenSelect = """
         SELECT t.id, t.name, t.read_only, t.created_at, t.revoked_at, t.org_id,
                o.id, o.name, p.id, p.org_id, po.name || '/' || p.name, t.secret_hash
         FROM admin_tokens t

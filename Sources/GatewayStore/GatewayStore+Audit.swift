@@ -94,7 +94,8 @@ extension GatewayStore {
         ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """
 
-    static let auditSelect = """
+    /// Shared with the PostgreSQL backend: plain SQL both read alike.
+    public static let auditSelect = """
         SELECT a.seq, a.request_id, a.time_ms, a.method, a.route, a.org_id, a.project_id, a.key_id, a.user,
                a.provider, a.model_requested, a.model_served, a.status, a.error_code,
                a.prompt_tokens, a.completion_tokens, a.cached_tokens, a.cost_usd, a.latency_ms,

@@ -91,7 +91,10 @@ extension GatewayStore {
 
     /// Columns 0–7: the key; 8: its hash; 9–17: the project as in `projectSelect`; 18–21: the org;
     /// 22: the settings version (so cached settings are checked at no extra query).
-    static let authenticateSelect = """
+    static let authenticateSelect = authenticateColumns + " WHERE k.id = ?"
+
+    /// The lookup without its WHERE clause, shared with the PostgreSQL backend.
+    public static let authenticateColumns = """
         SELECT k.id, k.project_id, k.name, k.rpm, k.tpm, k.monthly_budget_usd, k.created_at, k.revoked_at,
                k.secret_hash,
                p.id, p.org_id, o.name, p.name, p.plan, p.rpm, p.tpm, p.monthly_budget_usd, p.created_at,
@@ -100,7 +103,6 @@ extension GatewayStore {
         FROM gateway_keys k
         JOIN projects p ON p.id = k.project_id
         JOIN orgs o ON o.id = p.org_id
-        WHERE k.id = ?
         """
 
     static func key(_ row: SQLiteRow, _ start: Int32) -> GatewayKey {

@@ -14,6 +14,24 @@ public struct AuditDimensions: Sendable, Equatable {
         self.keyIDs = keyIDs
         self.providers = providers
     }
+
+    /// From `audit_dimensions` rows (kind, value), any order; each list sorted.
+    public init(rows: [(kind: String, value: String)]) {
+        self.init()
+        for row in rows {
+            switch row.kind {
+            case "model": models.append(row.value)
+            case "user": users.append(row.value)
+            case "key": keyIDs.append(row.value)
+            case "provider": providers.append(row.value)
+            default: break
+            }
+        }
+        models.sort()
+        users.sort()
+        keyIDs.sort()
+        providers.sort()
+    }
 }
 
 /// Usage rollups (hourly and daily, see migration 5) and the audit dimensions: maintained in the
@@ -92,21 +110,7 @@ extension GatewayStore {
         let rows = try connection.query(
             "SELECT DISTINCT kind, value FROM audit_dimensions" + (condition.isEmpty ? "" : " WHERE " + condition), values
         ) { (kind: $0.string(0), value: $0.string(1)) }
-        var dimensions = AuditDimensions()
-        for row in rows {
-            switch row.kind {
-            case "model": dimensions.models.append(row.value)
-            case "user": dimensions.users.append(row.value)
-            case "key": dimensions.keyIDs.append(row.value)
-            case "provider": dimensions.providers.append(row.value)
-            default: break
-            }
-        }
-        dimensions.models.sort()
-        dimensions.users.sort()
-        dimensions.keyIDs.sort()
-        dimensions.providers.sort()
-        return dimensions
+        return AuditDimensions(rows: rows)
     }
 
     // MARK: - SQL

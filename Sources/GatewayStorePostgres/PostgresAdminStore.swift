@@ -96,22 +96,7 @@ extension PostgresConfigurationStore: AdminStore {
         var query = AuditSQL(base: "SELECT DISTINCT kind, value FROM audit_dimensions WHERE true")
         let condition = RollupRow.scopeCondition(scope, column: "project_id")
         if let id = condition.projectOrOrgID { query.and(condition.sql, id) }
-        var dimensions = AuditDimensions()
-        for row in try session.query(query.postgresQuery) {
-            let value = try row.string(1)
-            switch try row.string(0) {
-            case "model": dimensions.models.append(value)
-            case "user": dimensions.users.append(value)
-            case "key": dimensions.keyIDs.append(value)
-            case "provider": dimensions.providers.append(value)
-            default: break
-            }
-        }
-        dimensions.models.sort()
-        dimensions.users.sort()
-        dimensions.keyIDs.sort()
-        dimensions.providers.sort()
-        return dimensions
+        return AuditDimensions(rows: try session.query(query.postgresQuery).map { (kind: try $0.string(0), value: try $0.string(1)) })
     }
 
     // MARK: - Admin tokens and sessions
@@ -212,27 +197,9 @@ extension PostgresConfigurationStore: AdminStore {
 
     // MARK: - Rows
 
-    static let auditSelect = """
-        SELECT a.seq, a.request_id, a.time_ms, a.method, a.route, a.org_id, a.project_id, a.key_id, a."user",
-               a.provider, a.model_requested, a.model_served, a.status, a.error_code,
-               a.prompt_tokens, a.completion_tokens, a.cached_tokens, a.cost_usd, a.latency_ms,
-               a.upstream_latency_ms, a.ttft_ms, a.cache_hit, a.stream, a.attempts_json,
-               o.name || '/' || p.name, a.reasoning_tokens, a.cache_write_tokens
-        FROM audit_log a
-        LEFT JOIN projects p ON p.id = a.project_id
-        LEFT JOIN orgs o ON o.id = p.org_id
-        """
-
-    /// Columns 0–4: the token; 5: its org id; 6–7: its org's id and name; 8–10: its project's id,
-    /// org id and slug; 11: the hash (as the SQLite store's select).
-    static let adminTokenSelect = """
-        SELECT t.id, t.name, t.read_only, t.created_at, t.revoked_at, t.org_id,
-               o.id, o.name, p.id, p.org_id, po.name || '/' || p.name, t.secret_hash
-        FROM admin_tokens t
-        LEFT JOIN orgs o ON o.id = t.org_id
-        LEFT JOIN projects p ON p.id = t.project_id
-        LEFT JOIN orgs po ON po.id = p.org_id
-        """
+    /// The same columns as the SQLite store's (PostgreSQL reads `a.user` after a dot as a column).
+    static let auditSelect = GatewayStore.auditSelect
+    static let adminTokenSelect = GatewayStore.adminTokenSelect
 
     static func adminToken(_ row: PostgresRandomAccessRow) throws -> AdminToken {
         var scope = AdminScope.installation

@@ -139,30 +139,27 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
     // MARK: - Limits
 
     public func updateLimits(orgName: String, limits: Limits) throws {
-        try GatewayStore.validate(limits)
-        let changed = try session.execute("""
-            UPDATE orgs SET rpm = \(Self.int(limits.requestsPerMinute)), tpm = \(Self.int(limits.tokensPerMinute)),
-                monthly_budget_usd = \(limits.monthlyBudgetUSD) WHERE name = \(orgName)
-            """)
-        if changed == 0 { throw StoreError(.notFound, "no org '\(orgName)'") }
+        try updateLimits(table: "orgs", key: "name", value: orgName, limits: limits, what: "org '\(orgName)'")
     }
 
     public func updateLimits(projectID: Int64, limits: Limits) throws {
-        try GatewayStore.validate(limits)
-        let changed = try session.execute("""
-            UPDATE projects SET rpm = \(Self.int(limits.requestsPerMinute)), tpm = \(Self.int(limits.tokensPerMinute)),
-                monthly_budget_usd = \(limits.monthlyBudgetUSD) WHERE id = \(projectID)
-            """)
-        if changed == 0 { throw StoreError(.notFound, "no project \(projectID)") }
+        try updateLimits(table: "projects", key: "id", value: projectID, limits: limits, what: "project \(projectID)")
     }
 
     public func updateLimits(keyID: String, limits: Limits) throws {
+        try updateLimits(table: "gateway_keys", key: "id", value: keyID, limits: limits, what: "key \(keyID)")
+    }
+
+    /// `table` and `key` are constants from the three methods above, never caller input.
+    private func updateLimits(table: StaticString, key: StaticString, value: some PostgresDynamicTypeEncodable, limits: Limits,
+                              what: String) throws {
         try GatewayStore.validate(limits)
-        let changed = try session.execute("""
-            UPDATE gateway_keys SET rpm = \(Self.int(limits.requestsPerMinute)), tpm = \(Self.int(limits.tokensPerMinute)),
-                monthly_budget_usd = \(limits.monthlyBudgetUSD) WHERE id = \(keyID)
-            """)
-        if changed == 0 { throw StoreError(.notFound, "no key \(keyID)") }
+        var query = PostgresQuery(unsafeSQL: "UPDATE \(table) SET rpm = $1, tpm = $2, monthly_budget_usd = $3 WHERE \(key) = $4")
+        query.binds.append(Self.int(limits.requestsPerMinute))
+        query.binds.append(Self.int(limits.tokensPerMinute))
+        query.binds.append(limits.monthlyBudgetUSD)
+        query.binds.append(value)
+        if try session.execute(query) == 0 { throw StoreError(.notFound, "no \(what)") }
     }
 
     public func updatePlan(projectID: Int64, plan: Plan) throws {

@@ -243,17 +243,9 @@ public final class PostgresRequestStore: RequestStore, Sendable {
     // MARK: - Rows
 
     static func authenticateSelect(id: String) -> PostgresQuery {
-        """
-        SELECT k.id, k.project_id, k.name, k.rpm, k.tpm, k.monthly_budget_usd, k.created_at, k.revoked_at,
-               k.secret_hash,
-               p.id, p.org_id, o.name, p.name, p.plan, p.rpm, p.tpm, p.monthly_budget_usd, p.created_at,
-               o.rpm, o.tpm, o.monthly_budget_usd, o.created_at,
-               (SELECT version FROM settings_version WHERE id = 1)
-        FROM gateway_keys k
-        JOIN projects p ON p.id = k.project_id
-        JOIN orgs o ON o.id = p.org_id
-        WHERE k.id = \(id)
-        """
+        var query = PostgresQuery(unsafeSQL: GatewayStore.authenticateColumns + " WHERE k.id = $1")
+        query.binds.append(id)
+        return query
     }
 
     static func limits(_ row: PostgresRandomAccessRow, _ start: Int) throws -> Limits {

@@ -61,8 +61,10 @@ struct WorkerStores {
         let requests = try PostgresSession(location: location, maxConnections: 2, lockTimeoutMilliseconds: options.dbBusyTimeout)
         if !schemaReady { _ = try PostgresSchema.migrate(requests) }
         let audit = try PostgresSession(location: location, maxConnections: 1)
+        // Gathers up to 50 ms of rows per batch (5 on SQLite): one deploxa_append_audit call costs
+        // the database far more than one more row in it (BENCHMARKS.md, "Shared database").
         let auditWriter = AuditWriter(store: PostgresAuditSink(session: audit), journalDirectory: journalDirectory,
-                                      maxQueued: options.auditQueueMax)
+                                      maxDelayMilliseconds: 50, maxQueued: options.auditQueueMax)
         let janitor = PostgresJanitor(session: try PostgresSession(location: location, maxConnections: 1),
                                       interval: options.cachePruneInterval, retentionDays: options.auditRetentionDays)
         let settings = PostgresConfigurationStore(session: requests)

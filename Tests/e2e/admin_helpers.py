@@ -19,7 +19,7 @@ from typing import Iterable
 
 import httpx
 
-from gwstack import GatewayStack, wait_until
+from gwstack import GatewayStack, sql_literal, wait_until
 
 API = "/api/v1"
 CHAT = "/v1/chat/completions"
@@ -227,14 +227,18 @@ def new_tenant(stack: GatewayStack, prefix: str = "adm", projects: Iterable[str]
 
 
 def project_ids(stack: GatewayStack, slug: str) -> tuple[int, int]:
-    """(org_id, project_id) of a project, read from the database."""
+    """(org_id, project_id) of a project, read from the database (SQLite file or Postgres)."""
     org, name = slug.split("/")
-    with sqlite3.connect(f"file:{stack.db}?mode=ro", uri=True) as db:
-        row = db.execute("SELECT o.id, p.id FROM projects p JOIN orgs o ON o.id = p.org_id WHERE o.name = ? AND p.name = ?",
-                         (org, name)).fetchone()
-    assert row, f"no project {slug} in the database"
-    return row[0], row[1]
+    out = stack.sql("SELECT o.id, p.id FROM projects p JOIN orgs o ON o.id = p.org_id "
+                    f"WHERE o.name = {sql_literal(org)} AND p.name = {sql_literal(name)}")
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1, f"no single project {slug} in the database: {out!r}"
+    org_id, project_id = lines[0].split("|")
+    return int(org_id), int(project_id)
 
+
+AUDIT_COLUMNS = ("request_id", "time_ms", "org_id", "project_id", "key_id", "user", "provider", "model_requested",
+                 "model_served", "status", "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "cache_hit", "stream")
 
 AUDIT_INSERT = ("INSERT INTO audit_log (request_id, time_ms, method, route, org_id, project_id, key_id, user, provider, "
                 "model_requested, model_served, status, prompt_tokens, completion_tokens, cost_usd, latency_ms, cache_hit, stream) "
@@ -242,9 +246,29 @@ AUDIT_INSERT = ("INSERT INTO audit_log (request_id, time_ms, method, route, org_
 
 
 def insert_audit_rows(stack: GatewayStack, rows: list[tuple]) -> None:
-    """Rows straight into audit_log (tuples in AUDIT_INSERT's order after method and route)."""
-    with sqlite3.connect(stack.db, timeout=30) as db:
-        db.executemany(AUDIT_INSERT, rows)
+    """Rows straight into audit_log (tuples in AUDIT_COLUMNS' order), folded into the usage
+    rollups and dimensions like rows the gateway wrote, with nobody's spend changed.
+
+    SQLite: a plain INSERT, then `deploxa-gateway rollup rebuild` (which recomputes the rollups
+    and dimensions from audit_log and touches no spend). PostgreSQL: `deploxa_append_audit`, the
+    function the gateway's audit writer calls, which inserts and folds the rows into the rollups
+    and dimensions in one transaction; `spend_settled` keeps it from adding their cost to the
+    month-to-date spend (the SQLite path adds none either)."""
+    if stack.postgres is None:
+        with sqlite3.connect(stack.db, timeout=30) as db:
+            db.executemany(AUDIT_INSERT, rows)
+        stack.cli("rollup", "rebuild", timeout=300)
+        return
+    objects = []
+    for row in rows:
+        assert len(row) == len(AUDIT_COLUMNS), row
+        objects.append({"method": "POST", "route": "/v1/chat/completions", **dict(zip(AUDIT_COLUMNS, row)),
+                        "spend_settled": True})
+    for start in range(0, len(objects), 5000):
+        batch = json.dumps(objects[start:start + 5000])
+        inserted = stack.sql(f"SELECT deploxa_append_audit({sql_literal(batch)}::jsonb)")
+        assert inserted.strip() == str(len(objects[start:start + 5000])), \
+            f"deploxa_append_audit inserted {inserted!r} of {len(objects[start:start + 5000])} rows"
 
 
 # --------------------------------------------------------------------------------------------

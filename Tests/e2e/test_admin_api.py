@@ -1,11 +1,12 @@
-"""The admin REST API (`/api/v1`) end to end: nginx → FastCGI workers → SQLite, on a gateway of its
-own (`admin`), so that its thousands of audit rows and its price changes never reach the session
-stack's tests.
+"""The admin REST API (`/api/v1`) end to end: nginx → FastCGI workers → the store (SQLite, or
+PostgreSQL with DEPLOXA_E2E_BACKEND=postgres), on a gateway of its own (`admin`), so that its
+thousands of audit rows and its price changes never reach the session stack's tests.
 
 What is checked, and why:
 - Admin tokens (CLI create/list/revoke) are the only credential of `/api/v1`; they are stored
-  hashed (the secret is nowhere in the database file); a gateway key and an admin token are never
-  interchangeable; every refusal is a 401 in OpenAI's error shape.
+  hashed (the secret is nowhere in the database file, nor in any row of the Postgres database); a
+  gateway key and an admin token are never interchangeable; every refusal is a 401 in OpenAI's
+  error shape.
 - Scope: an org- or project-scoped token sees a project outside its scope exactly as a project
   that does not exist (404, same error), on every route and every method, and unfiltered lists
   hold only its own rows; nothing outside the scope changes. A read-only token changes nothing
@@ -138,25 +139,50 @@ def list_tokens_by_id(st) -> dict:
 
 
 def test_admin_tokens_are_stored_hashed(st):
-    import sqlite3
-
     token = create_token(st, name="hashed")
     secret = token["secret"]
     random_part = secret.rsplit("_", 1)[1]
     assert Admin(st, secret).get("/projects").status_code == 200
-    with sqlite3.connect(f"file:{st.db}?mode=ro", uri=True) as db:
-        columns = [c[1] for c in db.execute("PRAGMA table_info(admin_tokens)")]
-        rows = db.execute("SELECT * FROM admin_tokens").fetchall()
-    assert columns and rows
-    assert any(token["id"] in (v for v in row if isinstance(v, str)) for row in rows), "the token's row is there"
-    for row in rows:
-        for value in row:
-            data = value if isinstance(value, bytes) else str(value).encode()
-            assert secret.encode() not in data and random_part.encode() not in data, f"admin_tokens holds the secret: {row}"
-    for path in (st.db, st.db.with_name(st.db.name + "-wal")):
-        if path.exists():
-            data = path.read_bytes()
-            assert secret.encode() not in data and random_part.encode() not in data, f"{path.name} holds the token in clear"
+    # Neither the secret nor its random part, as text or as the hex a bytea column prints as.
+    needles = [secret.encode(), random_part.encode(), secret.encode().hex().encode(), random_part.encode().hex().encode()]
+
+    def assert_clean(data: bytes, where: str) -> None:
+        lowered = data.lower()
+        for needle in needles:
+            assert needle not in data and needle.lower() not in lowered, f"{where} holds the token in clear"
+
+    if st.postgres is None:
+        import sqlite3
+
+        with sqlite3.connect(f"file:{st.db}?mode=ro", uri=True) as db:
+            columns = [c[1] for c in db.execute("PRAGMA table_info(admin_tokens)")]
+            rows = db.execute("SELECT * FROM admin_tokens").fetchall()
+        assert columns and rows
+        assert any(token["id"] in (v for v in row if isinstance(v, str)) for row in rows), "the token's row is there"
+        for row in rows:
+            for value in row:
+                data = value if isinstance(value, bytes) else str(value).encode()
+                assert_clean(data, f"admin_tokens row {row}")
+        for path in (st.db, st.db.with_name(st.db.name + "-wal")):
+            if path.exists():
+                assert_clean(path.read_bytes(), path.name)
+    else:
+        columns = st.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'admin_tokens'")
+        assert int(columns) > 1, columns
+        # Every column of every row, as psql prints it (bytea as \x…hex).
+        rows = [line.split("|") for line in st.sql("SELECT * FROM admin_tokens").splitlines()]
+        assert rows and any(token["id"] in row for row in rows), "the token's row is there"
+        for row in rows:
+            for value in row:
+                assert_clean(value.encode(), f"admin_tokens row {row}")
+        # The whole database, as the SQLite check reads the whole file: every table's rows.
+        from pgcluster import PG_BIN
+        import subprocess
+
+        dump = subprocess.run([str(PG_BIN / "pg_dump"), "--data-only", *st.postgres.client_args(st.pg_database)],
+                              capture_output=True, timeout=120)
+        assert dump.returncode == 0 and token["id"].encode() in dump.stdout, dump.stderr[-500:]
+        assert_clean(dump.stdout, f"pg_dump of {st.pg_database}")
 
 
 def test_401_without_or_with_a_wrong_credential(st, mine, root):

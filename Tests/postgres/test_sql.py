@@ -1,6 +1,6 @@
 """The PostgreSQL schema and request-path functions (Sources/GatewayStorePostgres/PostgresMigrations.swift)
 against a throwaway cluster: exactness under concurrency (pgbench with custom scripts), idempotent
-audit batches, the export sequencer, partitions, and admissions per second.
+audit batches, the export sequencer and partitions. (Admissions per second: Benchmarks/run_benchmarks.py part g.)
 
     python3 -m pytest -q -s Tests/postgres/test_sql.py      (-s shows the measured numbers)
 
@@ -460,19 +460,3 @@ def test_partitions(pg):
 
 
 # -- throughput ----------------------------------------------------------------------------------
-
-def tps(report: str) -> float:
-    match = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", report)
-    assert match, report
-    return float(match.group(1))
-
-
-def test_measure_admissions_per_second(pg):
-    hot = pg.pgbench(f"SELECT admitted FROM {admit_call(['k:bench-hot'], rpm=[10**12], window=60)};\n", clients=8, seconds=10)
-    spread = pg.pgbench("\\set s random(1, 100000)\n"
-                        "SELECT admitted FROM deploxa_admit(ARRAY['k:bench-' || :s], ARRAY[1000000]::bigint[], "
-                        "ARRAY[NULL]::bigint[], ARRAY[NULL]::bigint[], ARRAY[NULL]::bigint[], 0, 60, false);\n",
-                        clients=8, seconds=10)
-    hot_tps, spread_tps = tps(hot), tps(spread)
-    print(f"\nadmissions/s, pgbench 8 clients x 10 s: one hot scope {hot_tps:.0f}, spread scopes {spread_tps:.0f}")
-    assert hot_tps > 0 and spread_tps > 0
