@@ -289,8 +289,6 @@ class GatewayStack:
         self.serve_args = list(serve_args)
         self.dir = make_temp_dir(name)
         self.db = self.dir / "gw.db"
-        # What --db gets: the SQLite file, or the URL of this stack's Postgres database.
-        self.db_arg = str(self.db) if postgres is None else pg_database_url(postgres, self.pg_database)
         self.socket = self.dir / "gw.sock"
         self.pid_file = self.dir / "gw.pid"
         self.gateway_log = self.dir / "gateway.log"
@@ -329,6 +327,12 @@ class GatewayStack:
             raise CommandError(f"deploxa-gateway {' '.join(args)} exited {result.returncode}:\n"
                                f"stdout: {result.stdout}\nstderr: {result.stderr}")
         return result
+
+    @property
+    def db_arg(self) -> str:
+        """What --db gets: the SQLite file (tests may move it before start), or this stack's
+        database in the Postgres cluster."""
+        return str(self.db) if self.postgres is None else pg_database_url(self.postgres, self.pg_database)
 
     def write_settings(self, settings: dict[str, str]) -> None:
         """Rows of the `settings` table, on either backend."""

@@ -518,7 +518,9 @@ def test_sigquit_under_load_with_two_masters_behind_nginx_fails_no_request(simul
         results, failures = load.results, load.failures()
         duration = results[-1][0] - results[0][0]
         print(f"4 stops: {len(results)} requests in {duration:.1f} s, failures: {len(failures)}")
-        assert len(results) / duration > 250
+        # The point is that the stops happen under load (most of the 300/s offered, also on a busy
+        # CI machine), not a throughput figure: 249.99/s once failed the old bound of 250.
+        assert len(results) / duration > 200
         assert failures == [], f"{len(failures)} of {len(results)} failed: {Counter(f[1] for f in failures)} {failures[:5]}"
         errors = stack.nginx_error_log.read_text() if stack.nginx_error_log.exists() else ""
         assert "prematurely closed" not in errors and "reset by peer" not in errors, errors[-2000:]
