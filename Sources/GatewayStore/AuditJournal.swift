@@ -66,6 +66,12 @@ final class AuditJournal {
         self.directory = directory
         self.segmentBytes = max(4096, segmentBytes)
         processTag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        // Its parent too (a shared database's journals are one folder per database, inside one).
+        let parent = (directory as NSString).deletingLastPathComponent
+        if !parent.isEmpty && !FileManager.default.fileExists(atPath: parent) {
+            try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true,
+                                                     attributes: [.posixPermissions: 0o700])
+        }
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             throw StoreError(.other, "cannot create the audit journal folder \(directory): \(String(cString: strerror(errno)))")
         }

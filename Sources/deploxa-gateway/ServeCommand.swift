@@ -161,9 +161,12 @@ struct WorkerCommand: ParsableCommand {
         guard ProcessInfo.processInfo.environment["GATEWAY_INTERFACE"] == nil else { return nil }
         if let folder = options.auditJournal { return folder }
         // A shared database has no folder beside it: the journal stays on this node, in the
-        // directory serve was started from.
+        // directory serve was started from, one folder per database (a journal replayed into
+        // another database would put rows where they do not belong).
         if databasePath.hasPrefix("postgresql://") || databasePath.hasPrefix("postgres://") {
-            return FileManager.default.currentDirectoryPath + "/deploxa-gateway.audit-journal"
+            let name = (try? DatabaseBackend(databasePath).displayName) ?? databasePath
+            let folder = String(name.dropFirst("postgresql://".count).map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" })
+            return FileManager.default.currentDirectoryPath + "/deploxa-gateway.audit-journal/" + folder
         }
         return AuditWriter.defaultJournalDirectory(forDatabase: databasePath)
     }

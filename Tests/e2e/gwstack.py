@@ -328,6 +328,13 @@ class GatewayStack:
                                f"stdout: {result.stdout}\nstderr: {result.stderr}")
         return result
 
+    def _journal_args(self) -> list[str]:
+        """On Postgres the journal's default folder is in the working directory: keep it in the
+        stack's own temp dir instead (an SQLite stack's sits beside its file already)."""
+        if self.postgres is None or "--audit-journal" in self.serve_args:
+            return []
+        return ["--audit-journal", str(self.dir / "audit-journal")]
+
     @property
     def db_arg(self) -> str:
         """What --db gets: the SQLite file (tests may move it before start), or this stack's
@@ -462,7 +469,7 @@ class GatewayStack:
         log = open(self.gateway_log, "ab")
         self.master = subprocess.Popen(
             [gateway_bin(), "serve", "--db", self.db_arg, "--socket", str(self.socket), "--socket-mode", "0666",
-             "--workers", str(self.workers), "--pid-file", str(self.pid_file), *self.serve_args],
+             "--workers", str(self.workers), "--pid-file", str(self.pid_file), *self._journal_args(), *self.serve_args],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
         wait_until(lambda: self.master.poll() is not None or (self.socket.exists() and self.pid_file.exists()),
