@@ -544,9 +544,10 @@ def test_sigquit_of_a_lone_master_under_load_fails_only_new_connections_cleanly(
             time.sleep(0.5)
         results = load.results
         # A request the client started just before the signal can reach nginx's connect after the
-        # socket is gone (threads on a busy 2-core box lag by up to ~0.1 s): what matters is
-        # how each failed, checked in nginx's log below.
-        early = [(round(stopped_at - r[0], 3), r[1]) for r in results if r[1] != 200 and r[0] < stopped_at - 0.5]
+        # socket is gone (the load's threads on a busy 2-core box lag, seen up to 0.8 s in a full
+        # CI-like run): what matters is how each failed, checked in nginx's log below (a request
+        # the gateway had accepted and then dropped would show there as a reset or a cut answer).
+        early = [(round(stopped_at - r[0], 3), r[1]) for r in results if r[1] != 200 and r[0] < stopped_at - 1.2]
         assert not early, early[:10]
         statuses = Counter(r[1] for r in results)
         assert set(statuses) <= {200, 502}, statuses
