@@ -85,7 +85,8 @@ extension GatewayStore {
 
     // MARK: - Row mapping
 
-    static let keySelect = """
+    /// Shared with the PostgreSQL backend, as the other `…Select` texts: plain SQL both read alike.
+    public static let keySelect = """
         SELECT id, project_id, name, rpm, tpm, monthly_budget_usd, created_at, revoked_at FROM gateway_keys
         """
 

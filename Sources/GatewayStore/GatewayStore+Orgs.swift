@@ -115,9 +115,9 @@ extension GatewayStore {
 
     // MARK: - Row mapping
 
-    static let orgSelect = "SELECT id, name, rpm, tpm, monthly_budget_usd, created_at FROM orgs"
+    public static let orgSelect = "SELECT id, name, rpm, tpm, monthly_budget_usd, created_at FROM orgs"
 
-    static let projectSelect = """
+    public static let projectSelect = """
         SELECT p.id, p.org_id, o.name, p.name, p.plan, p.rpm, p.tpm, p.monthly_budget_usd, p.created_at
         FROM projects p JOIN orgs o ON o.id = p.org_id
         """

@@ -21,7 +21,7 @@ extension GatewayStore {
         }
     }
 
-    static let providerSelect = "SELECT project_id, provider, api_key, base_url, updated_at FROM provider_settings"
+    public static let providerSelect = "SELECT project_id, provider, api_key, base_url, updated_at FROM provider_settings"
 
     /// The project's configured providers, by name. Rows naming a provider this build does not
     /// know are skipped.

@@ -9,23 +9,15 @@ import PostgresNIO
 /// Same rules and errors as the SQLite store; secrets are stored as SHA-256 only.
 extension PostgresConfigurationStore: AdminStore {
     public func orgs() throws -> [Org] {
-        try session.query("SELECT id, name, rpm, tpm, monthly_budget_usd, created_at FROM orgs ORDER BY name").map { row in
-            Org(id: try row.int64(0), name: try row.string(1), limits: try PostgresRequestStore.limits(row, 2), createdAt: try row.date(5))
-        }
+        try session.query("\(unescaped: GatewayStore.orgSelect) ORDER BY name").map(Self.org)
     }
 
     public func project(id: Int64) throws -> Project? {
-        try session.query("""
-            SELECT p.id, p.org_id, o.name, p.name, p.plan, p.rpm, p.tpm, p.monthly_budget_usd, p.created_at
-            FROM projects p JOIN orgs o ON o.id = p.org_id WHERE p.id = \(id)
-            """).first.map { try PostgresRequestStore.project($0, 0) }
+        try session.query("\(unescaped: GatewayStore.projectSelect) WHERE p.id = \(id)").first.map { try PostgresRequestStore.project($0, 0) }
     }
 
     public func providerSettings(projectID: Int64, provider: Provider) throws -> ProviderSettings? {
-        try session.query("""
-            SELECT project_id, provider, api_key, base_url, updated_at FROM provider_settings
-            WHERE project_id = \(projectID) AND provider = \(provider.rawValue)
-            """).first.flatMap(PostgresRequestStore.providerSettings)
+        try PostgresRequestStore.providerSettings(session, projectID: projectID, provider: provider)
     }
 
     public func removeProvider(projectID: Int64, provider: Provider) throws -> Bool {

@@ -34,9 +34,7 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
     }
 
     public func org(named name: String) throws -> Org? {
-        try session.query("SELECT id, name, rpm, tpm, monthly_budget_usd, created_at FROM orgs WHERE name = \(name)").first.map { row in
-            Org(id: try row.int64(0), name: try row.string(1), limits: try PostgresRequestStore.limits(row, 2), createdAt: try row.date(5))
-        }
+        try session.query("\(unescaped: GatewayStore.orgSelect) WHERE name = \(name)").first.map(Self.org)
     }
 
     public func createProject(orgName: String, name: String, plan: Plan, limits: Limits) throws -> Project {
@@ -61,17 +59,12 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
         guard let slash = slug.firstIndex(of: "/") else { return nil }
         let orgName = String(slug[..<slash])
         let name = String(slug[slug.index(after: slash)...])
-        return try session.query("""
-            SELECT p.id, p.org_id, o.name, p.name, p.plan, p.rpm, p.tpm, p.monthly_budget_usd, p.created_at
-            FROM projects p JOIN orgs o ON o.id = p.org_id WHERE o.name = \(orgName) AND p.name = \(name)
-            """).first.map { try PostgresRequestStore.project($0, 0) }
+        return try session.query("\(unescaped: GatewayStore.projectSelect) WHERE o.name = \(orgName) AND p.name = \(name)")
+            .first.map { try PostgresRequestStore.project($0, 0) }
     }
 
     public func projects() throws -> [Project] {
-        try session.query("""
-            SELECT p.id, p.org_id, o.name, p.name, p.plan, p.rpm, p.tpm, p.monthly_budget_usd, p.created_at
-            FROM projects p JOIN orgs o ON o.id = p.org_id ORDER BY o.name, p.name
-            """).map { try PostgresRequestStore.project($0, 0) }
+        try session.query("\(unescaped: GatewayStore.projectSelect) ORDER BY o.name, p.name").map { try PostgresRequestStore.project($0, 0) }
     }
 
     // MARK: - Providers
@@ -88,10 +81,7 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
     }
 
     public func providers(projectID: Int64) throws -> [ProviderSettings] {
-        try session.query("""
-            SELECT project_id, provider, api_key, base_url, updated_at FROM provider_settings
-            WHERE project_id = \(projectID) ORDER BY provider
-            """).compactMap(PostgresRequestStore.providerSettings)
+        try PostgresRequestStore.providers(session, projectID: projectID)
     }
 
     // MARK: - Keys
@@ -118,16 +108,12 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
     }
 
     public func key(id: String) throws -> GatewayKey? {
-        try session.query("""
-            SELECT id, project_id, name, rpm, tpm, monthly_budget_usd, created_at, revoked_at FROM gateway_keys WHERE id = \(id)
-            """).first.map { try PostgresRequestStore.key($0, 0) }
+        try session.query("\(unescaped: GatewayStore.keySelect) WHERE id = \(id)").first.map { try PostgresRequestStore.key($0, 0) }
     }
 
     public func keys(projectID: Int64) throws -> [GatewayKey] {
-        try session.query("""
-            SELECT id, project_id, name, rpm, tpm, monthly_budget_usd, created_at, revoked_at FROM gateway_keys
-            WHERE project_id = \(projectID) ORDER BY created_at, id
-            """).map { try PostgresRequestStore.key($0, 0) }
+        try session.query("\(unescaped: GatewayStore.keySelect) WHERE project_id = \(projectID) ORDER BY created_at, id")
+            .map { try PostgresRequestStore.key($0, 0) }
     }
 
     public func revokeKey(id: String) throws -> Bool {
@@ -315,4 +301,9 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
     }
 
     static func int(_ value: Int?) -> Int64? { value.map(Int64.init) }
+
+    /// A row of `GatewayStore.orgSelect`.
+    static func org(_ row: PostgresRandomAccessRow) throws -> Org {
+        Org(id: try row.int64(0), name: try row.string(1), limits: try PostgresRequestStore.limits(row, 2), createdAt: try row.date(5))
+    }
 }

@@ -75,17 +75,23 @@ public final class PostgresRequestStore: RequestStore, Sendable {
     }
 
     public func providerSettings(projectID: Int64, provider: Provider) throws -> ProviderSettings? {
-        try session.query("""
-            SELECT project_id, provider, api_key, base_url, updated_at FROM provider_settings
-            WHERE project_id = \(projectID) AND provider = \(provider.rawValue)
-            """).first.flatMap(Self.providerSettings)
+        try Self.providerSettings(session, projectID: projectID, provider: provider)
     }
 
     public func providers(projectID: Int64) throws -> [ProviderSettings] {
+        try Self.providers(session, projectID: projectID)
+    }
+
+    /// Also the admin side's (one text for both).
+    static func providerSettings(_ session: PostgresSession, projectID: Int64, provider: Provider) throws -> ProviderSettings? {
         try session.query("""
-            SELECT project_id, provider, api_key, base_url, updated_at FROM provider_settings
-            WHERE project_id = \(projectID) ORDER BY provider
-            """).compactMap(Self.providerSettings)
+            \(unescaped: GatewayStore.providerSelect) WHERE project_id = \(projectID) AND provider = \(provider.rawValue)
+            """).first.flatMap(Self.providerSettings)
+    }
+
+    static func providers(_ session: PostgresSession, projectID: Int64) throws -> [ProviderSettings] {
+        try session.query("\(unescaped: GatewayStore.providerSelect) WHERE project_id = \(projectID) ORDER BY provider")
+            .compactMap(Self.providerSettings)
     }
 
     public func fallbackChain(projectID: Int64, primary: FallbackTarget) throws -> FallbackChain? {
@@ -114,7 +120,6 @@ public final class PostgresRequestStore: RequestStore, Sendable {
 
     public func admit(_ plan: AdmissionPlan) throws -> AdmissionDecision {
         let scopes = plan.scopes
-        let rateLimited = scopes.map { $0.limits.requestsPerMinute != nil || $0.limits.tokensPerMinute != nil }
         let rows = try session.query("""
             SELECT admitted, reason, scope_index, retry_after, requests_limit, requests_remaining, requests_reset,
                    tokens_limit, tokens_remaining, tokens_reset, second, month
@@ -137,7 +142,7 @@ public final class PostgresRequestStore: RequestStore, Sendable {
                                           resetSeconds: try row.optionalDouble(9) ?? Double(plan.windowSeconds))
         }
         if try row.bool(0) {
-            let tokenScopes = zip(scopes, rateLimited).filter { $0.1 && $0.0.limits.tokensPerMinute != nil }.map(\.0.scope)
+            let tokenScopes = scopes.filter { $0.limits.tokensPerMinute != nil }.map(\.scope)
             return .admitted(Admission(second: try row.int64(10), reservedTokens: max(0, plan.estimatedTokens), tokenScopes: tokenScopes,
                                        status: status, settlesSpend: scopes.contains { $0.limits.monthlyBudgetUSD != nil },
                                        month: try row.string(11)))
