@@ -36,22 +36,11 @@ extension GatewayStore {
                 }
             }
             // Month-to-date spend for requests the limiter did not settle itself (no budget or
-            // token limit applied), so a cap set mid-month starts from the true spend.
-            // Summed per scope and month first: one upsert per scope a batch touches, not three per row.
-            var spend: [SpendKey: Int64] = [:]
-            for (record, isNew) in zip(records, inserted) where isNew && !record.spendSettled {
-                guard let cost = record.costUSD, cost > 0 else { continue }
-                let month = SpendAmount.month(of: record.time)
-                for scope in LimitScope.all(orgID: record.orgID, projectID: record.projectID, keyID: record.keyID) {
-                    spend[SpendKey(scope: scope, month: month), default: 0] += SpendAmount.nanos(cost)
-                }
-            }
-            for (key, nanos) in spend { try addSpend(nanos: nanos, scopes: [key.scope], month: key.month) }
-
-            // Usage rollups and dimensions, from the new rows only: one upsert per row touched.
-            var rollups = RollupBatch()
-            for (record, isNew) in zip(records, inserted) where isNew { rollups.add(record) }
-            try applyRollups(rollups)
+            // token limit applied), so a cap set mid-month starts from the true spend; usage
+            // rollups and dimensions. From the new rows only, one upsert per row touched.
+            let summary = AuditBatchSummary(zip(records, inserted).lazy.filter { $0.1 }.map { $0.0 })
+            for (key, nanos) in summary.spend { try addSpend(nanos: nanos, scopes: [key.scope], month: key.month) }
+            try applyRollups(summary.rollups)
         }
     }
 
@@ -140,10 +129,4 @@ extension GatewayStore {
         record.cacheWriteTokens = row.optionalInt(26)
         return AuditRow(sequence: row.int64(0), record: record, projectSlug: row.optionalString(24))
     }
-}
-
-/// A month-to-date total's identity, for summing a batch's spend.
-private struct SpendKey: Hashable {
-    let scope: LimitScope
-    let month: String
 }

@@ -88,12 +88,12 @@ public final class GatewayStore: @unchecked Sendable {
 }
 
 /// Times are stored as integer milliseconds since the Unix epoch (UTC).
-enum StoreTime {
-    static func milliseconds(_ date: Date) -> Int64 {
+public enum StoreTime {
+    public static func milliseconds(_ date: Date) -> Int64 {
         Int64((date.timeIntervalSince1970 * 1000).rounded())
     }
 
-    static func date(_ milliseconds: Int64) -> Date {
+    public static func date(_ milliseconds: Int64) -> Date {
         Date(timeIntervalSince1970: Double(milliseconds) / 1000)
     }
 

@@ -131,3 +131,85 @@ enum RollupTime {
         return floored == milliseconds ? floored : floored + width
     }
 }
+
+/// What a batch of newly inserted audit rows adds to the shared totals: month-to-date spend the
+/// limiter did not settle itself, usage rollup rows and dimensions, each summed once per key so a
+/// backend writes one upsert per row it touches. The SQLite store applies it inside its insert
+/// transaction; the PostgreSQL sink sends it beside the rows, because the database computes it
+/// far more slowly than the worker (histograms are byte strings there).
+public struct AuditBatchSummary {
+    /// Month-to-date spend to add, per limit scope (`LimitScope.storageKey`) and month.
+    public struct Spend {
+        public let scope: String
+        public let month: String
+        public let nanos: Int64
+    }
+
+    /// One rollup row's increments; histograms in `LatencyHistogram`'s stored (sparse) form.
+    public struct Rollup {
+        public let table: String
+        public let kind: String
+        public let bucket: Int64
+        public let projectID: Int64
+        public let value: String
+        public let requests, promptTokens, completionTokens, cachedTokens: Int64
+        public let costNanos, unknownCost, cacheHits, errors: Int64
+        public let latencyHistogram: [UInt8]?
+        public let ttftHistogram: [UInt8]?
+    }
+
+    /// A value seen in a filterable column, with the newest time it was seen.
+    public struct Dimension {
+        public let projectID: Int64
+        public let kind: String
+        public let value: String
+        public let lastSeen: Int64
+    }
+
+    private(set) var spend: [SpendKey: Int64] = [:]
+    private(set) var rollups = RollupBatch()
+
+    public init() {}
+
+    public init(_ records: some Sequence<AuditRecord>) {
+        for record in records { add(record) }
+    }
+
+    public mutating func add(_ record: AuditRecord) {
+        rollups.add(record)
+        guard !record.spendSettled, let cost = record.costUSD, cost > 0 else { return }
+        let month = SpendAmount.month(of: record.time)
+        for scope in LimitScope.all(orgID: record.orgID, projectID: record.projectID, keyID: record.keyID) {
+            spend[SpendKey(scope: scope, month: month), default: 0] += SpendAmount.nanos(cost)
+        }
+    }
+
+    /// Sorted by scope and month, the order every writer upserts in (no deadlock between them).
+    public var spendRows: [Spend] {
+        spend.map { Spend(scope: $0.key.scope.storageKey, month: $0.key.month, nanos: $0.value) }
+            .sorted { ($0.scope, $0.month) < ($1.scope, $1.month) }
+    }
+
+    /// Sorted by table, kind, bucket, project and value.
+    public var rollupRows: [Rollup] {
+        rollups.totals.map { key, totals in
+            Rollup(table: key.table.name, kind: key.kind.rawValue, bucket: key.bucket, projectID: key.projectID, value: key.value,
+                   requests: totals.requests, promptTokens: totals.promptTokens, completionTokens: totals.completionTokens,
+                   cachedTokens: totals.cachedTokens, costNanos: totals.costNanos, unknownCost: totals.unknownCost,
+                   cacheHits: totals.cacheHits, errors: totals.errors,
+                   latencyHistogram: totals.latency.encoded(), ttftHistogram: totals.ttft.encoded())
+        }.sorted { ($0.table, $0.kind, $0.bucket, $0.projectID, $0.value) < ($1.table, $1.kind, $1.bucket, $1.projectID, $1.value) }
+    }
+
+    /// Sorted by project, kind and value.
+    public var dimensionRows: [Dimension] {
+        rollups.dimensions.map { Dimension(projectID: $0.key.projectID, kind: $0.key.kind, value: $0.key.value, lastSeen: $0.value) }
+            .sorted { ($0.projectID, $0.kind, $0.value) < ($1.projectID, $1.kind, $1.value) }
+    }
+}
+
+/// A month-to-date total's identity, for summing a batch's spend.
+struct SpendKey: Hashable {
+    let scope: LimitScope
+    let month: String
+}

@@ -34,7 +34,6 @@ extension PostgresConfigurationStore: AdminStore {
     // MARK: - Audit browsing
 
     /// As `GatewayStore.auditPage`: newest first on (time_ms, seq), strictly below the cursor.
-    /// Rows are numbered first (`deploxa_sequence_audit`), and only numbered rows are walked.
     public func auditPage(_ filter: AuditFilter, limit: Int, after cursor: AuditCursor?) throws -> (rows: [AuditRow], next: AuditCursor?) {
         guard (1...GatewayStore.auditMaxPageSize).contains(limit) else {
             throw StoreError(.invalidArgument, "limit must be between 1 and \(GatewayStore.auditMaxPageSize)")
@@ -42,7 +41,6 @@ extension PostgresConfigurationStore: AdminStore {
         if let statusClass = filter.statusClass, !(1...5).contains(statusClass) {
             throw StoreError(.invalidArgument, "status class must be 1 to 5")
         }
-        try session.query("SELECT deploxa_sequence_audit()")
         var query = AuditSQL(base: Self.auditSelect + " WHERE a.seq IS NOT NULL")
         switch filter.scope {
         case .installation: break
@@ -60,15 +58,15 @@ extension PostgresConfigurationStore: AdminStore {
             query.and("a.status < ?", Int64(statusClass * 100 + 100))
         }
         if let minimum = filter.minimumStatus { query.and("a.status >= ?", Int64(minimum)) }
-        if let from = filter.from { query.and("a.time_ms >= ?", PostgresTime.milliseconds(from)) }
-        if let to = filter.to { query.and("a.time_ms < ?", PostgresTime.milliseconds(to)) }
+        if let from = filter.from { query.and("a.time_ms >= ?", StoreTime.milliseconds(from)) }
+        if let to = filter.to { query.and("a.time_ms < ?", StoreTime.milliseconds(to)) }
         if let cursor {
             query.and("a.time_ms <= ?", cursor.timeMs)
             query.and("(a.time_ms < $\(query.binds.count) OR a.seq < ?)", cursor.seq)
         }
         query.sql += " ORDER BY a.time_ms DESC, a.seq DESC LIMIT \(limit)"
         let rows = try session.query(query.postgresQuery).map(Self.auditRow)
-        let next = rows.count == limit ? rows.last.map { AuditCursor(timeMs: PostgresTime.milliseconds($0.record.time), seq: $0.sequence) } : nil
+        let next = rows.count == limit ? rows.last.map { AuditCursor(timeMs: StoreTime.milliseconds($0.record.time), seq: $0.sequence) } : nil
         return (rows, next)
     }
 
@@ -80,7 +78,6 @@ extension PostgresConfigurationStore: AdminStore {
         case .org(let id, _): query.and("a.org_id = ?", id)
         case .project(let id, _, _): query.and("a.project_id = ?", id)
         }
-        try session.query("SELECT deploxa_sequence_audit()")
         return try session.query(query.postgresQuery).first.map(Self.auditRow)
     }
 
@@ -107,7 +104,7 @@ extension PostgresConfigurationStore: AdminStore {
             guard let project = try project(slug: projectSlug) else { throw StoreError(.notFound, "no project '\(projectSlug)'") }
             scope = .project(id: project.id, orgID: project.orgID, slug: project.slug)
         }
-        let now = PostgresTime.milliseconds(Date())
+        let now = StoreTime.milliseconds(Date())
         for _ in 0..<8 {
             let (id, secret) = KeySecret.generate(idPrefix: KeySecret.adminIDPrefix, secretPrefix: KeySecret.adminSecretPrefix)
             let inserted = try session.execute("""
@@ -117,7 +114,7 @@ extension PostgresConfigurationStore: AdminStore {
                 ON CONFLICT (id) DO NOTHING
                 """)
             if inserted > 0 {
-                return (AdminToken(id: id, name: name, scope: scope, readOnly: readOnly, createdAt: PostgresTime.date(now), revokedAt: nil),
+                return (AdminToken(id: id, name: name, scope: scope, readOnly: readOnly, createdAt: StoreTime.date(now), revokedAt: nil),
                         secret)
             }
         }
@@ -133,7 +130,7 @@ extension PostgresConfigurationStore: AdminStore {
     public func revokeAdminToken(id: String) throws -> Bool {
         try session.query("""
             WITH revoked AS (
-                UPDATE admin_tokens SET revoked_at = \(PostgresTime.milliseconds(Date())) WHERE id = \(id) AND revoked_at IS NULL
+                UPDATE admin_tokens SET revoked_at = \(StoreTime.milliseconds(Date())) WHERE id = \(id) AND revoked_at IS NULL
                 RETURNING id
             ), ended AS (
                 DELETE FROM admin_sessions WHERE token_id IN (SELECT id FROM revoked)
@@ -155,7 +152,7 @@ extension PostgresConfigurationStore: AdminStore {
 
     public func createAdminSession(tokenID: String, lifetimeSeconds: Int) throws -> (secret: String, expiresAt: Date) {
         guard lifetimeSeconds > 0 else { throw StoreError(.invalidArgument, "a session lifetime must be positive") }
-        let now = PostgresTime.milliseconds(Date())
+        let now = StoreTime.milliseconds(Date())
         let expires = now + Int64(lifetimeSeconds) * 1000
         let secret = GatewayStore.randomSessionSecret()
         let inserted = try session.execute("""
@@ -164,7 +161,7 @@ extension PostgresConfigurationStore: AdminStore {
             FROM admin_tokens WHERE id = \(tokenID) AND revoked_at IS NULL
             """)
         guard inserted > 0 else { throw StoreError(.notFound, "no live admin token \(tokenID)") }
-        return (secret, PostgresTime.date(expires))
+        return (secret, StoreTime.date(expires))
     }
 
     public func adminSession(secret: String, now: Date) throws -> AdminToken? {
@@ -173,7 +170,7 @@ extension PostgresConfigurationStore: AdminStore {
              WHERE s.secret_hash = $1 AND s.expires_at > $2 AND t.revoked_at IS NULL
             """)
         query.binds.append(ByteBuffer(bytes: KeySecret.hashBytes(secret)))
-        query.binds.append(PostgresTime.milliseconds(now))
+        query.binds.append(StoreTime.milliseconds(now))
         return try session.query(query).first.map(Self.adminToken)
     }
 
@@ -182,7 +179,7 @@ extension PostgresConfigurationStore: AdminStore {
     }
 
     public func pruneAdminSessions(now: Date) throws -> Int {
-        try session.execute("DELETE FROM admin_sessions WHERE expires_at <= \(PostgresTime.milliseconds(now))")
+        try session.execute("DELETE FROM admin_sessions WHERE expires_at <= \(StoreTime.milliseconds(now))")
     }
 
     public func close() { session.close() }
@@ -201,7 +198,7 @@ extension PostgresConfigurationStore: AdminStore {
             scope = .project(id: projectID, orgID: try row.int64(9), slug: try row.string(10))
         }
         return AdminToken(id: try row.string(0), name: try row.optionalString(1), scope: scope, readOnly: try row.bool(2),
-                          createdAt: try row.date(3), revokedAt: try row.optionalInt64(4).map(PostgresTime.date))
+                          createdAt: try row.date(3), revokedAt: try row.optionalInt64(4).map(StoreTime.date))
     }
 }
 

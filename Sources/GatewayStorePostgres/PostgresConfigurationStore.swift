@@ -20,14 +20,14 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
     public func createOrg(name: String, limits: Limits) throws -> Org {
         try GatewayStore.validate(name, what: "org")
         try GatewayStore.validate(limits)
-        let now = PostgresTime.milliseconds(Date())
+        let now = StoreTime.milliseconds(Date())
         do {
             let id = try session.query("""
                 INSERT INTO orgs (name, rpm, tpm, monthly_budget_usd, created_at)
                 VALUES (\(name), \(Self.int(limits.requestsPerMinute)), \(Self.int(limits.tokensPerMinute)), \(limits.monthlyBudgetUSD), \(now))
                 RETURNING id
                 """).first?.int64(0) ?? 0
-            return Org(id: id, name: name, limits: limits, createdAt: PostgresTime.date(now))
+            return Org(id: id, name: name, limits: limits, createdAt: StoreTime.date(now))
         } catch let error as StoreError where error.kind == .constraint {
             throw StoreError(.constraint, "an org named '\(name)' already exists")
         }
@@ -41,7 +41,7 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
         try GatewayStore.validate(name, what: "project")
         try GatewayStore.validate(limits)
         guard let org = try org(named: orgName) else { throw StoreError(.notFound, "no org named '\(orgName)'") }
-        let now = PostgresTime.milliseconds(Date())
+        let now = StoreTime.milliseconds(Date())
         do {
             let id = try session.query("""
                 INSERT INTO projects (org_id, name, plan, rpm, tpm, monthly_budget_usd, created_at)
@@ -49,7 +49,7 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
                         \(limits.monthlyBudgetUSD), \(now))
                 RETURNING id
                 """).first?.int64(0) ?? 0
-            return Project(id: id, orgID: org.id, orgName: orgName, name: name, plan: plan, limits: limits, createdAt: PostgresTime.date(now))
+            return Project(id: id, orgID: org.id, orgName: orgName, name: name, plan: plan, limits: limits, createdAt: StoreTime.date(now))
         } catch let error as StoreError where error.kind == .constraint {
             throw StoreError(.constraint, "a project named '\(orgName)/\(name)' already exists")
         }
@@ -74,7 +74,7 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
         try requireProject(projectID)
         try session.execute("""
             INSERT INTO provider_settings (project_id, provider, api_key, base_url, updated_at)
-            VALUES (\(projectID), \(provider.rawValue), \(apiKey.value), \(baseURL), \(PostgresTime.milliseconds(Date())))
+            VALUES (\(projectID), \(provider.rawValue), \(apiKey.value), \(baseURL), \(StoreTime.milliseconds(Date())))
             ON CONFLICT (project_id, provider) DO UPDATE
             SET api_key = excluded.api_key, base_url = excluded.base_url, updated_at = excluded.updated_at
             """)
@@ -89,7 +89,7 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
     public func createKey(projectID: Int64, name: String?, limits: Limits) throws -> (key: GatewayKey, secret: String) {
         try GatewayStore.validate(limits)
         try requireProject(projectID)
-        let now = PostgresTime.milliseconds(Date())
+        let now = StoreTime.milliseconds(Date())
         // 48 random bits of id: a clash is unlikely, but ON CONFLICT makes it a retry, not an error.
         for _ in 0..<8 {
             let (id, secret) = KeySecret.generate()
@@ -100,7 +100,7 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
                 ON CONFLICT (id) DO NOTHING
                 """)
             if inserted > 0 {
-                return (GatewayKey(id: id, projectID: projectID, name: name, limits: limits, createdAt: PostgresTime.date(now), revokedAt: nil),
+                return (GatewayKey(id: id, projectID: projectID, name: name, limits: limits, createdAt: StoreTime.date(now), revokedAt: nil),
                         secret)
             }
         }
@@ -118,7 +118,7 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
 
     public func revokeKey(id: String) throws -> Bool {
         try session.execute("""
-            UPDATE gateway_keys SET revoked_at = coalesce(revoked_at, \(PostgresTime.milliseconds(Date()))) WHERE id = \(id)
+            UPDATE gateway_keys SET revoked_at = coalesce(revoked_at, \(StoreTime.milliseconds(Date()))) WHERE id = \(id)
             """) > 0
     }
 
@@ -171,7 +171,7 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
         let targets = JSON.array(chain.targets.map { .string($0.description) }).serializedString()
         try session.execute("""
             INSERT INTO fallback_chains (project_id, provider, model, targets, updated_at)
-            VALUES (\(chain.projectID), \(chain.primary.provider.rawValue), \(chain.primary.model), \(targets), \(PostgresTime.milliseconds(Date())))
+            VALUES (\(chain.projectID), \(chain.primary.provider.rawValue), \(chain.primary.model), \(targets), \(StoreTime.milliseconds(Date())))
             ON CONFLICT (project_id, provider, model) DO UPDATE SET targets = excluded.targets, updated_at = excluded.updated_at
             """)
     }
@@ -208,7 +208,7 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
             INSERT INTO prices (model, provider, input_per_million, output_per_million, cached_input_per_million,
                                 cache_write_per_million, source, updated_at)
             VALUES (\(price.model), \(price.provider), \(price.input), \(price.output), \(price.cachedInput), \(price.cacheWrite),
-                    \(price.source ?? "set by operator"), \(PostgresTime.milliseconds(Date())))
+                    \(price.source ?? "set by operator"), \(StoreTime.milliseconds(Date())))
             ON CONFLICT (model) DO UPDATE SET provider = COALESCE(excluded.provider, prices.provider),
                 input_per_million = excluded.input_per_million, output_per_million = excluded.output_per_million,
                 cached_input_per_million = excluded.cached_input_per_million,
@@ -231,19 +231,20 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
 
     // MARK: - Audit export
 
-    /// Rows in `seq` order. Rows get their `seq` from `deploxa_sequence_audit()` once committed
-    /// (one sequencer at a time), so a row that commits late is numbered after every row a
-    /// reader has already seen: paging by `seq` never skips it.
+    /// Rows in `seq` order, up to the horizon `deploxa_audit_horizon()` returns: every batch
+    /// that drew a number at or below it has ended, and a batch still to commit numbers its rows
+    /// above it, so paging by `seq` never skips a row that commits late.
     public func auditRows(_ query: AuditQuery) throws -> [AuditRow] {
         if let limit = query.limit, limit < 0 { throw StoreError(.invalidArgument, "limit must not be negative") }
-        try session.query("SELECT deploxa_sequence_audit()")
+        let horizon = try session.query("SELECT deploxa_audit_horizon()").first?.int64(0) ?? 0
         var sql = AuditSQL(base: Self.auditSelect + " WHERE a.seq IS NOT NULL")
+        sql.and("a.seq <= ?", horizon)
         if let projectID = query.projectID { sql.and("a.project_id = ?", projectID) }
         if let keyID = query.keyID { sql.and("a.key_id = ?", keyID) }
         if let model = query.model { sql.and("(a.model_requested = ? OR a.model_served = ?)", model) }
         if let status = query.status { sql.and("a.status = ?", Int64(status)) }
-        if let from = query.from { sql.and("a.time_ms >= ?", PostgresTime.milliseconds(from)) }
-        if let to = query.to { sql.and("a.time_ms < ?", PostgresTime.milliseconds(to)) }
+        if let from = query.from { sql.and("a.time_ms >= ?", StoreTime.milliseconds(from)) }
+        if let to = query.to { sql.and("a.time_ms < ?", StoreTime.milliseconds(to)) }
         if let after = query.afterSequence { sql.and("a.seq > ?", after) }
         sql.sql += " ORDER BY a.seq"
         if let limit = query.limit { sql.sql += " LIMIT \(limit)" }

@@ -6,8 +6,8 @@ import PostgresNIO
 /// pass every `interval`, but only the holder of the `janitor` lease row (taken or renewed in
 /// one statement, for three intervals) does the work. If that node dies, its lease runs out and
 /// another worker takes over. A pass deletes expired cache entries and leases, creates next
-/// months' audit partitions, numbers newly committed audit rows for the export cursor, deletes
-/// expired dashboard sessions, and drops audit partitions past the retention period.
+/// months' audit partitions, deletes expired dashboard sessions, and drops audit partitions past
+/// the retention period.
 public final class PostgresJanitor: Sendable {
     public let session: PostgresSession
     public let interval: Double
@@ -41,7 +41,6 @@ public final class PostgresJanitor: Sendable {
             try session.execute("DELETE FROM cache_entries WHERE expires_at <= (SELECT deploxa_now_ms())")
             try session.execute("DELETE FROM cache_leases WHERE expires_at <= (SELECT deploxa_now_ms())")
             try session.query("SELECT deploxa_ensure_audit_partitions(deploxa_now_ms(), 2)")
-            try session.query("SELECT deploxa_sequence_audit()")
             try session.execute("DELETE FROM admin_sessions WHERE expires_at <= (SELECT deploxa_now_ms())")
             if retentionDays > 0 {
                 try session.query("SELECT deploxa_drop_audit_partitions_before(deploxa_now_ms() - \(Int64(retentionDays) * 86_400_000))")

@@ -217,7 +217,7 @@ public final class PostgresRequestStore: RequestStore, Sendable {
     }
 
     public func claimBreakerProbe(projectID: Int64, provider: Provider, seenOpenUntil: Int64, until: Date) throws -> Bool {
-        let fromNow = max(0, PostgresTime.milliseconds(until) - PostgresTime.milliseconds(Date()))
+        let fromNow = max(0, StoreTime.milliseconds(until) - StoreTime.milliseconds(Date()))
         return try session.query("""
             SELECT deploxa_breaker_claim_probe(\(projectID), \(provider.rawValue), \(seenOpenUntil), \(fromNow))
             """).first?.bool(0) ?? false
@@ -262,7 +262,7 @@ public final class PostgresRequestStore: RequestStore, Sendable {
     static func key(_ row: PostgresRandomAccessRow, _ start: Int) throws -> GatewayKey {
         GatewayKey(id: try row.string(start), projectID: try row.int64(start + 1), name: try row.optionalString(start + 2),
                    limits: try limits(row, start + 3), createdAt: try row.date(start + 6),
-                   revokedAt: try row.optionalInt64(start + 7).map(PostgresTime.date))
+                   revokedAt: try row.optionalInt64(start + 7).map(StoreTime.date))
     }
 
     /// Columns start…start+8: id, org_id, org name, name, plan, rpm, tpm, budget, created_at.

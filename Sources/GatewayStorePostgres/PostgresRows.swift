@@ -40,7 +40,7 @@ extension PostgresRandomAccessRow {
         try decoded(index, ByteBuffer?.self).map { Array($0.readableBytesView) }
     }
 
-    func date(_ index: Int) throws -> Date { PostgresTime.date(try int64(index)) }
+    func date(_ index: Int) throws -> Date { StoreTime.date(try int64(index)) }
 
     private func decoded<T: PostgresDecodable>(_ index: Int, _ type: T.Type) throws -> T {
         do {
@@ -49,12 +49,6 @@ extension PostgresRandomAccessRow {
             throw StoreError(.other, "cannot read column \(index) as \(T.self)")
         }
     }
-}
-
-/// Times are integer milliseconds since the Unix epoch (UTC) in both backends.
-enum PostgresTime {
-    static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
-    static func date(_ milliseconds: Int64) -> Date { Date(timeIntervalSince1970: Double(milliseconds) / 1000) }
 }
 
 /// Postgres array literals (`{…}`) for text and nullable bigint arrays, bound as text and cast

@@ -16,6 +16,7 @@ import random
 import re
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -320,9 +321,11 @@ def expected_rollups(rows: list[dict]):
 
 
 def stored_rollups(pg, table: str) -> list[str]:
+    """The table's rows, histograms re-encoded (stored, a bucket may repeat: deploxa_hist_add)."""
     return sorted(pg.psql(
         f"SELECT kind, bucket, project_id, value, requests, prompt_tokens, completion_tokens, cached_tokens, cost_nanos, "
-        f"unknown_cost, cache_hits, errors, encode(latency_hist, 'hex'), encode(ttft_hist, 'hex') FROM {table}").splitlines())
+        f"unknown_cost, cache_hits, errors, encode(deploxa_hist_merge(latency_hist, NULL), 'hex'), "
+        f"encode(deploxa_hist_merge(ttft_hist, NULL), 'hex') FROM {table}").splitlines())
 
 
 def expected_spend(rows) -> dict[tuple[str, str], int]:
@@ -363,6 +366,31 @@ def test_hist_merge_matches_latency_histogram(pg):
         == ",".join(str(nanos(v)) for v in [3.125e-7, 1.5e-9, 0.0000195, -2.5e-9, 0.5e-9, 0.49e-9])
 
 
+def test_hist_add_appends_and_stays_bounded(pg):
+    one = "decode('0901000000', 'hex')"
+    assert pg.psql(f"SELECT encode(deploxa_hist_add({one}, {one}), 'hex')") == "09010000000901000000"
+    assert pg.psql(f"SELECT encode(deploxa_hist_add(NULL, {one}), 'hex'), encode(deploxa_hist_add({one}, NULL), 'hex'), "
+                   f"deploxa_hist_add(NULL, NULL) IS NULL") == "0901000000|0901000000|t"
+    # 3,000 adds over 150 buckets: the blob never passes 2,000 bytes and sums exactly.
+    pg.psql("""
+        CREATE TABLE hist_add_sizes (n int, size int, h bytea);
+        DO $$
+        DECLARE h bytea;
+        BEGIN
+            FOR i IN 1 .. 3000 LOOP
+                h := deploxa_hist_add(h, deploxa_hist_pair(i % 150, 1 + i % 3));
+                INSERT INTO hist_add_sizes VALUES (i, octet_length(h), h);
+            END LOOP;
+        END
+        $$;""")
+    assert int(pg.psql("SELECT max(size) FROM hist_add_sizes")) <= 2000
+    assert int(pg.psql("SELECT count(*) FROM hist_add_sizes WHERE size < (SELECT size FROM hist_add_sizes b WHERE b.n = hist_add_sizes.n - 1)")) > 5
+    counts: dict[int, int] = {}
+    for i in range(1, 3001):
+        counts[i % 150] = counts.get(i % 150, 0) + 1 + i % 3
+    assert pg.psql("SELECT encode(deploxa_hist_merge(h, NULL), 'hex') FROM hist_add_sizes WHERE n = 3000") == hist_encode(counts)
+
+
 def test_audit_batches_are_idempotent_and_rollups_exact(pg):
     rows = audit_batch("a", 300, seed=1)
     assert append(pg, rows) == 300
@@ -401,44 +429,125 @@ def test_audit_batches_are_idempotent_and_rollups_exact(pg):
         str(max(r["time_ms"] for r in everything if r["user"] == "alice" and r["project_id"] == 1))
 
 
-def test_sequencer_never_skips_rows_committed_out_of_order(pg):
-    before = int(pg.psql("SELECT deploxa_sequence_audit()"))
-    assert pg.psql("SELECT count(*) FROM audit_log WHERE seq IS NULL") == "0"
-    early_ms = ms("2025-03-01T00:00:00")
-    late = audit_batch("seq-late", 20, seed=5, start="2025-03-02T00:00:00")
+def summary_of(rows: list[dict]) -> dict:
+    """What PostgresAuditSink sends beside `rows` (AuditBatchSummary), built from the sums above."""
+    rollups = []
+    for table, width in (("usage_hourly", 3_600_000), ("usage_daily", 86_400_000)):
+        for line in expected_rollups(rows)[table]:
+            kind, bucket, project, value, *figures, lat, ttft = line.split("|")
+            rollups.append({"width": width, "kind": kind, "bucket": int(bucket), "project_id": int(project), "value": value,
+                            **dict(zip(["requests", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_nanos",
+                                        "unknown_cost", "cache_hits", "errors"], map(int, figures))),
+                            "latency_hist": lat or None, "ttft_hist": ttft or None})
+    dimensions: dict[tuple, int] = {}
+    for r in rows:
+        for kind, field in [("model", "model_requested"), ("model", "model_served"), ("user", "user"), ("key", "key_id"),
+                            ("provider", "provider")]:
+            if r[field] is not None:
+                key = (r["project_id"] or 0, kind, r[field])
+                dimensions[key] = max(dimensions.get(key, r["time_ms"]), r["time_ms"])
+    return {"spend": [{"scope": scope, "month": month, "nanos": n} for (scope, month), n in sorted(expected_spend(rows).items())],
+            "rollups": rollups,
+            "dimensions": [{"project_id": p, "kind": k, "value": v, "last_seen": t} for (p, k, v), t in sorted(dimensions.items())]}
+
+
+def test_a_batch_summary_is_used_only_when_every_row_is_new(pg):
+    rows = audit_batch("sum", 60, seed=11, start="2024-07-10T10:00:00")
+    day_start, day_end = ms("2024-07-10T00:00:00"), ms("2024-07-11T00:00:00")
+
+    def mine(table: str) -> list[str]:
+        return [line for line in stored_rollups(pg, table) if day_start <= int(line.split("|")[1]) < day_end]
+
+    def spend() -> dict:
+        return {(s, m): int(c) for s, m, c in (line.split("|") for line in pg.psql(
+            "SELECT scope, month, cost_nanos FROM monthly_totals WHERE month = '2024-07' AND cost_nanos <> 0").splitlines())}
+
+    assert append(pg, rows[:10]) == 10  # no summary: computed in the database
+    # Half of this batch is already in (a replayed journal): a summary of the whole batch would
+    # count rows 5..9 twice, so the function must ignore it (made wrong here to tell).
+    wrong = summary_of(rows[5:30])
+    for rollup in wrong["rollups"]:
+        rollup["requests"] += 1000
+    assert int(pg.psql(f"SELECT deploxa_append_audit($j${json.dumps(rows[5:30])}$j$::jsonb, $j${json.dumps(wrong)}$j$::jsonb)")) == 20
+    # All new: the summary is what gets added (a marker only it carries shows it was used).
+    summary = summary_of(rows[30:])
+    summary["dimensions"].append({"project_id": 0, "kind": "user", "value": "from-the-summary", "last_seen": day_start})
+    assert int(pg.psql(f"SELECT deploxa_append_audit($j${json.dumps(rows[30:])}$j$::jsonb, $j${json.dumps(summary)}$j$::jsonb)")) == 30
+    assert pg.psql("SELECT count(*) FROM audit_dimensions WHERE value = 'from-the-summary'") == "1"
+    # The same batch again (a lost acknowledgement): nothing added twice.
+    assert int(pg.psql(f"SELECT deploxa_append_audit($j${json.dumps(rows[30:])}$j$::jsonb, $j${json.dumps(summary)}$j$::jsonb)")) == 0
+
+    expected = expected_rollups(rows)
+    assert mine("usage_hourly") == expected["usage_hourly"]
+    assert mine("usage_daily") == expected["usage_daily"]
+    assert spend() == expected_spend(rows)
+    assert len(expected["usage_hourly"]) > 20
+
+
+def horizon_rows(prefix: str, project: int, start: str, count: int = 20) -> list[dict]:
+    """Rows whose rollups, dimensions and spend no other batch touches (an open batch holds those)."""
+    return [{"request_id": f"{prefix}-{i:02d}", "time_ms": ms(start) + i, "status": 200, "project_id": project,
+             "latency_ms": 1.0} for i in range(count)]
+
+
+def test_export_horizon_never_skips_rows_committed_out_of_order(pg):
+    before = int(pg.psql("SELECT deploxa_audit_horizon()"))
+    early = horizon_rows("hz-early", 41, "2025-03-01T00:00:00")
+    late = horizon_rows("hz-late", 42, "2025-03-02T00:00:00")
     session = subprocess.Popen([str(pgcluster.PG_BIN / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", *pg.client_args()],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        # The early rows are inserted first, by a transaction that stays open...
-        # (Plain inserts: an open deploxa_append_audit would also hold its rollup rows, which the
-        # next batch must wait for; audit transactions are short, this one is held on purpose.)
-        session.stdin.write(f"BEGIN;\nINSERT INTO audit_log (request_id, time_ms, status) SELECT 'seq-early-' || g, "
-                            f"{early_ms} + g, 200 FROM generate_series(1, 20) AS g;\nSELECT 'inserted';\n")
+        # A batch numbers its rows and stays open (a slow commit)...
+        session.stdin.write(f"BEGIN;\nSELECT deploxa_append_audit($j${json.dumps(early)}$j$::jsonb);\n"
+                            "SELECT max(seq) FROM audit_log WHERE request_id LIKE 'hz-early-%';\n")
         session.stdin.flush()
-        assert session.stdout.readline().strip() == "inserted"
-        # ...while later rows commit and are sequenced (and exported up to `cursor`).
+        assert session.stdout.readline().strip() == "20"
+        early_max = int(session.stdout.readline())
+        # ...while a later batch commits, with higher numbers.
         assert append(pg, late) == 20
-        cursor = int(pg.psql("SELECT deploxa_sequence_audit()"))
-        assert cursor > before
-        assert pg.psql("SELECT min(seq) > %d, max(seq) = %d, count(*) FROM audit_log WHERE request_id LIKE 'seq-late-%%'"
-                       % (before, cursor)) == "t|t|20"
-        # Seqs follow (time_ms, request_id) within a run.
-        assert pg.psql("SELECT bool_and(ok) FROM (SELECT seq > lag(seq) OVER (ORDER BY time_ms, request_id) AS ok "
-                       "FROM audit_log WHERE request_id LIKE 'seq-late-%') x") == "t"
-        session.stdin.write("SELECT count(*) FILTER (WHERE seq IS NULL), count(*) FROM audit_log WHERE request_id LIKE 'seq-early-%';\n")
-        session.stdin.flush()
-        assert session.stdout.readline().strip() == "20|20"  # uncommitted: no seq yet
+        late_min = int(pg.psql("SELECT min(seq) FROM audit_log WHERE request_id LIKE 'hz-late-%'"))
+        assert before < early_max < late_min
+        # A reader paging by seq now would pass the open batch's numbers and never come back to
+        # them: the horizon waits until that batch has ended.
+        with pytest.raises(RuntimeError, match="lock timeout"):
+            pg.psql("SET lock_timeout = '300ms';\nSELECT deploxa_audit_horizon();")
+        assert pg.psql("SELECT count(*) FROM audit_log WHERE request_id LIKE 'hz-%'") == "20"  # only the late rows visible
         session.stdin.write("COMMIT;\n")
         session.stdin.close()
         assert session.wait(timeout=30) == 0
     finally:
         if session.poll() is None:
             session.kill()
-    # After the commit, a later call gives them seqs above everything handed out before, so a
-    # reader at `cursor` reads exactly them next, although their times are earlier.
-    after = int(pg.psql("SELECT deploxa_sequence_audit()"))
-    assert pg.psql(f"SELECT count(*), min(seq) > {cursor}, max(seq) = {after} FROM audit_log WHERE seq > {cursor}") == "20|t|t"
-    assert pg.psql(f"SELECT count(*) FROM audit_log WHERE seq > {cursor} AND request_id LIKE 'seq-early-%'") == "20"
+    horizon = int(pg.psql("SELECT deploxa_audit_horizon()"))
+    assert pg.psql(f"SELECT count(*) FILTER (WHERE request_id LIKE 'hz-early-%'), count(*) FROM audit_log "
+                   f"WHERE seq > {before} AND seq <= {horizon} AND request_id LIKE 'hz-%'") == "20|40"
+
+
+def test_export_paging_under_concurrent_batches_sees_every_row_once(pg):
+    """Four sessions append 5-row batches for a few seconds while a reader pages by (cursor, horizon]."""
+    script = ("\\set r random(1, 1000000000)\n"
+              "SELECT deploxa_append_audit((SELECT jsonb_agg(jsonb_build_object('request_id', 'pg-' || :r || '-' || g, "
+              "'time_ms', 1741000000000 + g, 'status', 200, 'project_id', 43, 'latency_ms', 1.0)) FROM generate_series(1, 5) AS g));\n")
+    cursor = int(pg.psql("SELECT deploxa_audit_horizon()"))
+    seen: list[str] = []
+    writers = threading.Thread(target=pg.pgbench, args=(script,), kwargs={"clients": 4, "seconds": 4})
+    writers.start()
+    pages = 0
+    while True:
+        finished = not writers.is_alive()
+        horizon = int(pg.psql("SELECT deploxa_audit_horizon()"))
+        page = pg.psql(f"SELECT request_id FROM audit_log WHERE seq > {cursor} AND seq <= {horizon} "
+                       f"AND request_id LIKE 'pg-%' ORDER BY seq")
+        seen += page.splitlines()
+        cursor = horizon
+        pages += 1
+        if finished:
+            break
+    writers.join()
+    everything = pg.psql("SELECT request_id FROM audit_log WHERE request_id LIKE 'pg-%'").splitlines()
+    assert len(everything) > 100 and pages > 5
+    assert len(seen) == len(set(seen))
+    assert sorted(seen) == sorted(everything)
 
 
 def test_partitions(pg):
