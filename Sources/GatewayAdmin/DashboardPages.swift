@@ -91,7 +91,7 @@ struct DashboardPages {
             let month = calendar.dateInterval(of: .month, for: now)!
             return (RangeSelection(key: "mtd", from: month.start, to: calendar.dateInterval(of: .day, for: now)!.end), .day)
         case "custom":
-            if let from = query["from"].flatMap { AuditExport.parseDate($0) }, let toDay = query["to"].flatMap { AuditExport.parseDate($0) }, toDay >= from {
+            if let from = query["from"].flatMap({ AuditExport.parseDate($0) }), let toDay = query["to"].flatMap({ AuditExport.parseDate($0) }), toDay >= from {
                 let to = toDay.addingTimeInterval(86_400)
                 let bucket: UsageBucket = to.timeIntervalSince(from) > 3 * 86_400 ? .day : .hour
                 return (RangeSelection(key: "custom", from: from, to: min(to, from.addingTimeInterval(400 * 86_400))), bucket)

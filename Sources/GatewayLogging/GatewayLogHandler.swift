@@ -82,12 +82,11 @@ public struct GatewayLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
-                    file: String, function: String, line: UInt) {
+    public func log(event: LogEvent) {
         var fields = self.metadata
-        if let explicit { fields.merge(explicit) { _, new in new } }
-        output.write(Array(Self.format(format, time: Self.timestamp(), level: level, label: label, message: message.description,
-                                         fields: fields).utf8))
+        if let explicit = event.metadata { fields.merge(explicit) { _, new in new } }
+        output.write(Array(Self.format(format, time: Self.timestamp(), level: event.level, label: label,
+                                         message: event.message.description, fields: fields).utf8))
     }
 
     /// One line, newline included.

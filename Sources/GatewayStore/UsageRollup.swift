@@ -146,8 +146,9 @@ public struct AuditBatchSummary {
     }
 
     /// One rollup row's increments; histograms in `LatencyHistogram`'s stored (sparse) form.
+    /// The table is named by its bucket width (one hour or one day, in milliseconds).
     public struct Rollup {
-        public let table: String
+        public let bucketMilliseconds: Int64
         public let kind: String
         public let bucket: Int64
         public let projectID: Int64
@@ -169,13 +170,11 @@ public struct AuditBatchSummary {
     private(set) var spend: [SpendKey: Int64] = [:]
     private(set) var rollups = RollupBatch()
 
-    public init() {}
-
     public init(_ records: some Sequence<AuditRecord>) {
         for record in records { add(record) }
     }
 
-    public mutating func add(_ record: AuditRecord) {
+    private mutating func add(_ record: AuditRecord) {
         rollups.add(record)
         guard !record.spendSettled, let cost = record.costUSD, cost > 0 else { return }
         let month = SpendAmount.month(of: record.time)
@@ -190,15 +189,15 @@ public struct AuditBatchSummary {
             .sorted { ($0.scope, $0.month) < ($1.scope, $1.month) }
     }
 
-    /// Sorted by table, kind, bucket, project and value.
+    /// Sorted by bucket width (hourly first), kind, bucket, project and value.
     public var rollupRows: [Rollup] {
         rollups.totals.map { key, totals in
-            Rollup(table: key.table.name, kind: key.kind.rawValue, bucket: key.bucket, projectID: key.projectID, value: key.value,
+            Rollup(bucketMilliseconds: key.table.bucketMilliseconds, kind: key.kind.rawValue, bucket: key.bucket, projectID: key.projectID, value: key.value,
                    requests: totals.requests, promptTokens: totals.promptTokens, completionTokens: totals.completionTokens,
                    cachedTokens: totals.cachedTokens, costNanos: totals.costNanos, unknownCost: totals.unknownCost,
                    cacheHits: totals.cacheHits, errors: totals.errors,
                    latencyHistogram: totals.latency.encoded(), ttftHistogram: totals.ttft.encoded())
-        }.sorted { ($0.table, $0.kind, $0.bucket, $0.projectID, $0.value) < ($1.table, $1.kind, $1.bucket, $1.projectID, $1.value) }
+        }.sorted { ($0.bucketMilliseconds, $0.kind, $0.bucket, $0.projectID, $0.value) < ($1.bucketMilliseconds, $1.kind, $1.bucket, $1.projectID, $1.value) }
     }
 
     /// Sorted by project, kind and value.

@@ -52,7 +52,7 @@ public struct PostgresAuditSink: AuditSink {
         }
         let rollups = summary.rollupRows.map { row -> JSON in
             [
-                "width": .int(row.table == "usage_hourly" ? 3_600_000 : 86_400_000), "kind": .string(row.kind),
+                "width": .int(row.bucketMilliseconds), "kind": .string(row.kind),
                 "bucket": .int(row.bucket), "project_id": .int(row.projectID), "value": .string(row.value),
                 "requests": .int(row.requests), "prompt_tokens": .int(row.promptTokens),
                 "completion_tokens": .int(row.completionTokens), "cached_tokens": .int(row.cachedTokens),

@@ -124,7 +124,7 @@ struct ScoreboardTests {
     @Test("Attaching to something that is not a scoreboard fails cleanly")
     func attachRejectsOtherFiles() throws {
         let path = NSTemporaryDirectory() + "not-a-scoreboard-\(getpid())"
-        FileManager.default.createFile(atPath: path, contents: Data(count: 1 << 20))
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(count: 1 << 20)))
         defer { try? FileManager.default.removeItem(atPath: path) }
         let fd = open(path, O_RDWR)
         defer { close(fd) }
