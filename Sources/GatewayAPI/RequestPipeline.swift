@@ -129,7 +129,8 @@ struct RequestPipeline: Sendable {
             try admit(key, estimatedTokens: estimatedTokens, fromCache: false, settlement: &settlement, outcome: &outcome)
         }
 
-        let runner = FallbackRunner(chain: chain, breaker: breaker, projectID: key.project.id, requestID: outcome.requestID)
+        let runner = FallbackRunner(chain: chain, breaker: breaker, projectID: key.project.id, requestID: outcome.requestID,
+                                    projectHadNoBreakerState: !key.projectHasBreakerState)
         try await runner.run(outcome: &outcome) { target, outcome in
             try await attempt(work.retargeted(target), on: target, key: key, promptBytes: request.body.count, session: session,
                               settlement: &settlement, outcome: &outcome, ticket: &ticket, writer: writer)

@@ -113,6 +113,9 @@ public struct AuthenticatedKey: Sendable, Equatable {
     /// The store's settings version when the key was read: a worker's cached settings (the
     /// price table) older than this are stale and re-read before use.
     public var settingsVersion: Int64 = 0
+    /// Whether the project had any circuit-breaker row when the key was read. Without one (every
+    /// provider healthy, the usual case) the request's first breaker check needs no read of its own.
+    public var projectHasBreakerState = true
 
     /// Whether any scope of this key has a monthly spend cap (then every answer must be priced).
     public var hasMonthlyBudget: Bool {

@@ -79,6 +79,7 @@ extension GatewayStore {
                           createdAt: StoreTime.date(row.int64(21)))
             var authenticated = AuthenticatedKey(key: key, project: project, org: org)
             authenticated.settingsVersion = row.optionalInt64(22) ?? 0
+            authenticated.projectHasBreakerState = row.int64(23) != 0
             return .valid(authenticated)
         }
     }
@@ -94,13 +95,15 @@ extension GatewayStore {
     /// 22: the settings version (so cached settings are checked at no extra query).
     static let authenticateSelect = authenticateColumns + " WHERE k.id = ?"
 
-    /// The lookup without its WHERE clause, shared with the PostgreSQL backend.
-    public static let authenticateColumns = """
+    /// The lookup without its WHERE clause. PostgreSQL's `deploxa_authenticate` (its migration
+    /// step 4) returns the same columns in the same order: change both together.
+    static let authenticateColumns = """
         SELECT k.id, k.project_id, k.name, k.rpm, k.tpm, k.monthly_budget_usd, k.created_at, k.revoked_at,
                k.secret_hash,
                p.id, p.org_id, o.name, p.name, p.plan, p.rpm, p.tpm, p.monthly_budget_usd, p.created_at,
                o.rpm, o.tpm, o.monthly_budget_usd, o.created_at,
-               (SELECT version FROM settings_version WHERE id = 1)
+               (SELECT version FROM settings_version WHERE id = 1),
+               EXISTS (SELECT 1 FROM circuit_breakers b WHERE b.project_id = p.id)
         FROM gateway_keys k
         JOIN projects p ON p.id = k.project_id
         JOIN orgs o ON o.id = p.org_id

@@ -58,6 +58,7 @@ public final class PostgresRequestStore: RequestStore, Sendable {
             let org = Org(id: project.orgID, name: project.orgName, limits: try Self.limits(row, 18), createdAt: try row.date(21))
             var authenticated = AuthenticatedKey(key: key, project: project, org: org)
             authenticated.settingsVersion = try row.optionalInt64(22) ?? 0
+            authenticated.projectHasBreakerState = try row.bool(23)
             result = .valid(authenticated)
         }
         remembered.withLock { keys in
@@ -247,10 +248,10 @@ public final class PostgresRequestStore: RequestStore, Sendable {
 
     // MARK: - Rows
 
+    /// `GatewayStore.authenticateColumns` for one key, through a function that keeps its plan
+    /// (migration step 4: planning the join on every call cost more than running it).
     static func authenticateSelect(id: String) -> PostgresQuery {
-        var query = PostgresQuery(unsafeSQL: GatewayStore.authenticateColumns + " WHERE k.id = $1")
-        query.binds.append(id)
-        return query
+        "SELECT * FROM deploxa_authenticate(\(id))"
     }
 
     static func limits(_ row: PostgresRandomAccessRow, _ start: Int) throws -> Limits {

@@ -215,6 +215,37 @@ def test_breakers(pg):
     assert pg.psql("SELECT count(*) FROM circuit_breakers WHERE project_id = 7") == "0"
 
 
+def test_key_lookup_function_returns_what_the_shared_select_returns(pg):
+    """deploxa_authenticate (step 4) keeps its plan across calls; its columns must stay those of
+    GatewayStore.authenticateColumns, which the SQLite store sends and the worker reads by position."""
+    keys_swift = (REPO / "Sources" / "GatewayStore" / "GatewayStore+Keys.swift").read_text()
+    select = re.search(r'static let authenticateColumns = """\n(.*?)\n[ \t]*"""', keys_swift, re.S).group(1)
+    pg.psql("""
+        INSERT INTO orgs (id, name, rpm, tpm, monthly_budget_usd, created_at) VALUES (71, 'lookup-org', 5, NULL, 2.5, 1000);
+        INSERT INTO projects (id, org_id, name, plan, rpm, tpm, monthly_budget_usd, created_at)
+            VALUES (72, 71, 'lookup', 'free', NULL, 900, NULL, 2000);
+        INSERT INTO gateway_keys (id, project_id, name, secret_hash, rpm, tpm, monthly_budget_usd, created_at, revoked_at) VALUES
+            ('key_lookup_a', 72, 'a', '\\x00ff10'::bytea, 7, NULL, 0.25, 3000, NULL),
+            ('key_lookup_b', 72, NULL, '\\x01'::bytea, NULL, 40, NULL, 4000, 5000);
+        UPDATE settings_version SET version = version + 3;
+    """)
+    for key in ("key_lookup_a", "key_lookup_b"):
+        shared = pg.psql(f"{select} WHERE k.id = '{key}'")
+        assert shared.count("|") == 23, shared
+        assert pg.psql(f"SELECT * FROM deploxa_authenticate('{key}')") == shared
+        # And again in one session, where the function runs on its cached plan.
+        assert pg.psql(f"SELECT * FROM deploxa_authenticate('{key}'); SELECT * FROM deploxa_authenticate('{key}');") == shared + "\n" + shared
+    assert pg.psql("SELECT count(*) FROM deploxa_authenticate('key_unknown')") == "0"
+    # The last column: whether the project has any circuit-breaker row (the breaker's own read is
+    # skipped when it has none).
+    assert pg.psql("SELECT project_has_breakers FROM deploxa_authenticate('key_lookup_a')") == "f"
+    pg.psql("SELECT failures FROM deploxa_breaker_failure(72, 'anthropic', 3, 30000, NULL)")
+    assert pg.psql("SELECT project_has_breakers FROM deploxa_authenticate('key_lookup_a')") == "t"
+    assert pg.psql(f"{select} WHERE k.id = 'key_lookup_a'").endswith("|t")
+    pg.psql("SELECT deploxa_breaker_success(72, 'anthropic')")
+    assert pg.psql("SELECT project_has_breakers FROM deploxa_authenticate('key_lookup_a')") == "f"
+
+
 def test_cluster_lease(pg):
     assert pg.psql("SELECT deploxa_claim_lease('janitor', 'node-a', 30)") == "t"
     assert pg.psql("SELECT deploxa_claim_lease('janitor', 'node-b', 30)") == "f"

@@ -32,8 +32,10 @@ struct CircuitBreaker: Sendable {
 
     var isEnabled: Bool { threshold > 0 }
 
-    func gate(projectID: Int64, provider: Provider, now: Date = Date(), requestID: String? = nil) -> Gate {
-        guard isEnabled else { return .closed(known: false) }
+    /// `knownHealthy`: the caller read, moments ago, that the project had no breaker row at all
+    /// (`AuthenticatedKey.projectHasBreakerState`), so there is nothing to read.
+    func gate(projectID: Int64, provider: Provider, knownHealthy: Bool = false, now: Date = Date(), requestID: String? = nil) -> Gate {
+        guard isEnabled, !knownHealthy else { return .closed(known: false) }
         do {
             guard let state = try store.breakerState(projectID: projectID, provider: provider) else { return .closed(known: false) }
             let nowMs = Int64(now.timeIntervalSince1970 * 1000)

@@ -21,6 +21,9 @@ struct FallbackRunner {
     let breaker: CircuitBreaker
     let projectID: Int64
     let requestID: String
+    /// The project had no circuit-breaker row when the request's key was read: the first target's
+    /// breaker check needs no read (a later target's comes after an attempt, so it reads).
+    var projectHadNoBreakerState = false
 
     /// Runs `attempt` on each target until one returns. `attempt` throws `GatewayError` for a
     /// failed call (recorded in the outcome by its `ProviderCall`), `TargetUnusable` before any
@@ -31,6 +34,7 @@ struct FallbackRunner {
         var coolingDown: [(target: ProviderTarget, retryAfter: Int)] = []
         var remaining = [chain.primary]
         var fallbacksRead = false
+        var firstTarget = true
         while true {
             if remaining.isEmpty && !fallbacksRead {
                 fallbacksRead = true
@@ -38,7 +42,9 @@ struct FallbackRunner {
             }
             guard !remaining.isEmpty else { break }
             let target = remaining.removeFirst()
-            let gate = breaker.gate(projectID: projectID, provider: target.provider, requestID: requestID)
+            let gate = breaker.gate(projectID: projectID, provider: target.provider,
+                                    knownHealthy: firstTarget && projectHadNoBreakerState, requestID: requestID)
+            firstTarget = false
             if case .open(let retryAfter) = gate {
                 outcome.attempts.append(AuditAttempt(provider: target.provider.rawValue, model: target.model, status: 0,
                                                            latencyMs: 0, errorCode: "circuit_open"))
