@@ -70,6 +70,15 @@ def create_limited(stack: gwstack.GatewayStack, simulator: gwstack.Simulator) ->
     return stack.create_key("limited", project, *LIMITS)["secret"]
 
 
+def postgres_pids(cluster: PostgresCluster) -> list[int]:
+    """The cluster's postmaster and its children (backends and background processes)."""
+    try:
+        postmaster = int((cluster.datadir / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return []
+    return [postmaster, *sorted(gwstack.children_of(postmaster))]
+
+
 class BenchNodes(MultiNode):
     """MultiNode with the benchmark's nginx additions (the multinode access log turned off too)."""
 
@@ -226,13 +235,7 @@ class PostgresBench:
     # -- PostgreSQL's processes and counters -------------------------------------------------------
 
     def pg_pids(self) -> list[int]:
-        if self.cluster is None:
-            return []
-        try:
-            postmaster = int((self.cluster.datadir / "postmaster.pid").read_text().split("\n", 1)[0])
-        except (OSError, ValueError):
-            return []
-        return [postmaster, *sorted(gwstack.children_of(postmaster))]
+        return postgres_pids(self.cluster) if self.cluster is not None else []
 
     def pg_ticks(self) -> dict[int, int]:
         """CPU ticks of every live PostgreSQL process, and under key -1 those of the backends that

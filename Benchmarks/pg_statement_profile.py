@@ -15,7 +15,6 @@ with part g's figures. Run it under the build lock on a quiet machine.
 """
 from __future__ import annotations
 
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,35 +24,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "Tests" / "e2e"), str(ROOT / "Benchmarks")]
 
 import gwstack  # noqa: E402
-from bench_common import run_wrk, write_wrk_script  # noqa: E402
-from bench_postgres import create_limited  # noqa: E402
+from bench_common import CLK_TCK, cpu_ticks, run_wrk, write_wrk_script  # noqa: E402
+from bench_postgres import create_limited, postgres_pids  # noqa: E402
 from pgcluster import PostgresCluster  # noqa: E402
 
 
-def postgres_ticks() -> dict[str, int]:
-    """CPU ticks (user + system) of the postgres user's processes, summed by kind."""
+def postgres_ticks(cluster: PostgresCluster) -> dict[str, int]:
+    """CPU ticks of the cluster's processes, summed by kind (from each process title)."""
     ticks: dict[str, int] = {}
-    for pid in subprocess.run(["pgrep", "-u", "postgres"], capture_output=True, text=True).stdout.split():
+    for pid in postgres_pids(cluster):
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
         kind = title.split(":", 1)[1].strip().split(" ")[0] if ":" in title else "postmaster"
         kind = "backends (the gateway's connections)" if kind == "postgres" else kind
-        ticks[kind] = ticks.get(kind, 0) + int(fields[11]) + int(fields[12])
+        ticks[kind] = ticks.get(kind, 0) + cpu_ticks([pid])
     return ticks
-
-
-def process_ticks(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total
 
 
 def main() -> int:
@@ -81,12 +68,12 @@ def main() -> int:
         time.sleep(1)
         cluster.psql("SELECT pg_stat_statements_reset(); SELECT pg_stat_reset();", db=db)
         workers = stack.worker_pids()
-        before, workers_before = postgres_ticks(), process_ticks(workers)
+        before, workers_before = postgres_ticks(cluster), cpu_ticks(workers)
         wrk = run_wrk(script, url, connections, seconds, tmp / "run.txt")
         time.sleep(1)  # the audit writer's last batch
-        after, workers_after = postgres_ticks(), process_ticks(workers)
+        after, workers_after = postgres_ticks(cluster), cpu_ticks(workers)
         n = max(1, wrk["requests"])
-        per_tick = 1e6 / 100 / n  # µs per request per tick (CLK_TCK 100)
+        per_tick = 1e6 / CLK_TCK / n  # µs per request per tick
         total = sum(after.values()) - sum(before.values())
         print(f"wrk -c{connections} {seconds} s: {wrk['rps']} req/s, {wrk['requests']} requests, p50 {wrk['p50_ms']} ms, "
               f"non-2xx {wrk['non2xx']}; PostgreSQL CPU {total * per_tick:.0f} µs per request, "

@@ -92,7 +92,8 @@ extension GatewayStore {
         """
 
     /// Columns 0–7: the key; 8: its hash; 9–17: the project as in `projectSelect`; 18–21: the org;
-    /// 22: the settings version (so cached settings are checked at no extra query).
+    /// 22: the settings version (so cached settings are checked at no extra query); 23: whether the
+    /// project has any circuit-breaker row (without one, the breaker needs no read of its own).
     static let authenticateSelect = authenticateColumns + " WHERE k.id = ?"
 
     /// The lookup without its WHERE clause. PostgreSQL's `deploxa_authenticate` (its migration

@@ -1,4 +1,5 @@
 import Crypto
+import GatewayCore
 
 /// The gateway key format. The public id is `gk_` + 12 lowercase hex digits; the secret is
 /// `dpx_` + the same 12 hex digits + `_` + 40 random base62 characters (≈238 bits), so the id
@@ -16,23 +17,15 @@ public enum KeySecret {
     /// `dpx_` + 12 + `_` + 40.
     static let secretLength = 4 + hexCount + 1 + randomCount
 
-    private static let hexDigits = Array("0123456789abcdef".utf8)
     private static let base62 = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
 
     /// A new id and its secret, from the system's cryptographic random source.
     public static func generate(idPrefix: String = idPrefix, secretPrefix: String = secretPrefix) -> (id: String, secret: String) {
         var random = SystemRandomNumberGenerator()
-        var hex: [UInt8] = []
-        hex.reserveCapacity(hexCount)
-        for _ in 0..<(hexCount / 2) {
-            let byte = UInt8.random(in: 0...255, using: &random)
-            hex.append(hexDigits[Int(byte >> 4)])
-            hex.append(hexDigits[Int(byte & 0x0F)])
-        }
+        let hexText = Hex.lowercase((0..<(hexCount / 2)).map { _ in UInt8.random(in: 0...255, using: &random) })
         var tail: [UInt8] = []
         tail.reserveCapacity(randomCount)
         for _ in 0..<randomCount { tail.append(base62[Int.random(in: 0..<62, using: &random)]) }
-        let hexText = String(decoding: hex, as: UTF8.self)
         return (idPrefix + hexText, secretPrefix + hexText + "_" + String(decoding: tail, as: UTF8.self))
     }
 

@@ -68,14 +68,6 @@ public struct PostgresAuditSink: AuditSink {
     }
 
     private static func hex(_ bytes: [UInt8]?) -> JSON {
-        guard let bytes else { return .null }
-        let digits = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = []
-        text.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 15)])
-        }
-        return .string(String(decoding: text, as: UTF8.self))
+        bytes.map { .string(Hex.lowercase($0)) } ?? .null
     }
 }

@@ -638,6 +638,13 @@ def expected_prompt_tokens(messages: list[dict]) -> int:
     return total
 
 
+def raw_chat_request(host: str, key: str, body: bytes) -> bytes:
+    """A chat completion POST as bytes for a plain socket (HTTP/1.1, `Connection: close`), for
+    tests that need the wire without a client library in between."""
+    return (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+
+
 def parse_sse(raw: bytes) -> list[str]:
     """The `data:` payloads of an SSE body, in order (strict UTF-8)."""
     text = raw.decode("utf-8")

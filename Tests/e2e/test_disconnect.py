@@ -6,19 +6,15 @@ import json
 import socket
 import time
 
-from gwstack import wait_until
+from gwstack import raw_chat_request, wait_until
 
 
 def _open_stream(stack, text: str) -> tuple[socket.socket, bytes]:
     """Sends a streaming chat request over a raw socket through nginx; returns the socket and the
     bytes read so far (at least the response head)."""
     body = json.dumps({"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": text}]}).encode()
-    request = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{stack.port}\r\n"
-        f"Authorization: Bearer {stack.key}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
     sock = socket.create_connection(("127.0.0.1", stack.port), timeout=10)
-    sock.sendall(request)
+    sock.sendall(raw_chat_request(f"127.0.0.1:{stack.port}", stack.key, body))
     received = b""
     while b"\r\n\r\n" not in received:
         part = sock.recv(65536)

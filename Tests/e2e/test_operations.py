@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from admin_helpers import create_token
-from gwstack import GatewayStack, gateway_bin, pid_alive, tail, wait_until
+from gwstack import GatewayStack, gateway_bin, pid_alive, raw_chat_request, tail, wait_until
 
 CHAT = "/v1/chat/completions"
 
@@ -385,10 +385,8 @@ class SteadyLoad:
 
     def _exchange(self, index: int) -> tuple[int, str]:
         body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": f"load {index}"}]}).encode()
-        head = (f"POST {CHAT} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {self.key}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n")
         with socket.create_connection(self.address, timeout=30) as connection:
-            connection.sendall(head.encode() + body)
+            connection.sendall(raw_chat_request(self.host, self.key, body))
             chunks = []
             while chunk := connection.recv(65536):
                 chunks.append(chunk)

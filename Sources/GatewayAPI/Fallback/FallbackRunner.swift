@@ -34,7 +34,7 @@ struct FallbackRunner {
         var coolingDown: [(target: ProviderTarget, retryAfter: Int)] = []
         var remaining = [chain.primary]
         var fallbacksRead = false
-        var firstTarget = true
+        var breakerKnownHealthy = projectHadNoBreakerState
         while true {
             if remaining.isEmpty && !fallbacksRead {
                 fallbacksRead = true
@@ -43,8 +43,8 @@ struct FallbackRunner {
             guard !remaining.isEmpty else { break }
             let target = remaining.removeFirst()
             let gate = breaker.gate(projectID: projectID, provider: target.provider,
-                                    knownHealthy: firstTarget && projectHadNoBreakerState, requestID: requestID)
-            firstTarget = false
+                                    knownHealthy: breakerKnownHealthy, requestID: requestID)
+            breakerKnownHealthy = false
             if case .open(let retryAfter) = gate {
                 outcome.attempts.append(AuditAttempt(provider: target.provider.rawValue, model: target.model, status: 0,
                                                            latencyMs: 0, errorCode: "circuit_open"))
