@@ -7,7 +7,10 @@ import GatewayStore
 struct Authenticator: Sendable {
     let store: any RequestStore
 
-    func authenticate(_ request: HTTPRequest) throws -> AuthenticatedKey {
+    /// The request's key. With `checkAtAdmission` the store may answer from memory; the key is
+    /// then confirmed by the request's admission (`AuthenticatedKey.pendingCheck`), or by
+    /// `confirm` when the request ends before it.
+    func authenticate(_ request: HTTPRequest, checkAtAdmission: Bool = false) throws -> AuthenticatedKey {
         guard let header = request.headers["authorization"] else {
             throw GatewayError.invalidAPIKey("You didn't provide an API key. Send your gateway key as 'Authorization: Bearer <key>'.")
         }
@@ -16,7 +19,7 @@ struct Authenticator: Sendable {
             throw GatewayError.invalidAPIKey("The Authorization header must be 'Bearer <key>'.")
         }
         let secret = String(parts[1].trimmedOfSpaces)
-        switch try store.authenticate(secret: secret) {
+        switch try store.authenticate(secret: secret, checkAtAdmission: checkAtAdmission) {
         case .valid(let key):
             return key
         case .revoked:
@@ -24,6 +27,20 @@ struct Authenticator: Sendable {
         case .unknown:
             // Never echo the key back, not even partly.
             throw GatewayError.invalidAPIKey("Incorrect gateway key provided.")
+        }
+    }
+
+    /// For a request that ends before its admission confirmed a key answered from memory: the
+    /// 401 it must get instead if the key is no longer valid. Nil when the key is still valid,
+    /// or when the store cannot say (the request's own error stands then).
+    func refusalOfUnconfirmedKey(_ request: HTTPRequest) -> GatewayError? {
+        do {
+            _ = try authenticate(request)
+            return nil
+        } catch let error as GatewayError {
+            return error
+        } catch {
+            return nil
         }
     }
 }

@@ -11,7 +11,9 @@ import PoolScoreboard
 ///
 ///     authenticate → read targets → cache → admit → attempts (with fallback) → deliver → settle → audit
 ///
-/// - **authenticate**: the gateway key (`Authenticator`), 401 otherwise.
+/// - **authenticate**: the gateway key (`Authenticator`), 401 otherwise. A store across the
+///   network may answer from memory; the admission then confirms the key in its own round trip,
+///   and if the key changed meanwhile nothing was counted and the request starts over.
 /// - **read targets**: provider and fallbacks from the request's own headers and body, no store
 ///   read (so a cache hit costs none); the project's settings for them only on a miss.
 /// - **cache** (`X-Cache-TTL` only): answer from a stored entry, or wait for an identical request
@@ -64,14 +66,25 @@ struct RequestPipeline: Sendable {
         request.trace?.requestID = outcome.requestID
         // On file before any work: even a worker killed mid-request leaves this request's row.
         var ticket = store.beginAudit(outcome.auditRecord)
+        let arrived = outcome
         do {
-            try await run(request, outcome: &outcome, ticket: &ticket, writer: writer)
+            do {
+                try await run(request, keyFromMemory: true, outcome: &outcome, ticket: &ticket, writer: writer)
+            } catch is RememberedKeyChanged {
+                // Refused at admission before anything was counted or written: once more, with
+                // the key read from the store.
+                outcome = arrived
+                try await run(request, keyFromMemory: false, outcome: &outcome, ticket: &ticket, writer: writer)
+            }
         } catch is ClientDisconnected {
             // The client went away mid-answer (nginx closed the FastCGI connection).
             outcome.status = 499
             outcome.errorCode = "client_disconnected"
         } catch {
-            let gatewayError = ErrorResponse.gatewayError(for: error)
+            var gatewayError = ErrorResponse.gatewayError(for: error)
+            if outcome.keyUnconfirmed, let refusal = authenticator.refusalOfUnconfirmedKey(request) {
+                gatewayError = refusal
+            }
             if gatewayError.failureClass == .gatewayFault {
                 logger.error("request failed inside the gateway", metadata: ["request_id": "\(outcome.requestID)", "error": "\(type(of: error))"])
             }
@@ -80,10 +93,11 @@ struct RequestPipeline: Sendable {
         audit(outcome, ticket: ticket, trace: request.trace)
     }
 
-    private func run(_ request: HTTPRequest, outcome: inout RequestOutcome, ticket: inout AuditTicket,
+    private func run(_ request: HTTPRequest, keyFromMemory: Bool, outcome: inout RequestOutcome, ticket: inout AuditTicket,
                      writer: any ResponseWriter) async throws {
         let route = try DataRoute(request, maxBodyBytes: configuration.maxBodyBytes)
-        let key = try authenticate(request, outcome: &outcome)
+        // /v1/models is answered without an admission, so its key is always read.
+        let key = try authenticate(request, fromMemory: keyFromMemory && route != .models, outcome: &outcome)
         if route == .models {
             try await ModelsList.write(store: store, key: key, outcome: &outcome, writer: writer)
             return
@@ -140,9 +154,10 @@ struct RequestPipeline: Sendable {
     // MARK: - Stages
 
     /// Stage 1: the gateway key, or 401.
-    private func authenticate(_ request: HTTPRequest, outcome: inout RequestOutcome) throws -> AuthenticatedKey {
-        let key = try authenticator.authenticate(request)
+    private func authenticate(_ request: HTTPRequest, fromMemory: Bool, outcome: inout RequestOutcome) throws -> AuthenticatedKey {
+        let key = try authenticator.authenticate(request, checkAtAdmission: fromMemory)
         outcome.key = key
+        outcome.keyUnconfirmed = key.pendingCheck != nil
         return key
     }
 
@@ -169,7 +184,9 @@ struct RequestPipeline: Sendable {
     private func admit(_ key: AuthenticatedKey, estimatedTokens: Int, fromCache: Bool, settlement: inout Settlement,
                        outcome: inout RequestOutcome) throws {
         defer { outcome.trace?.mark(.admitted) }
-        switch try limiter.admit(key: key, estimatedTokens: estimatedTokens, servedFromCache: fromCache) {
+        let decision = try limiter.admit(key: key, estimatedTokens: estimatedTokens, servedFromCache: fromCache)
+        outcome.keyUnconfirmed = false
+        switch decision {
         case .admitted(let admission):
             outcome.limitStatus = admission?.status
             settlement.admitted(admission)

@@ -116,6 +116,11 @@ public struct AuthenticatedKey: Sendable, Equatable {
     /// Whether the project had any circuit-breaker row when the key was read. Without one (every
     /// provider healthy, the usual case) the request's first breaker check needs no read of its own.
     public var projectHasBreakerState = true
+    /// Set when the store answered from memory instead of reading the key (a backend across the
+    /// network saves the round trip): a fingerprint of the key's row as remembered. The request's
+    /// admission then checks it against the database in the same round trip, before anything is
+    /// counted or answered (`AdmissionPlan.keyCheck`). Nil: read from the store for this request.
+    public var pendingCheck: String?
 
     /// Whether any scope of this key has a monthly spend cap (then every answer must be priced).
     public var hasMonthlyBudget: Bool {

@@ -27,6 +27,19 @@ public struct AdmissionPlan: Sendable {
     /// A cache hit: counted as a request (RPM, free plan) but not refused by TPM or a spent
     /// budget, since it uses no tokens and costs nothing.
     public var servedFromCache = false
+    /// A key answered from memory (`AuthenticatedKey.pendingCheck`): the admission confirms that
+    /// the key's row is still the one remembered, or counts nothing and says `.keyChanged`.
+    public var keyCheck: KeyCheck?
+
+    public struct KeyCheck: Sendable, Equatable {
+        public var keyID: String
+        public var fingerprint: String
+
+        public init(keyID: String, fingerprint: String) {
+            self.keyID = keyID
+            self.fingerprint = fingerprint
+        }
+    }
 
     public init(scopes: [Scope], estimatedTokens: Int, now: Date = Date(), windowSeconds: Int = 60) {
         self.scopes = scopes
@@ -107,6 +120,12 @@ public struct Rejection: Sendable, Equatable {
 public enum AdmissionDecision: Sendable {
     case admitted(Admission)
     case rejected(Rejection)
+    /// The plan had no limit to check, only its key (`AdmissionPlan.keyCheck`), and the key is
+    /// unchanged: nothing counted, nothing to settle.
+    case keyConfirmed
+    /// The key's row is not the one the plan was made from (`AdmissionPlan.keyCheck`): nothing was
+    /// counted; authenticate again and plan anew.
+    case keyChanged
 }
 
 /// Limits that hold across every worker process: each check-and-count is one short

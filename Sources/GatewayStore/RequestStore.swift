@@ -10,8 +10,11 @@ import GatewayCore
 /// of its own for that reason, never on Swift's cooperative pool: see `RequestExecutor`).
 public protocol RequestStore: Sendable {
     // Authentication and configuration
-    /// The key behind a presented secret, with its project, org and limits.
-    func authenticate(secret: String) throws -> AuthenticationResult
+    /// The key behind a presented secret, with its project, org and limits. With
+    /// `checkAtAdmission` a backend may answer from memory for a key it read before, marking the
+    /// key `pendingCheck`: the caller then promises an admission (`admit`, whose plan carries the
+    /// check) before it counts or answers anything, or a fresh `authenticate` if it stops earlier.
+    func authenticate(secret: String, checkAtAdmission: Bool) throws -> AuthenticationResult
     /// The project's credentials and base URL for a provider (nil: not configured).
     func providerSettings(projectID: Int64, provider: Provider) throws -> ProviderSettings?
     /// Every provider configured for the project (GET /v1/models).
@@ -22,7 +25,8 @@ public protocol RequestStore: Sendable {
     func prices() throws -> [Price]
 
     // Limits
-    /// Checks every limit of `plan` and counts the request in the same transaction, or refuses it.
+    /// Checks every limit of `plan` and counts the request in the same transaction, or refuses it
+    /// (and first checks the key when the plan carries a `keyCheck`).
     func admit(_ plan: AdmissionPlan) throws -> AdmissionDecision
     /// Replaces the token reservation with real usage and adds spend where a budget applies.
     func settle(_ admission: Admission, actualTokens: Int?, costUSD: Double?, scopes: [LimitScope]) throws
@@ -57,6 +61,13 @@ public protocol RequestStore: Sendable {
     func ping() throws
 }
 
+extension RequestStore {
+    /// The key, read from the store now.
+    public func authenticate(secret: String) throws -> AuthenticationResult {
+        try authenticate(secret: secret, checkAtAdmission: false)
+    }
+}
+
 /// The embedded backend: one SQLite file shared by every worker (`GatewayStore`), with each
 /// worker's `AuditWriter` batching the audit rows.
 public struct SQLiteRequestStore: RequestStore {
@@ -68,7 +79,11 @@ public struct SQLiteRequestStore: RequestStore {
         self.auditWriter = auditWriter
     }
 
-    public func authenticate(secret: String) throws -> AuthenticationResult { try store.authenticate(secret: secret) }
+    /// A local read costs less than remembering would save, so every key is read for its request
+    /// and no plan of this store carries a key check.
+    public func authenticate(secret: String, checkAtAdmission: Bool) throws -> AuthenticationResult {
+        try store.authenticate(secret: secret)
+    }
     public func providerSettings(projectID: Int64, provider: Provider) throws -> ProviderSettings? {
         try store.providerSettings(projectID: projectID, provider: provider)
     }

@@ -1154,7 +1154,10 @@ enum PostgresMigrations {
         // the worker sends (a call with one parameter) is trivial to plan. The lookup also says
         // whether the key's project has any circuit-breaker row: when it has none, the breaker's
         // own read (one more round trip per request) is skipped for the request's first target.
-        Step(version: 4, name: "cached_plans", sql: """
+        // And a worker that has read a key once need not read it again: its next requests'
+        // admissions check the remembered row (deploxa_admit_checked), so the lookup's round trip
+        // is left out while a revoked or changed key is still seen at once.
+        Step(version: 4, name: "fewer_round_trips", sql: """
         -- GatewayStore.authenticateColumns, in the same column order, for one key id.
         CREATE FUNCTION deploxa_authenticate(p_id text)
         RETURNS TABLE (key_id text, key_project_id bigint, key_name text, key_rpm bigint, key_tpm bigint,
@@ -1176,6 +1179,31 @@ enum PostgresMigrations {
               JOIN projects AS p ON p.id = k.project_id
               JOIN orgs AS o ON o.id = p.org_id
              WHERE k.id = p_id;
+        END
+        $$;
+
+        -- deploxa_admit, after checking (when p_key_id is given) that the key's row is still the
+        -- one the worker remembered: md5 of deploxa_authenticate's row, as the worker read it.
+        -- Otherwise nothing is counted and the reason is 'key_changed'. This is what lets a worker
+        -- skip reading a key it knows: the check costs no round trip of its own.
+        CREATE FUNCTION deploxa_admit_checked(p_key_id text, p_fingerprint text, p_scopes text[], p_rpm bigint[],
+                                              p_tpm bigint[], p_budget_nanos bigint[], p_request_cap bigint[],
+                                              p_estimate bigint, p_window_seconds int, p_from_cache boolean)
+        RETURNS TABLE (admitted boolean, reason text, scope_index int, retry_after int,
+                       requests_limit bigint, requests_remaining bigint, requests_reset double precision,
+                       tokens_limit bigint, tokens_remaining bigint, tokens_reset double precision,
+                       second bigint, month text)
+        LANGUAGE plpgsql VOLATILE AS $$
+        BEGIN
+            IF p_key_id IS NOT NULL
+               AND (SELECT md5(a::text) FROM deploxa_authenticate(p_key_id) AS a) IS DISTINCT FROM p_fingerprint THEN
+                RETURN QUERY SELECT false, 'key_changed'::text, NULL::int, NULL::int, NULL::bigint, NULL::bigint,
+                                    NULL::double precision, NULL::bigint, NULL::bigint, NULL::double precision,
+                                    NULL::bigint, NULL::text;
+                RETURN;
+            END IF;
+            RETURN QUERY SELECT * FROM deploxa_admit(p_scopes, p_rpm, p_tpm, p_budget_nanos, p_request_cap,
+                                                     p_estimate, p_window_seconds, p_from_cache);
         END
         $$;
         """),

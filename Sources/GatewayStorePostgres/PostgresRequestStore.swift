@@ -11,8 +11,13 @@ import Synchronization
 /// they decide on, so a promise that holds across one machine's workers holds across all nodes.
 /// Windows and months are read from the database's clock, not each node's.
 ///
-/// When the database cannot be reached, keys seen in the last `authenticationGraceSeconds` keep
-/// working from memory: an unlimited request is still answered (its audit row waits in the
+/// A key read once is remembered: later requests with it skip the key's round trip, and their
+/// admission (one statement anyway) first checks that the key's row is still the one remembered
+/// (`deploxa_admit_checked`, migration step 4), so a revoked or changed key is seen exactly as
+/// soon as before and nothing is counted for a stale one.
+///
+/// When the database cannot be reached, keys confirmed in the last `authenticationGraceSeconds`
+/// keep working from memory: an unlimited request is still answered (its audit row waits in the
 /// writer's queue and journal), while a limited one fails closed with 503 at admission.
 public final class PostgresRequestStore: RequestStore, Sendable {
     public let session: PostgresSession
@@ -22,11 +27,14 @@ public final class PostgresRequestStore: RequestStore, Sendable {
     private struct RememberedKey: Sendable {
         let result: AuthenticationResult
         let hash: [UInt8]
-        let at: Date
+        /// md5 of the key's row as `deploxa_authenticate` returned it.
+        let fingerprint: String
+        /// When the database last confirmed it.
+        var at: Date
     }
 
     /// Keys recently authenticated against the database, by key id (with the stored hash, so a
-    /// wrong secret is still refused while the database is away).
+    /// wrong secret is refused without asking the database).
     private let remembered = Mutex<[String: RememberedKey]>([:])
     private static let rememberedLimit = 10_000
 
@@ -38,8 +46,13 @@ public final class PostgresRequestStore: RequestStore, Sendable {
 
     // MARK: - Authentication and configuration
 
-    public func authenticate(secret: String) throws -> AuthenticationResult {
+    public func authenticate(secret: String, checkAtAdmission: Bool) throws -> AuthenticationResult {
         guard let id = KeySecret.keyID(fromSecret: secret) else { return .unknown }
+        if checkAtAdmission, let entry = remembered.withLock({ $0[id] }), case .valid(var key) = entry.result {
+            guard KeySecret.matches(secret, storedHash: entry.hash) else { return .unknown }
+            key.pendingCheck = entry.fingerprint
+            return .valid(key)
+        }
         let rows: [PostgresRandomAccessRow]
         do {
             rows = try session.query(Self.authenticateSelect(id: id))
@@ -49,6 +62,7 @@ public final class PostgresRequestStore: RequestStore, Sendable {
         guard let row = rows.first else { return .unknown }
         let hash = try row.bytes(8)
         guard KeySecret.matches(secret, storedHash: hash) else { return .unknown }
+        let fingerprint = try row.string(Self.authenticateColumnCount)
         let key = try Self.key(row, 0)
         let result: AuthenticationResult
         if key.isRevoked {
@@ -63,9 +77,21 @@ public final class PostgresRequestStore: RequestStore, Sendable {
         }
         remembered.withLock { keys in
             if keys.count >= Self.rememberedLimit { keys.removeAll(keepingCapacity: true) }
-            keys[id] = RememberedKey(result: result, hash: hash, at: Date())
+            keys[id] = RememberedKey(result: result, hash: hash, fingerprint: fingerprint, at: Date())
         }
         return result
+    }
+
+    /// The database confirmed the remembered key (true) or found it changed (false).
+    private func keyChecked(_ check: AdmissionPlan.KeyCheck, unchanged: Bool) {
+        remembered.withLock { keys in
+            if unchanged { keys[check.keyID]?.at = Date() } else { keys[check.keyID] = nil }
+        }
+    }
+
+    private func confirmedRecently(_ check: AdmissionPlan.KeyCheck) -> Bool {
+        guard let entry = remembered.withLock({ $0[check.keyID] }) else { return false }
+        return entry.fingerprint == check.fingerprint && Date().timeIntervalSince(entry.at) < authenticationGraceSeconds
     }
 
     private func rememberedResult(id: String, secret: String, failure: StoreError) throws -> AuthenticationResult {
@@ -121,18 +147,33 @@ public final class PostgresRequestStore: RequestStore, Sendable {
 
     public func admit(_ plan: AdmissionPlan) throws -> AdmissionDecision {
         let scopes = plan.scopes
-        let rows = try session.query("""
-            SELECT admitted, reason, scope_index, retry_after, requests_limit, requests_remaining, requests_reset,
-                   tokens_limit, tokens_remaining, tokens_reset, second, month
-            FROM deploxa_admit(
-                \(PostgresArrayLiteral.text(scopes.map(\.scope.storageKey)))::text[],
-                \(PostgresArrayLiteral.bigint(scopes.map { $0.limits.requestsPerMinute.map(Int64.init) }))::bigint[],
-                \(PostgresArrayLiteral.bigint(scopes.map { $0.limits.tokensPerMinute.map(Int64.init) }))::bigint[],
-                \(PostgresArrayLiteral.bigint(scopes.map { $0.limits.monthlyBudgetUSD.map(SpendAmount.nanos) }))::bigint[],
-                \(PostgresArrayLiteral.bigint(scopes.map { $0.monthlyRequestCap.map(Int64.init) }))::bigint[],
-                \(Int64(max(0, plan.estimatedTokens))), \(Int32(plan.windowSeconds)), \(plan.servedFromCache))
-            """)
+        // An empty plan only checks its key: nothing is counted, so an unlimited request keeps
+        // being answered while the database is away (fail open), as when its key is read.
+        let onlyKeyCheck = plan.isEmpty
+        let rows: [PostgresRandomAccessRow]
+        do {
+            rows = try session.query("""
+                SELECT admitted, reason, scope_index, retry_after, requests_limit, requests_remaining, requests_reset,
+                       tokens_limit, tokens_remaining, tokens_reset, second, month
+                FROM deploxa_admit_checked(\(plan.keyCheck?.keyID), \(plan.keyCheck?.fingerprint),
+                    \(PostgresArrayLiteral.text(onlyKeyCheck ? [] : scopes.map(\.scope.storageKey)))::text[],
+                    \(PostgresArrayLiteral.bigint(scopes.map { $0.limits.requestsPerMinute.map(Int64.init) }))::bigint[],
+                    \(PostgresArrayLiteral.bigint(scopes.map { $0.limits.tokensPerMinute.map(Int64.init) }))::bigint[],
+                    \(PostgresArrayLiteral.bigint(scopes.map { $0.limits.monthlyBudgetUSD.map(SpendAmount.nanos) }))::bigint[],
+                    \(PostgresArrayLiteral.bigint(scopes.map { $0.monthlyRequestCap.map(Int64.init) }))::bigint[],
+                    \(Int64(max(0, plan.estimatedTokens))), \(Int32(plan.windowSeconds)), \(plan.servedFromCache))
+                """)
+        } catch let error as StoreError where onlyKeyCheck && (error.kind == .io || error.kind == .busy) {
+            guard let check = plan.keyCheck, confirmedRecently(check) else { throw error }
+            return .keyConfirmed
+        }
         guard let row = rows.first else { throw StoreError(.other, "deploxa_admit returned no row") }
+        if let check = plan.keyCheck {
+            let unchanged = try row.optionalString(1) != "key_changed"
+            keyChecked(check, unchanged: unchanged)
+            if !unchanged { return .keyChanged }
+            if onlyKeyCheck { return .keyConfirmed }
+        }
         var status = LimitStatus()
         if let limit = try row.optionalInt64(4) {
             status.requests = LimitHeadroom(limit: Int(clamping: limit), remaining: Int(clamping: max(0, try row.optionalInt64(5) ?? 0)),
@@ -250,9 +291,13 @@ public final class PostgresRequestStore: RequestStore, Sendable {
 
     /// `GatewayStore.authenticateColumns` for one key, through a function that keeps its plan
     /// (migration step 4: planning the join on every call cost more than running it).
+    /// The last column is the row's fingerprint (`AdmissionPlan.KeyCheck`).
     static func authenticateSelect(id: String) -> PostgresQuery {
-        "SELECT * FROM deploxa_authenticate(\(id))"
+        "SELECT a.*, md5(a::text) FROM deploxa_authenticate(\(id)) AS a"
     }
+
+    /// Columns of `deploxa_authenticate` (`GatewayStore.authenticateColumns`).
+    static let authenticateColumnCount = 24
 
     static func limits(_ row: PostgresRandomAccessRow, _ start: Int) throws -> Limits {
         Limits(requestsPerMinute: try row.optionalInt(start), tokensPerMinute: try row.optionalInt(start + 1),

@@ -215,6 +215,7 @@ struct AdmitLoopCommand: ParsableCommand {
                 switch try store.admit(plans[index % plans.count]) {
                 case .admitted: admitted += 1
                 case .rejected: refused += 1
+                case .keyConfirmed, .keyChanged: break  // plans without a key check
                 }
             } catch let error as StoreError where error.kind == .busy {
                 busy += 1

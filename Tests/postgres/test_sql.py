@@ -246,6 +246,49 @@ def test_key_lookup_function_returns_what_the_shared_select_returns(pg):
     assert pg.psql("SELECT project_has_breakers FROM deploxa_authenticate('key_lookup_a')") == "f"
 
 
+def test_admission_checks_a_remembered_key(pg):
+    """A worker that remembers a key sends md5 of its deploxa_authenticate row with the admission;
+    a different row (limits changed, key revoked, a breaker row appeared) counts nothing."""
+    pg.psql("""
+        INSERT INTO orgs (id, name, created_at) VALUES (81, 'checked-org', 1000);
+        INSERT INTO projects (id, org_id, name, plan, created_at) VALUES (82, 81, 'checked', 'pro', 2000);
+        INSERT INTO gateway_keys (id, project_id, secret_hash, rpm, created_at) VALUES ('key_checked', 82, '\\x01'::bytea, 5, 3000);
+    """)
+    def fingerprint():
+        return pg.psql("SELECT md5(a::text) FROM deploxa_authenticate('key_checked') AS a")
+    def checked(fp, scopes=("key:key_checked",), rpm=(5,)):
+        call = admit_call(list(scopes), rpm=list(rpm)).replace("deploxa_admit(", f"deploxa_admit_checked('key_checked', '{fp}', ", 1)
+        return dict(zip(ADMIT_COLUMNS, pg.psql(f"SELECT * FROM {call}").split("|")))
+    remembered = fingerprint()
+    assert len(remembered) == 32 and fingerprint() == remembered  # stable while nothing changes
+    first = checked(remembered)
+    assert first["admitted"] == "t" and first["requests_remaining"] == "4"
+    assert bucket_total(pg, "key:key_checked") == 1
+    # Another row than the one remembered: refused as changed, nothing counted.
+    stale = checked("0" * 32)
+    assert (stale["admitted"], stale["reason"], stale["second"]) == ("f", "key_changed", "")
+    assert bucket_total(pg, "key:key_checked") == 1
+    # Each kind of change makes a new fingerprint: the key's limits, its project's, a breaker row, revocation.
+    for change, undo in [("UPDATE gateway_keys SET rpm = 6 WHERE id = 'key_checked'", "UPDATE gateway_keys SET rpm = 5 WHERE id = 'key_checked'"),
+                         ("UPDATE projects SET tpm = 100 WHERE id = 82", "UPDATE projects SET tpm = NULL WHERE id = 82"),
+                         ("SELECT failures FROM deploxa_breaker_failure(82, 'openai', 3, 30000, NULL)", "SELECT deploxa_breaker_success(82, 'openai')"),
+                         ("UPDATE gateway_keys SET revoked_at = 4000 WHERE id = 'key_checked'", "UPDATE gateway_keys SET revoked_at = NULL WHERE id = 'key_checked'")]:
+        pg.psql(change)
+        assert checked(remembered)["reason"] == "key_changed", change
+        assert bucket_total(pg, "key:key_checked") == 1, change
+        pg.psql(undo)
+        assert fingerprint() == remembered, undo
+    # A key that no longer exists is a change too; without a key the check is skipped.
+    assert dict(zip(ADMIT_COLUMNS, pg.psql("SELECT * FROM deploxa_admit_checked('key_gone', 'x', ARRAY[]::text[], "
+                                           "ARRAY[]::bigint[], ARRAY[]::bigint[], ARRAY[]::bigint[], ARRAY[]::bigint[], 0, 60, false)").split("|")))["reason"] == "key_changed"
+    unchecked = pg.psql("SELECT admitted FROM deploxa_admit_checked(NULL, NULL, ARRAY['key:key_checked'], ARRAY[5]::bigint[], "
+                        "ARRAY[NULL]::bigint[], ARRAY[NULL]::bigint[], ARRAY[NULL]::bigint[], 0, 3600, false)")
+    assert unchecked == "t" and bucket_total(pg, "key:key_checked") == 2
+    # Only the key to check, no limit: confirmed, nothing counted anywhere.
+    assert checked(remembered, scopes=(), rpm=())["admitted"] == "t"
+    assert bucket_total(pg, "key:key_checked") == 2
+
+
 def test_cluster_lease(pg):
     assert pg.psql("SELECT deploxa_claim_lease('janitor', 'node-a', 30)") == "t"
     assert pg.psql("SELECT deploxa_claim_lease('janitor', 'node-b', 30)") == "f"

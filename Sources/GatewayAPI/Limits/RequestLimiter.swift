@@ -14,7 +14,8 @@ struct RequestLimiter: Sendable {
 
     static let freePlanMonthlyRequests = 1_000
 
-    /// The checks that apply to `key`, or nil when none does (no transaction at all then).
+    /// The checks that apply to `key`, or nil when none does (no transaction at all then). A key
+    /// the store answered from memory is always checked, limits or not.
     func plan(for key: AuthenticatedKey, estimatedTokens: Int, servedFromCache: Bool = false, now: Date = Date()) -> AdmissionPlan? {
         var scopes: [AdmissionPlan.Scope] = [
             .init(scope: LimitScope(.key, key.key.id), limits: key.key.limits),
@@ -25,7 +26,8 @@ struct RequestLimiter: Sendable {
         scopes.removeAll { $0.limits == .none && $0.monthlyRequestCap == nil }
         var plan = AdmissionPlan(scopes: scopes, estimatedTokens: estimatedTokens, now: now, windowSeconds: windowSeconds)
         plan.servedFromCache = servedFromCache
-        return plan.isEmpty ? nil : plan
+        plan.keyCheck = key.pendingCheck.map { AdmissionPlan.KeyCheck(keyID: key.key.id, fingerprint: $0) }
+        return plan.isEmpty && plan.keyCheck == nil ? nil : plan
     }
 
     /// The limiter's decision on one request.
@@ -43,12 +45,17 @@ struct RequestLimiter: Sendable {
         let status: LimitStatus
     }
 
-    /// Counts the request, or refuses it. A store failure propagates (503).
+    /// Counts the request, or refuses it. A store failure propagates (503), and so does
+    /// `RememberedKeyChanged` (nothing counted: the pipeline starts over with the key read anew).
     func admit(key: AuthenticatedKey, estimatedTokens: Int, servedFromCache: Bool) throws -> Decision {
         guard let plan = plan(for: key, estimatedTokens: estimatedTokens, servedFromCache: servedFromCache) else { return .admitted(nil) }
         switch try store.admit(plan) {
         case .admitted(let admission):
-            return .admitted(admission)
+            return .admitted(plan.isEmpty ? nil : admission)
+        case .keyConfirmed:
+            return .admitted(nil)
+        case .keyChanged:
+            throw RememberedKeyChanged()
         case .rejected(let rejection):
             let scope = Self.describe(rejection.scope, key: key)
             let error: GatewayError
@@ -81,6 +88,9 @@ struct RequestLimiter: Sendable {
         }
     }
 }
+
+/// The key a request was planned with had changed when it was admitted (`AdmissionDecision.keyChanged`).
+struct RememberedKeyChanged: Error {}
 
 /// OpenAI's `x-ratelimit-*` headers (durations like `1s`, `6m0s`, `250ms`).
 enum RateLimitHeaders {
