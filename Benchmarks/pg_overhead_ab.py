@@ -9,11 +9,13 @@ within every repeat (and reversed every other repeat):
   sqlite   --after on an SQLite file (the baseline the target is measured against)
   pg-A     --before on a fresh database of a throwaway PostgreSQL cluster
   pg-B     --after on another fresh database of the same cluster
+  pg-B-async  with --async: --after again, with synchronous_commit = off for its run (what
+           docs/postgres.md says that costs: a database crash forgets the last commits)
 
 Each run: deploxa-loadgen at RATE req/s for 10 s after 2 s of warm-up. Prints each run's p50/p99
 and the medians, and PostgreSQL's added p50 (pg − sqlite) for both binaries.
 
-    python3 Benchmarks/pg_overhead_ab.py --before OLD_BIN --after NEW_BIN [--rate 500] [--repeats 3]
+    python3 Benchmarks/pg_overhead_ab.py --before OLD_BIN --after NEW_BIN [--rate 500] [--repeats 3] [--async]
 
 Needs the release build's deploxa-loadgen (.build-bench) and Debian's postgresql. Run it under the
 build lock on a quiet machine.
@@ -44,6 +46,8 @@ def main() -> int:
     parser.add_argument("--after", required=True, help="gateway binary B (PostgreSQL and the SQLite baseline)")
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--async", dest="with_async", action="store_true",
+                        help="also run --after with synchronous_commit = off")
     parser.add_argument("--loadgen", default=str(ROOT / ".build-bench" / "release" / "deploxa-loadgen"))
     args = parser.parse_args()
 
@@ -57,6 +61,10 @@ def main() -> int:
 
     def run(label: str, binary: str, on_postgres: bool, repeat: int) -> None:
         os.environ["DEPLOXA_GATEWAY_BIN"] = binary
+        # One deployment runs at a time, so the server-wide setting is this run's alone (a reload
+        # reaches open sessions too).
+        commit = "off" if label.endswith("async") else "on"
+        cluster.psql(f"ALTER SYSTEM SET synchronous_commit = {commit}; SELECT pg_reload_conf();")
         holder: dict = {}
         stack = gwstack.GatewayStack(simulator, name=f"{label}-{repeat}", workers=2, serve_args=["--log-level", "warning"],
                                      before_serve=lambda s: holder.update(key=create_limited(s, simulator)),
@@ -81,12 +89,14 @@ def main() -> int:
     try:
         for repeat in range(args.repeats):
             order = [("sqlite", args.after, False), ("pg-A", args.before, True), ("pg-B", args.after, True)]
+            if args.with_async:
+                order.append(("pg-B-async", args.after, True))
             for label, binary, on_postgres in (reversed(order) if repeat % 2 else order):
                 run(label, binary, on_postgres, repeat)
         median = {label: sorted(values)[len(values) // 2] for label, values in p50s.items()}
-        print(f"median p50 (ms): sqlite {median['sqlite']:.2f}, pg-A {median['pg-A']:.2f}, pg-B {median['pg-B']:.2f}")
-        print(f"PostgreSQL's added p50 over SQLite at {args.rate} req/s: A {median['pg-A'] - median['sqlite']:.2f} ms, "
-              f"B {median['pg-B'] - median['sqlite']:.2f} ms")
+        print("median p50 (ms): " + ", ".join(f"{label} {value:.2f}" for label, value in median.items()))
+        print(f"PostgreSQL's added p50 over SQLite at {args.rate} req/s: "
+              + ", ".join(f"{label} {value - median['sqlite']:.2f} ms" for label, value in median.items() if label != "sqlite"))
     finally:
         simulator.stop()
         cluster.cleanup()
