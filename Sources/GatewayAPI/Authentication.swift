@@ -9,7 +9,7 @@ struct Authenticator: Sendable {
 
     /// The request's key. With `checkAtAdmission` the store may answer from memory; the key is
     /// then confirmed by the request's admission (`AuthenticatedKey.pendingCheck`), or by
-    /// `confirm` when the request ends before it.
+    /// `refusalOfUnconfirmedKey` when the request ends before it.
     func authenticate(_ request: HTTPRequest, checkAtAdmission: Bool = false) throws -> AuthenticatedKey {
         guard let header = request.headers["authorization"] else {
             throw GatewayError.invalidAPIKey("You didn't provide an API key. Send your gateway key as 'Authorization: Bearer <key>'.")
