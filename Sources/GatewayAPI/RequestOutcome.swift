@@ -46,9 +46,6 @@ struct RequestOutcome: Sendable {
     var cacheStatus: String?
     /// Which limit refused the request, if one did (pool metrics).
     var limitRefusal: LimitRefusalKind?
-    /// The key came from the store's memory and no admission has confirmed it yet
-    /// (`AuthenticatedKey.pendingCheck`): an error answer must check it first.
-    var keyUnconfirmed = false
 
     init(_ request: HTTPRequest) {
         requestID = Self.makeRequestID()

@@ -82,7 +82,8 @@ struct RequestPipeline: Sendable {
             outcome.errorCode = "client_disconnected"
         } catch {
             var gatewayError = ErrorResponse.gatewayError(for: error)
-            if outcome.keyUnconfirmed, let refusal = authenticator.refusalOfUnconfirmedKey(request) {
+            // A key answered from memory that no admission has confirmed yet is checked first.
+            if outcome.key?.pendingCheck != nil, let refusal = authenticator.refusalOfUnconfirmedKey(request) {
                 gatewayError = refusal
             }
             if gatewayError.failureClass == .gatewayFault {
@@ -157,7 +158,6 @@ struct RequestPipeline: Sendable {
     private func authenticate(_ request: HTTPRequest, fromMemory: Bool, outcome: inout RequestOutcome) throws -> AuthenticatedKey {
         let key = try authenticator.authenticate(request, checkAtAdmission: fromMemory)
         outcome.key = key
-        outcome.keyUnconfirmed = key.pendingCheck != nil
         return key
     }
 
@@ -185,7 +185,7 @@ struct RequestPipeline: Sendable {
                        outcome: inout RequestOutcome) throws {
         defer { outcome.trace?.mark(.admitted) }
         let decision = try limiter.admit(key: key, estimatedTokens: estimatedTokens, servedFromCache: fromCache)
-        outcome.keyUnconfirmed = false
+        outcome.key?.pendingCheck = nil  // confirmed by this admission, admitted or refused
         switch decision {
         case .admitted(let admission):
             outcome.limitStatus = admission?.status

@@ -119,7 +119,8 @@ public struct AuthenticatedKey: Sendable, Equatable {
     /// Set when the store answered from memory instead of reading the key (a backend across the
     /// network saves the round trip): a fingerprint of the key's row as remembered. The request's
     /// admission then checks it against the database in the same round trip, before anything is
-    /// counted or answered (`AdmissionPlan.keyCheck`). Nil: read from the store for this request.
+    /// counted or answered (`AdmissionPlan.keyCheck`). Nil: read from the store for this request,
+    /// or confirmed since.
     public var pendingCheck: String?
 
     /// Whether any scope of this key has a monthly spend cap (then every answer must be priced).

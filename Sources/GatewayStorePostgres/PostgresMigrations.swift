@@ -10,8 +10,9 @@
 /// fresh statement snapshot; leases and probes are compare-and-set updates; audit batches are
 /// idempotent and compute spend and rollups from the rows actually inserted; the export order
 /// (`seq`) is assigned after commit by one sequencer at a time (since step 3: at insert, read
-/// up to a horizon every batch below has finished). Every time comes from the database clock
-/// (`clock_timestamp()`), never from a node's.
+/// up to a horizon every batch below has finished). Since step 4 an admission can also check a
+/// key the worker remembers instead of reading it (`deploxa_admit_checked`). Every time comes
+/// from the database clock (`clock_timestamp()`), never from a node's.
 ///
 /// Types: integers are BIGINT, times integer milliseconds since the epoch (UTC), REAL is double
 /// precision, BLOB is bytea, flags stay 0/1 integers as in SQLite. `audit_log."user"` must be

@@ -31,6 +31,9 @@ public final class PostgresRequestStore: RequestStore, Sendable {
         let fingerprint: String
         /// When the database last confirmed it.
         var at: Date
+
+        /// Whether it may stand in for the database, which cannot be reached.
+        func usableWhileAway(grace: Double) -> Bool { Date().timeIntervalSince(at) < grace }
     }
 
     /// Keys recently authenticated against the database, by key id (with the stored hash, so a
@@ -91,11 +94,11 @@ public final class PostgresRequestStore: RequestStore, Sendable {
 
     private func confirmedRecently(_ check: AdmissionPlan.KeyCheck) -> Bool {
         guard let entry = remembered.withLock({ $0[check.keyID] }) else { return false }
-        return entry.fingerprint == check.fingerprint && Date().timeIntervalSince(entry.at) < authenticationGraceSeconds
+        return entry.fingerprint == check.fingerprint && entry.usableWhileAway(grace: authenticationGraceSeconds)
     }
 
     private func rememberedResult(id: String, secret: String, failure: StoreError) throws -> AuthenticationResult {
-        guard let entry = remembered.withLock({ $0[id] }), Date().timeIntervalSince(entry.at) < authenticationGraceSeconds else {
+        guard let entry = remembered.withLock({ $0[id] }), entry.usableWhileAway(grace: authenticationGraceSeconds) else {
             throw failure
         }
         return KeySecret.matches(secret, storedHash: entry.hash) ? entry.result : .unknown

@@ -106,12 +106,10 @@ final class RememberedKeyTests: TestPipeline {
 
     static let chatBody = #"{"model":"gpt-4o","messages":[{"role":"user","content":"one two"}]}"#
 
-    func send(_ body: String = chatBody, path: String = "/v1/chat/completions", method: String = "POST") async -> RecordingWriter {
-        var headers = HTTPHeaders()
-        headers.add(name: "authorization", value: "Bearer \(secret)")
-        let writer = RecordingWriter()
-        await remembered.respond(to: HTTPRequest(method: method, path: path, headers: headers, body: Array(body.utf8)), writer: writer)
-        return writer
+    /// Through the application whose store remembers keys.
+    func send(_ body: String = chatBody, key: String? = nil, path: String = "/v1/chat/completions",
+              method: String = "POST") async -> RecordingWriter {
+        await chat(body, key: key, path: path, method: method, through: remembered)
     }
 
     var keyID: String { KeySecret.keyID(fromSecret: secret) ?? "" }
@@ -151,15 +149,8 @@ final class RememberedKeyTests: TestPipeline {
         #expect(await send(#"{"model":"#).status == 401)
         // While a key is valid, the request's own error stands.
         let other = try store.createKey(projectID: projectID, name: "other", limits: .none).secret
-        var headers = HTTPHeaders()
-        headers.add(name: "authorization", value: "Bearer \(other)")
-        for expected in [200, 400] {
-            let writer = RecordingWriter()
-            let body = expected == 200 ? Self.chatBody : #"{"model":"#
-            await remembered.respond(to: HTTPRequest(method: "POST", path: "/v1/chat/completions", headers: headers, body: Array(body.utf8)),
-                                     writer: writer)
-            #expect(writer.status == expected)
-        }
+        #expect(await send(key: other).status == 200)
+        #expect(await send(#"{"model":"#, key: other).status == 400)
     }
 
     @Test func theModelListReadsItsKey() async throws {

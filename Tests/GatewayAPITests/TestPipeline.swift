@@ -59,14 +59,16 @@ class TestPipeline {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    /// POST /v1/chat/completions (or `path`) with the suite's key unless `key` is given.
+    /// POST /v1/chat/completions (or `method` `path`) with the suite's key unless `key` is given,
+    /// to the suite's application unless `through` names another.
     func chat(_ body: String, key: String? = nil, headers extra: [(String, String)] = [], path: String = "/v1/chat/completions",
-              writer: RecordingWriter = RecordingWriter(), tooLarge: Bool = false) async -> RecordingWriter {
+              method: String = "POST", through: GatewayApplication? = nil, writer: RecordingWriter = RecordingWriter(),
+              tooLarge: Bool = false) async -> RecordingWriter {
         var headers = HTTPHeaders()
         headers.add(name: "authorization", value: "Bearer \(key ?? secret)")
         for (name, value) in defaultHeaders + extra { headers.add(name: name, value: value) }
-        let request = HTTPRequest(method: "POST", path: path, headers: headers, body: Array(body.utf8), bodyTooLarge: tooLarge)
-        await application.respond(to: request, writer: writer)
+        let request = HTTPRequest(method: method, path: path, headers: headers, body: Array(body.utf8), bodyTooLarge: tooLarge)
+        await (through ?? application).respond(to: request, writer: writer)
         return writer
     }
 

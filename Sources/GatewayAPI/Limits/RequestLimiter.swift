@@ -51,7 +51,7 @@ struct RequestLimiter: Sendable {
         guard let plan = plan(for: key, estimatedTokens: estimatedTokens, servedFromCache: servedFromCache) else { return .admitted(nil) }
         switch try store.admit(plan) {
         case .admitted(let admission):
-            return .admitted(plan.isEmpty ? nil : admission)
+            return .admitted(admission)
         case .keyConfirmed:
             return .admitted(nil)
         case .keyChanged:
