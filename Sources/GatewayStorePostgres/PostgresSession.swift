@@ -36,8 +36,21 @@ public final class PostgresSession: Sendable {
 
     /// Statement and lock timeouts keep a stuck database from holding a request for long: a
     /// limited request fails closed with 503 instead of waiting.
+    ///
+    /// `commitsWaitForDisk: false` sets `synchronous_commit = off` for this session's
+    /// connections: a commit is visible to every other session at once, as always, but returns
+    /// before its WAL reaches the disk, so a crash of the database server can forget the last
+    /// moments of such commits (docs/postgres.md, "Commit durability and speed").
+    ///
+    /// `genericPlans: true` sets `plan_cache_mode = force_generic_plan`: the statements inside
+    /// the PL/pgSQL functions keep one plan per connection. By default PostgreSQL kept planning
+    /// some of them again on every call (the admission's `= ANY(scopes)` lock among them: about
+    /// 100 µs of the database's CPU per request; docs/postgres.md, "Where the database's time
+    /// goes"). For the request path and the audit writer, whose statements are all fixed; not
+    /// for the admin API's ad-hoc queries, which are better planned with their values.
     public init(location: PostgresLocation, maxConnections: Int = 2, connectTimeoutSeconds: Int64 = 2,
                 statementTimeoutMilliseconds: Int = 5000, lockTimeoutMilliseconds: Int = 2000,
+                commitsWaitForDisk: Bool = true, genericPlans: Bool = false,
                 acquireTimeoutSeconds: Double = 5, logger: Logger = Logger(label: "deploxa.postgres")) throws {
         self.location = location
         self.maxConnections = max(1, maxConnections)
@@ -59,7 +72,8 @@ public final class PostgresSession: Sendable {
             ("lock_timeout", String(lockTimeoutMilliseconds)),
             ("idle_in_transaction_session_timeout", "10000"),
             ("TimeZone", "UTC"),
-        ]
+        ] + (commitsWaitForDisk ? [] : [("synchronous_commit", "off")])
+          + (genericPlans ? [("plan_cache_mode", "force_generic_plan")] : [])
         self.configuration = configuration
         slots = DispatchSemaphore(value: self.maxConnections)
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

@@ -28,6 +28,7 @@ struct WorkerOptions: ParsableArguments {
     @Option(name: .customLong("cache-max-waiters"), help: "Requests of one gateway key that may wait, per worker, for an identical request's answer (more are sent to the provider themselves).") var cacheMaxWaiters = 64
     @Option(name: .customLong("cache-prune-interval"), help: "Seconds between each worker's pruning of expired and excess cache entries.") var cachePruneInterval = 10.0
     @Option(name: .customLong("db-busy-timeout"), help: "Milliseconds a request waits for the database's write lock before failing closed with 503.") var dbBusyTimeout = 2000
+    @Flag(name: .customLong("db-durable-counters"), help: "PostgreSQL only: admissions, settlements, cache entries and breaker changes also wait for the disk when they commit, as audit rows always do (about 1 ms more per request; without it a crash of the database server can forget its last ~0.6 s of them, never an audit row).") var dbDurableCounters = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
     @Option(name: .customLong("audit-journal"), help: "Folder of the workers' audit journals, which keep the rows of a killed worker for the next one (default: the database path + .audit-journal).") var auditJournal: String?
     @Option(name: .customLong("audit-queue-max"), help: "Audit rows a worker queues before answers wait for the writer (back-pressure).") var auditQueueMax = 10_000
@@ -55,6 +56,7 @@ struct WorkerOptions: ParsableArguments {
             + (auditJournal.map { ["--audit-journal", $0] } ?? [])
             + (logFile.map { ["--log-file", $0] } ?? [])
             + (metricsPublic ? ["--metrics-public"] : [])
+            + (dbDurableCounters ? ["--db-durable-counters"] : [])
             + (otelEndpoint.map { ["--otel-endpoint", $0, "--otel-service-name", otelServiceName] } ?? [])
     }
 

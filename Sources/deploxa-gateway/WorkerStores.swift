@@ -58,9 +58,12 @@ struct WorkerStores {
     /// reads and its writes): at most six per worker (docs/postgres.md).
     private static func postgres(_ location: PostgresLocation, options: WorkerOptions, schemaReady: Bool,
                                  journalDirectory: String?) throws -> WorkerStores {
-        let requests = try PostgresSession(location: location, maxConnections: 2, lockTimeoutMilliseconds: options.dbBusyTimeout)
+        // The request path's commits (admission, settlement, cache, breakers) need not wait for
+        // the disk: other nodes see them at once either way; audit batches always wait.
+        let requests = try PostgresSession(location: location, maxConnections: 2, lockTimeoutMilliseconds: options.dbBusyTimeout,
+                                           commitsWaitForDisk: options.dbDurableCounters, genericPlans: true)
         if !schemaReady { _ = try PostgresSchema.migrate(requests) }
-        let audit = try PostgresSession(location: location, maxConnections: 1)
+        let audit = try PostgresSession(location: location, maxConnections: 1, genericPlans: true)
         // Gathers up to 50 ms of rows per batch (5 on SQLite): one deploxa_append_audit call costs
         // the database far more than one more row in it (BENCHMARKS.md, "Shared database").
         let auditWriter = AuditWriter(store: PostgresAuditSink(session: audit), journalDirectory: journalDirectory,

@@ -508,3 +508,48 @@ def test_postgres_down_for_3_seconds_fails_closed_and_recovers(mn, cluster):
     assert not duplicates, list(duplicates.items())[:5]
     _, mismatches = _spend_mismatches(mn, rows)
     assert not mismatches, mismatches
+
+
+# --------------------------------------------------------------------------------------------
+# 8. Which commits wait for the disk (docs/postgres.md, "Commit durability and speed")
+
+
+def _wal_syncs_of_one_node(simulator, cluster, serve_args: list[str], requests: int) -> tuple[int, list[int]]:
+    """WAL flushes to disk (pg_stat_wal.wal_sync, cluster-wide) while one node starts, answers
+    `requests` limited chats one after another, and stops; the statuses it answered."""
+    def wal_syncs() -> int:
+        return int(cluster.psql("SELECT wal_sync FROM pg_stat_wal", db="postgres"))
+
+    stack = gwstack.GatewayStack(simulator, name="commits", workers=1, postgres=cluster,
+                                 serve_args=["--log-level", "warning", *serve_args])
+    before = wal_syncs()
+    stack.start()
+    try:
+        limited = stack.create_key("limited", None, "--rpm", "100000", "--tpm", "100000000", "--monthly-budget", "100000")
+        with stack.http() as client:
+            codes = [client.post("/v1/chat/completions", headers=stack.auth(limited["secret"]),
+                                 json=_chat(f"commit {i}", model="gpt-4o-mini")).status_code for i in range(requests)]
+    finally:
+        stack.stop()
+    # A backend reports its WAL statistics when it exits: wait for the node's connections to close.
+    wait_until(lambda: cluster.psql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{stack.pg_database}'",
+                                    db="postgres") == "0", timeout=20, what="the node's database connections to close")
+    return wal_syncs() - before, codes
+
+
+def test_request_commits_wait_for_the_disk_only_with_durable_counters(simulator, cluster):
+    """By default an admission's and a settlement's commit return before their WAL is flushed
+    (other nodes see them at once either way); `--db-durable-counters` makes each wait. Audit
+    batches always wait. Counted with PostgreSQL's own WAL flush counter."""
+    if cluster.psql("SHOW fsync", db="postgres") != "on":
+        pytest.fail("the test cluster runs with fsync off: WAL flushes cannot be counted")
+    requests = 150
+    fast, fast_codes = _wal_syncs_of_one_node(simulator, cluster, [], requests)
+    durable, durable_codes = _wal_syncs_of_one_node(simulator, cluster, ["--db-durable-counters"], requests)
+    report("commits", requests=requests, wal_syncs_default=fast, wal_syncs_durable=durable)
+    assert fast_codes == [200] * requests and durable_codes == [200] * requests, (set(fast_codes), set(durable_codes))
+    # Durable: an admission and a settlement per request, each flushed (set-up and audit batches
+    # come on top; a flush shared by two commits that happen to meet counts once).
+    assert durable >= requests * 3 // 2, durable
+    # Default: the set-up, the audit batches and the WAL writer's periodic flushes only.
+    assert fast < requests // 2, fast
