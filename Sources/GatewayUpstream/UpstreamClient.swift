@@ -5,6 +5,7 @@ import GatewayCore
 import GatewayHTTP
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Synchronization
 
 /// Deadlines for one provider call (one attempt of a fallback chain). Generations can take
@@ -66,18 +67,18 @@ final class BodyActivity: Sendable {
 /// The response body as a sequence of byte chunks; errors come out as `UpstreamFailure`.
 public struct UpstreamBody: AsyncSequence, Sendable {
     public typealias Element = [UInt8]
-    let base: HTTPClientResponse.Body
+    let call: UpstreamCallHandle
     let activity = BodyActivity()
 
     public struct AsyncIterator: AsyncIteratorProtocol {
-        var base: HTTPClientResponse.Body.AsyncIterator
+        let call: UpstreamCallHandle
         let activity: BodyActivity
 
         public mutating func next() async throws -> [UInt8]? {
             activity.startWaiting()
             defer { activity.stopWaiting() }
             do {
-                guard let buffer = try await base.next() else { return nil }
+                guard let buffer = try await call.exchange.nextPart(of: call.task) else { return nil }
                 return Array(buffer.readableBytesView)
             } catch {
                 throw UpstreamClient.classify(error)
@@ -85,7 +86,7 @@ public struct UpstreamBody: AsyncSequence, Sendable {
         }
     }
 
-    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator(), activity: activity) }
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(call: call, activity: activity) }
 
     /// Reads the whole body, refusing more than `limit` bytes.
     public func collect(limit: Int) async throws -> [UInt8] {
@@ -109,6 +110,7 @@ private struct BodyReader<T>: @unchecked Sendable {
 /// The only place that speaks HTTP to providers: pooled keep-alive connections, TLS, streaming.
 public final class UpstreamClient: Sendable {
     private let client: HTTPClient
+    private let loop: MultiThreadedEventLoopGroup
     public let timeouts: UpstreamTimeouts
     private let watchdog: IdleWatchdog
 
@@ -126,26 +128,32 @@ public final class UpstreamClient: Sendable {
         // No tracer: with the default no-op one the client still builds a span and its attributes
         // for every call (2% of a worker's CPU). The gateway's own traces name the calls.
         configuration.tracing.tracer = nil
-        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        // One event loop of the client's own: a call's delegate runs on the loop of the
+        // connection it uses, so no call hops between two loops.
+        self.loop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.client = HTTPClient(eventLoopGroupProvider: .shared(loop), configuration: configuration)
         self.timeouts = timeouts
         self.watchdog = IdleWatchdog(idleSeconds: timeouts.idle, totalSeconds: timeouts.total)
     }
 
     public func send(_ request: UpstreamRequest) async throws(UpstreamFailure) -> UpstreamResponse {
-        var outgoing = HTTPClientRequest(url: request.url)
-        outgoing.method = HTTPMethod(rawValue: request.method)
-        for header in request.headers { outgoing.headers.add(name: header.name, value: header.value) }
-        if !request.body.isEmpty || request.method == "POST" {
-            outgoing.body = .bytes(ByteBuffer(bytes: request.body))
-        }
         let sentAt = DispatchTime.now().uptimeNanoseconds
         let headDeadline = min(timeouts.firstByte, timeouts.total)
         do {
-            let response = try await client.execute(outgoing, timeout: .milliseconds(Int64(headDeadline * 1000)))
+            var headers = NIOHTTP1.HTTPHeaders()
+            for header in request.headers { headers.add(name: header.name, value: header.value) }
+            let body: HTTPClient.Body? = !request.body.isEmpty || request.method == "POST"
+                ? .byteBuffer(ByteBuffer(bytes: request.body)) : nil
+            let outgoing = try HTTPClient.Request(url: request.url, method: HTTPMethod(rawValue: request.method),
+                                                  headers: headers, body: body)
+            let exchange = UpstreamExchange(headDeadline: .uptimeNanoseconds(sentAt &+ UInt64(min(headDeadline, 1e9) * 1e9)))
+            let task = client.execute(request: outgoing, delegate: exchange, eventLoop: .indifferent)
+            let call = UpstreamCallHandle(exchange: exchange, task: task)
+            let head = try await exchange.head(of: task)
             return UpstreamResponse(
-                status: Int(response.status.code),
-                headers: response.headers.map { (name: $0.name, value: $0.value) },
-                body: UpstreamBody(base: response.body),
+                status: Int(head.status.code),
+                headers: head.headers.map { (name: $0.name, value: $0.value) },
+                body: UpstreamBody(call: call),
                 deadline: sentAt &+ UInt64(timeouts.total * 1e9))
         } catch {
             throw UpstreamClient.classify(error)
@@ -189,12 +197,14 @@ public final class UpstreamClient: Sendable {
     public func shutdown() async {
         watchdog.stop()
         try? await client.shutdown()
+        try? await loop.shutdownGracefully()
     }
 
     /// For a worker's last moments, outside any event loop.
     public func shutdownBlocking() {
         watchdog.stop()
         try? client.syncShutdown()
+        try? loop.syncShutdownGracefully()
     }
 
     private static func seconds(_ value: Double) -> String {

@@ -1,0 +1,192 @@
+import AsyncHTTPClient
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// One provider call between AsyncHTTPClient's delegate callbacks, which run on the client's
+/// event loop, and the request that waits for its head and reads its body.
+///
+/// Why not the client's async `execute`: it starts a Swift task and goes through an actor for
+/// every call, and cancels its deadline timer from off the event loop; each of those wakes a
+/// thread, about two more wake-ups per request than this (docs/design-notes.md, trap 9). Here
+/// the loop hands the head and each body part straight to the waiting request (one wake-up of
+/// the request's thread), the first-byte timer is set and cancelled on the loop itself, and a
+/// body part that arrives before it is asked for is kept until it is.
+///
+/// Back-pressure: past `highWater` bytes kept, the loop stops reading from the provider until the
+/// request has taken them.
+final class UpstreamExchange: HTTPClientResponseDelegate, Sendable {
+    typealias Response = Void
+
+    static let highWater = 256 * 1024
+
+    private struct State {
+        var head: Result<HTTPResponseHead, any Error>?
+        var headWaiter: CheckedContinuation<HTTPResponseHead, any Error>?
+        var headTimer: Scheduled<Void>?
+        var parts = CircularBuffer<ByteBuffer>()
+        var keptBytes = 0
+        /// Set once: the body ended (success) or the call failed.
+        var end: Result<Void, any Error>?
+        var partWaiter: CheckedContinuation<ByteBuffer?, any Error>?
+        /// Completed when the request has taken enough kept bytes (the loop reads on then).
+        var readMore: EventLoopPromise<Void>?
+    }
+
+    private let state = Mutex(State())
+
+    /// When the call fails unless its head has arrived (the first-byte deadline, counted from
+    /// `send`). The timer is set on the loop once the request is written and cancelled on the
+    /// loop when the head comes, so it costs no thread a wake-up.
+    private let headDeadline: NIODeadline
+
+    init(headDeadline: NIODeadline) {
+        self.headDeadline = headDeadline
+    }
+
+    /// Whether the body ended or the call failed (then there is nothing left to cancel).
+    var isOver: Bool { state.withLock { $0.end != nil } }
+
+    // MARK: The request's side
+
+    /// The response head; throws what failed the call. Cancelling the waiting task cancels the call.
+    func head(of task: HTTPClient.Task<Void>) async throws -> HTTPResponseHead {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<HTTPResponseHead, any Error>) in
+                let ready = state.withLock { state -> Result<HTTPResponseHead, any Error>? in
+                    if let head = state.head { return head }
+                    state.headWaiter = waiter
+                    return nil
+                }
+                if let ready { waiter.resume(with: ready) }
+            }
+        } onCancel: {
+            task.cancel()
+        }
+    }
+
+    /// The next body part, nil at the end; throws what failed the call. Cancelling the waiting
+    /// task cancels the call.
+    func nextPart(of task: HTTPClient.Task<Void>) async throws -> ByteBuffer? {
+        // A part already kept needs no suspension.
+        if let ready = take(orWait: nil) { return try ready.get() }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<ByteBuffer?, any Error>) in
+                if let ready = take(orWait: waiter) { waiter.resume(with: ready) }
+            }
+        } onCancel: {
+            task.cancel()
+        }
+    }
+
+    /// A kept part, or the end; otherwise nil, and `waiter` (if any) is left for the loop to
+    /// resume. Taking parts below half the high-water mark lets a paused loop read on.
+    private func take(orWait waiter: CheckedContinuation<ByteBuffer?, any Error>?) -> Result<ByteBuffer?, any Error>? {
+        let (ready, readMore) = state.withLock { state -> (Result<ByteBuffer?, any Error>?, EventLoopPromise<Void>?) in
+            if let part = state.parts.popFirst() {
+                state.keptBytes -= part.readableBytes
+                guard state.keptBytes < Self.highWater / 2, let readMore = state.readMore else { return (.success(part), nil) }
+                state.readMore = nil
+                return (.success(part), readMore)
+            }
+            if let end = state.end { return (end.map { nil }, nil) }
+            if let waiter { state.partWaiter = waiter }
+            return (nil, nil)
+        }
+        readMore?.succeed(())
+        return ready
+    }
+
+    // MARK: The event loop's side (HTTPClientResponseDelegate)
+
+    func didSendRequestHead(task: HTTPClient.Task<Void>, _ head: HTTPRequestHead) {
+        let timer = task.eventLoop.scheduleTask(deadline: headDeadline) {
+            task.fail(reason: UpstreamFailure.timeout("no response within the first-byte deadline"))
+        }
+        let answered = state.withLock { state -> Bool in
+            guard state.head == nil && state.end == nil else { return true }
+            state.headTimer = timer
+            return false
+        }
+        if answered { timer.cancel() }
+    }
+
+    func didReceiveHead(task: HTTPClient.Task<Void>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
+        let (waiter, timer) = state.withLock { state in
+            state.head = .success(head)
+            defer { state.headWaiter = nil; state.headTimer = nil }
+            return (state.headWaiter, state.headTimer)
+        }
+        timer?.cancel()
+        waiter?.resume(returning: head)
+        return task.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func didReceiveBodyPart(task: HTTPClient.Task<Void>, _ part: ByteBuffer) -> EventLoopFuture<Void> {
+        let (waiter, readMore) = state.withLock { state -> (CheckedContinuation<ByteBuffer?, any Error>?, EventLoopPromise<Void>?) in
+            if let waiter = state.partWaiter {
+                state.partWaiter = nil
+                return (waiter, nil)
+            }
+            state.parts.append(part)
+            state.keptBytes += part.readableBytes
+            guard state.keptBytes >= Self.highWater else { return (nil, nil) }
+            let promise = task.eventLoop.makePromise(of: Void.self)
+            state.readMore = promise
+            return (nil, promise)
+        }
+        if let waiter {
+            waiter.resume(returning: part)
+            return task.eventLoop.makeSucceededVoidFuture()
+        }
+        return readMore?.futureResult ?? task.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func didReceiveError(task: HTTPClient.Task<Void>, _ error: any Error) {
+        end(.failure(error))
+    }
+
+    func didFinishRequest(task: HTTPClient.Task<Void>) throws {
+        end(.success(()))
+    }
+
+    private func end(_ result: Result<Void, any Error>) {
+        let (headWaiter, partWaiter, timer, readMore, head) = state.withLock { state in
+            guard state.end == nil else {
+                return (nil, nil, nil, nil, state.head) as (CheckedContinuation<HTTPResponseHead, any Error>?,
+                                                            CheckedContinuation<ByteBuffer?, any Error>?,
+                                                            Scheduled<Void>?, EventLoopPromise<Void>?,
+                                                            Result<HTTPResponseHead, any Error>?)
+            }
+            state.end = result
+            if state.head == nil {
+                switch result {
+                case .failure(let error): state.head = .failure(error)
+                case .success: state.head = .failure(UpstreamFailure.connection("the provider sent no response head"))
+                }
+            }
+            defer { state.headWaiter = nil; state.partWaiter = nil; state.headTimer = nil; state.readMore = nil }
+            return (state.headWaiter, state.partWaiter, state.headTimer, state.readMore, state.head)
+        }
+        timer?.cancel()
+        if let headWaiter, let head { headWaiter.resume(with: head) }
+        partWaiter?.resume(with: result.map { nil })
+        readMore?.succeed(())
+    }
+}
+
+/// Cancels its call when the last reference to the response goes away before the body ended,
+/// so an unread body never keeps a pooled connection busy.
+final class UpstreamCallHandle: Sendable {
+    let exchange: UpstreamExchange
+    let task: HTTPClient.Task<Void>
+
+    init(exchange: UpstreamExchange, task: HTTPClient.Task<Void>) {
+        self.exchange = exchange
+        self.task = task
+    }
+
+    deinit {
+        if !exchange.isOver { task.cancel() }
+    }
+}
