@@ -10,26 +10,15 @@ import Testing
 /// reaches the read.
 @Suite("Upstream body deadlines", .serialized)
 final class UpstreamDeadlineTests: Sendable {
-    let simulator: ProviderSimulator
-    let base: String
+    let provider: SimulatedProvider
 
     init() async throws {
-        simulator = ProviderSimulator(configuration: SimulatorConfiguration(host: "127.0.0.1", port: 0))
-        let port = try await simulator.start()
-        base = "http://127.0.0.1:\(port)/openai/v1/chat/completions"
+        provider = try await SimulatedProvider()
     }
-
-    deinit {
-        let simulator = self.simulator
-        Task { try? await simulator.stop() }
-    }
-
-    static let body = #"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}"#
 
     /// Reads a streamed answer scripted by `sim`; the failure (if any) and the seconds the read took.
     func read(_ client: UpstreamClient, sim: String) async throws -> (Result<Int, any Error>, Double) {
-        let headers = [(name: "Content-Type", value: "application/json"), (name: "Authorization", value: "Bearer sk-sim"), (name: "X-Sim", value: sim)]
-        let response = try await client.send(UpstreamRequest(method: "POST", url: base, headers: headers, body: Array(Self.body.utf8)))
+        let response = try await provider.send(client, sim: sim, stream: true)
         #expect(response.status == 200)
         let started = DispatchTime.now().uptimeNanoseconds
         let result: Result<Int, any Error>

@@ -12,25 +12,14 @@ import Testing
 /// connection back instead of keeping it busy until the provider finishes.
 @Suite("Upstream exchange", .serialized)
 final class UpstreamExchangeTests: Sendable {
-    let simulator: ProviderSimulator
-    let base: String
+    let provider: SimulatedProvider
 
     init() async throws {
-        simulator = ProviderSimulator(configuration: SimulatorConfiguration(host: "127.0.0.1", port: 0))
-        let port = try await simulator.start()
-        base = "http://127.0.0.1:\(port)/openai/v1/chat/completions"
-    }
-
-    deinit {
-        let simulator = self.simulator
-        Task { try? await simulator.stop() }
+        provider = try await SimulatedProvider()
     }
 
     func send(_ client: UpstreamClient, sim: String, stream: Bool = false) async throws -> UpstreamResponse {
-        let body = #"{"model":"gpt-4o","stream":\#(stream),"messages":[{"role":"user","content":"hi"}]}"#
-        let headers = [(name: "Content-Type", value: "application/json"), (name: "Authorization", value: "Bearer sk-sim"),
-                       (name: "X-Sim", value: sim)]
-        return try await client.send(UpstreamRequest(method: "POST", url: base, headers: headers, body: Array(body.utf8)))
+        try await provider.send(client, sim: sim, stream: stream)
     }
 
     static func content(_ bytes: [UInt8]) throws -> String {
