@@ -7,14 +7,13 @@ import Testing
 /// The simulated Gemini API spoken to directly, in its own wire format.
 @Suite("Google simulation", .serialized)
 final class GoogleSimulationTests {
-    let simulator: ProviderSimulator
+    let provider: SimulatedProvider
     let upstream: UpstreamClient
     let base: String
 
     init() async throws {
-        simulator = ProviderSimulator(configuration: SimulatorConfiguration(host: "127.0.0.1", port: 0))
-        let port = try await simulator.start()
-        base = "http://127.0.0.1:\(port)/google/v1beta"
+        provider = try await SimulatedProvider()
+        base = provider.root + "/google/v1beta"
         upstream = UpstreamClient(timeouts: UpstreamTimeouts(connect: 2, firstByte: 2, idle: 2))
     }
 

@@ -3,15 +3,18 @@ import GatewayTesting
 import GatewayUpstream
 
 /// The provider simulator on a free loopback port, for tests that drive `UpstreamClient` itself
-/// (no pipeline): one OpenAI chat call, scripted through the `X-Sim` header.
+/// (no pipeline). `root` serves every provider's API under its name (`/google/v1beta/…`);
+/// `send` makes one OpenAI chat call, scripted through the `X-Sim` header.
 final class SimulatedProvider: Sendable {
     let simulator: ProviderSimulator
+    let root: String
     let url: String
 
     init() async throws {
         simulator = ProviderSimulator(configuration: SimulatorConfiguration(host: "127.0.0.1", port: 0))
         let port = try await simulator.start()
-        url = "http://127.0.0.1:\(port)/openai/v1/chat/completions"
+        root = "http://127.0.0.1:\(port)"
+        url = root + "/openai/v1/chat/completions"
     }
 
     deinit {
