@@ -100,9 +100,16 @@ public final class Supervisor {
         scoreboard = try Scoreboard.create(slots: configuration.workers * 4 + 2, workersConfigured: configuration.workers,
                                            listenQueueCapacity: Int(backlog))
         if let pidFile = configuration.pidFile {
+            // Written beside and renamed into place: whoever reads the pid file (systemd, a
+            // logrotate script, `kill $(cat …)`) never sees it created but still empty.
             let text = "\(getpid())\n"
-            let fd = open(pidFile, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-            if fd >= 0 { _ = text.withCString { write(fd, $0, strlen($0)) }; close(fd) }
+            let partial = pidFile + ".partial"
+            let fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            if fd >= 0 {
+                _ = text.withCString { write(fd, $0, strlen($0)) }
+                close(fd)
+                if rename(partial, pidFile) != 0 { unlink(partial) }
+            }
         }
         logger.info("master started", metadata: ["listen": "\(configuration.address)", "workers": "\(configuration.workers)", "pid": "\(getpid())"])
         refill()
