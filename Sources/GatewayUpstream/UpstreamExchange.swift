@@ -150,28 +150,33 @@ final class UpstreamExchange: HTTPClientResponseDelegate, Sendable {
         end(.success(()))
     }
 
+    /// What the call's end takes out of the state, to resume outside the lock.
+    private struct Released {
+        var headWaiter: (CheckedContinuation<HTTPResponseHead, any Error>, Result<HTTPResponseHead, any Error>)?
+        var partWaiter: CheckedContinuation<ByteBuffer?, any Error>?
+        var headTimer: Scheduled<Void>?
+        var readMore: EventLoopPromise<Void>?
+    }
+
     private func end(_ result: Result<Void, any Error>) {
-        let (headWaiter, partWaiter, timer, readMore, head) = state.withLock { state in
-            guard state.end == nil else {
-                return (nil, nil, nil, nil, state.head) as (CheckedContinuation<HTTPResponseHead, any Error>?,
-                                                            CheckedContinuation<ByteBuffer?, any Error>?,
-                                                            Scheduled<Void>?, EventLoopPromise<Void>?,
-                                                            Result<HTTPResponseHead, any Error>?)
-            }
+        let released = state.withLock { state -> Released in
+            guard state.end == nil else { return Released() }
             state.end = result
-            if state.head == nil {
-                switch result {
-                case .failure(let error): state.head = .failure(error)
-                case .success: state.head = .failure(UpstreamFailure.connection("the provider sent no response head"))
-                }
+            let head: Result<HTTPResponseHead, any Error>
+            switch (state.head, result) {
+            case (let known?, _): head = known
+            case (nil, .failure(let error)): head = .failure(error)
+            case (nil, .success): head = .failure(UpstreamFailure.connection("the provider sent no response head"))
             }
+            state.head = head
             defer { state.headWaiter = nil; state.partWaiter = nil; state.headTimer = nil; state.readMore = nil }
-            return (state.headWaiter, state.partWaiter, state.headTimer, state.readMore, state.head)
+            return Released(headWaiter: state.headWaiter.map { ($0, head) }, partWaiter: state.partWaiter,
+                            headTimer: state.headTimer, readMore: state.readMore)
         }
-        timer?.cancel()
-        if let headWaiter, let head { headWaiter.resume(with: head) }
-        partWaiter?.resume(with: result.map { nil })
-        readMore?.succeed(())
+        released.headTimer?.cancel()
+        if let (waiter, head) = released.headWaiter { waiter.resume(with: head) }
+        released.partWaiter?.resume(with: result.map { nil })
+        released.readMore?.succeed(())
     }
 }
 
