@@ -48,8 +48,8 @@ struct RequestOutcome: Sendable {
     var limitRefusal: LimitRefusalKind?
 
     init(_ request: HTTPRequest) {
-        requestID = Self.makeRequestID()
         arrivedAt = Date()
+        requestID = Self.makeRequestID(at: arrivedAt)
         startNanos = DispatchTime.now().uptimeNanoseconds
         method = request.method
         route = request.path
@@ -108,16 +108,21 @@ struct RequestOutcome: Sendable {
         return headers
     }
 
-    /// `req_` and 24 random hex digits: unique enough to be the audit row's key.
-    static func makeRequestID() -> String {
+    /// `req_`, the arrival in milliseconds since 1970 as 12 hex digits, then 20 random hex digits
+    /// (80 bits: no two requests of the same millisecond share one). Time first so that ids sort
+    /// by arrival and each new audit row lands at the end of the `request_id` index instead of on
+    /// a random page of it: a random id made every audit batch read and rewrite one index page per
+    /// row (BENCHMARKS.md, "Audit rows in arrival order").
+    static func makeRequestID(at date: Date = Date()) -> String {
         var generator = SystemRandomNumberGenerator()
-        let high = generator.next() as UInt64
-        let low = generator.next() as UInt32
-        return "req_" + hex(high, digits: 16) + hex(UInt64(low), digits: 8)
-    }
-
-    private static func hex(_ value: UInt64, digits: Int) -> String {
-        let text = String(value, radix: 16)
-        return String(repeating: "0", count: max(0, digits - text.count)) + text
+        let random = (generator.next() as UInt64, UInt64(generator.next() as UInt16))
+        let milliseconds = UInt64(max(0, date.timeIntervalSince1970 * 1000))
+        let digits = Array("0123456789abcdef".utf8)
+        var text = [UInt8](repeating: 0, count: 36)
+        text[0] = UInt8(ascii: "r"); text[1] = UInt8(ascii: "e"); text[2] = UInt8(ascii: "q"); text[3] = UInt8(ascii: "_")
+        for index in 0..<12 { text[4 + index] = digits[Int((milliseconds >> UInt64(44 - 4 * index)) & 15)] }
+        for index in 0..<16 { text[16 + index] = digits[Int((random.0 >> UInt64(60 - 4 * index)) & 15)] }
+        for index in 0..<4 { text[32 + index] = digits[Int((random.1 >> UInt64(12 - 4 * index)) & 15)] }
+        return String(decoding: text, as: UTF8.self)
     }
 }

@@ -223,9 +223,9 @@ extension GatewayStore {
                         """, [.text(key), .text(month)])
                 }
             }
-            // Buckets out of every window can never count again; about one admission in 256
-            // trims them (an indexed range delete, so the table stays the size of one window).
-            if Int.random(in: 0..<256) == 0 {
+            // Buckets out of every window can never count again; every 256th admission trims
+            // them (an indexed range delete, so the table stays the size of one window).
+            if admissionCount.add(1, ordering: .relaxed).newValue % 256 == 0 {
                 try connection.execute("DELETE FROM rate_buckets WHERE second <= ?", [.integer(windowStart)])
             }
             let settlesSpend = plan.scopes.contains { $0.limits.monthlyBudgetUSD != nil }

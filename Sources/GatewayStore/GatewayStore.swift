@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import Synchronization
 
 /// All of the gateway's persistent state, behind intent-named methods: the rest of the program
 /// never sees SQL. One instance holds one connection (serialized by a lock), so it is safe to
@@ -10,11 +11,28 @@ public final class GatewayStore: @unchecked Sendable {
     /// The underlying connection, for modules of this package's store layer (limits, cache)
     /// that add their own statements.
     public let connection: SQLiteConnection
+    /// Admissions counted by this connection: every 256th trims the expired rate buckets.
+    let admissionCount = Atomic<Int>(0)
 
     /// Opens (creating if missing) the database file. Does not migrate: call `migrate()`.
     public init(path: String, busyTimeoutMilliseconds: Int = 5000) throws {
         self.path = path
         connection = try SQLiteConnection(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+    }
+
+    /// Sets up the connection a worker's request thread uses, which serves every request of the
+    /// worker, so that nothing it does waits for the disk or for other processes' writes:
+    /// - Its commits never checkpoint (copy the WAL back into the database file, with two
+    ///   `fdatasync` calls the committing thread waits for). The audit writer's connection, whose
+    ///   commits are the WAL's bulk anyway, and the janitor's periodic pass keep the WAL short.
+    /// - Pages are read with `pread`, not through a memory map: in WAL mode SQLite drops a
+    ///   connection's whole map whenever another connection has committed since its last
+    ///   transaction, which under load is every transaction: a `munmap` (with a TLB shootdown on
+    ///   every core the process runs on), an `fstat` and a new `mmap` each time.
+    /// BENCHMARKS.md, "The request thread waits for nobody's disk".
+    public func tuneForTheRequestPath() throws {
+        _ = try connection.pragma("wal_autocheckpoint=0")
+        _ = try connection.pragma("mmap_size=0")
     }
 
     /// Closes the connection; later calls throw `.io`.

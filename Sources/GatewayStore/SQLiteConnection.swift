@@ -61,7 +61,8 @@ public final class SQLiteConnection: @unchecked Sendable {
             _ = try pragma("foreign_keys=ON")
             _ = try pragma("journal_size_limit=67108864")
             // Database pages read through a memory map, not a pread each: a commit by any other
-            // process empties every connection's page cache, so each transaction reads its pages again.
+            // process empties every connection's page cache, so each transaction reads its pages
+            // again. (Not on the request path's connection: `GatewayStore.tuneForTheRequestPath`.)
             _ = try pragma("mmap_size=268435456")
         } catch {
             close()

@@ -17,6 +17,14 @@ struct WorkerStores {
     let closeJanitors: () -> Void
     let openAdminStore: @Sendable () throws -> any AdminStore
 
+    /// How long the SQLite audit writer gathers rows before committing them. Each batch rewrites
+    /// the same tail pages of the audit table, its indexes and the rollups, and holds the one
+    /// write lock that every admission waits for: 25 ms batches (about 40 rows at 1,500 req/s)
+    /// wrote a third of the WAL pages per row of 5 ms ones and left admissions waiting less
+    /// (BENCHMARKS.md, "The request thread waits for nobody's disk"). A row is on file in the
+    /// journal before its answer ends either way.
+    static let sqliteAuditBatchMilliseconds = 25
+
     static func open(_ backend: DatabaseBackend, options: WorkerOptions, schemaReady: Bool, journalDirectory: String?) throws -> WorkerStores {
         switch backend {
         case .sqlite(let path):
@@ -33,10 +41,12 @@ struct WorkerStores {
         let store = try GatewayStore(path: path, busyTimeoutMilliseconds: options.dbBusyTimeout)
         // `serve` migrates once before starting workers; only a CGI start does it here.
         if !schemaReady { _ = try store.migrate() }
+        // No checkpoints and no memory map on the connection every request of the worker waits for.
+        try store.tuneForTheRequestPath()
         // The writer replays the journals of workers that died before writing their rows at once,
         // then every few seconds.
         let auditWriter = AuditWriter(store: try GatewayStore(path: path), journalDirectory: journalDirectory,
-                                      maxQueued: options.auditQueueMax)
+                                      maxDelayMilliseconds: Self.sqliteAuditBatchMilliseconds, maxQueued: options.auditQueueMax)
         let cacheJanitor = CacheJanitor(store: try GatewayStore(path: path), maxBytes: Int64(options.cacheMaxMB) << 20,
                                         interval: options.cachePruneInterval)
         // Retention, WAL checkpoints and expired dashboard sessions (not in a CGI process, which
@@ -64,7 +74,7 @@ struct WorkerStores {
                                            commitsWaitForDisk: options.dbDurableCounters, genericPlans: true)
         if !schemaReady { _ = try PostgresSchema.migrate(requests) }
         let audit = try PostgresSession(location: location, maxConnections: 1, genericPlans: true)
-        // Gathers up to 50 ms of rows per batch (5 on SQLite): one deploxa_append_audit call costs
+        // Gathers up to 50 ms of rows per batch (25 on SQLite): one deploxa_append_audit call costs
         // the database far more than one more row in it (BENCHMARKS.md, "Shared database").
         let auditWriter = AuditWriter(store: PostgresAuditSink(session: audit), journalDirectory: journalDirectory,
                                       maxDelayMilliseconds: 50, maxQueued: options.auditQueueMax)

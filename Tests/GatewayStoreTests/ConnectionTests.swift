@@ -13,6 +13,35 @@ struct ConnectionTests {
         #expect(try connection.pragma("journal_size_limit") == "67108864")
     }
 
+    /// The request thread's connection never checkpoints (its commits leave the WAL growing for
+    /// the audit writer's connection to copy back) and reads pages without a memory map.
+    @Test func theRequestPathConnectionLeavesCheckpointsToOthers() throws {
+        let folder = try TemporaryFolder()
+        let tuned = try GatewayStore(path: folder.path("tuned.db"))
+        try tuned.tuneForTheRequestPath()
+        #expect(try tuned.connection.pragma("wal_autocheckpoint") == "0")
+        #expect(try tuned.connection.pragma("mmap_size") == "0")
+        let plain = try GatewayStore(path: folder.path("plain.db"))
+        #expect(try plain.connection.pragma("wal_autocheckpoint") == "1000")
+
+        // 60 commits of about 25 pages each: past the 1,000-page mark where a commit checkpoints.
+        let blob = SQLValue.blob([UInt8](repeating: 7, count: 100_000))
+        for store in [tuned, plain] {
+            try store.connection.writeTransaction { try store.connection.execute("CREATE TABLE t (b BLOB)") }
+            for _ in 0..<60 {
+                try store.connection.writeTransaction { try store.connection.execute("INSERT INTO t VALUES (?)", [blob]) }
+            }
+        }
+        func walPages(_ name: String) throws -> Int {
+            let size = try FileManager.default.attributesOfItem(atPath: folder.path(name) + "-wal")[.size] as? Int ?? 0
+            return size / 4096
+        }
+        // Checkpointed at 1,000 pages, the plain WAL started over; the tuned one holds every commit.
+        #expect(try walPages("plain.db") < 1_100)
+        #expect(try walPages("tuned.db") > 1_400)
+        #expect(try tuned.connection.queryFirst("SELECT count(*) FROM t") { $0.int(0) } == 60)
+    }
+
     @Test func newFileIsPrivate() throws {
         let folder = try TemporaryFolder()
         let path = folder.path()
