@@ -130,6 +130,7 @@ let package = Package(
         .testTarget(name: "GatewayStorePostgresTests", dependencies: ["GatewayStorePostgres", "GatewayStore", "GatewayCore"]),
         .testTarget(name: "GatewayDashboardTests", dependencies: ["GatewayDashboard"]),
         .testTarget(name: "PoolScoreboardTests", dependencies: ["PoolScoreboard"]),
+        .testTarget(name: "FastCGITests", dependencies: ["FastCGI", "GatewayHTTP"]),
         .testTarget(name: "GatewayTracingTests", dependencies: ["GatewayTracing", "GatewayHTTP"]),
         .testTarget(name: "GatewayLoggingTests", dependencies: ["GatewayLogging", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "GatewayAdminTests", dependencies: ["GatewayAdmin", "GatewayStore", "GatewayCore", "GatewayHTTP", "GatewayTesting",

@@ -4,12 +4,20 @@ import GatewayHTTP
 /// CGI responses start with.
 enum CGIResponseHead {
     static func encode(status: Int, headers: HTTPHeaders) -> [UInt8] {
-        var head = "Status: \(status) \(HTTPStatus.reasonPhrase(status))\r\n"
+        // Written byte by byte into one buffer: this runs for every answer.
+        var head: [UInt8] = []
+        head.reserveCapacity(256)
+        head.append(contentsOf: "Status: \(status) ".utf8)
+        head.append(contentsOf: HTTPStatus.reasonPhrase(status).utf8)
+        head.append(contentsOf: [13, 10])
         for field in headers {
-            // Header injection guard: values never carry line breaks.
-            head += "\(field.name): \(field.value.filter { $0 != "\r" && $0 != "\n" })\r\n"
+            head.append(contentsOf: field.name.utf8)
+            head.append(contentsOf: [UInt8(ascii: ":"), UInt8(ascii: " ")])
+            // Header injection guard: values never carry line breaks (CR or LF bytes, alone or paired).
+            for byte in field.value.utf8 where byte != 13 && byte != 10 { head.append(byte) }
+            head.append(contentsOf: [13, 10])
         }
-        head += "\r\n"
-        return Array(head.utf8)
+        head.append(contentsOf: [13, 10])
+        return head
     }
 }

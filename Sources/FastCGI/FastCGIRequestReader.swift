@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CFastCGI
 import GatewayHTTP
 
@@ -5,16 +8,34 @@ import GatewayHTTP
 enum FastCGIRequestReader {
     static func read(_ request: UnsafeMutablePointer<FCGX_Request>, maxBodyBytes: Int) -> HTTPRequest {
         var params: [String: String] = [:]
+        params.reserveCapacity(24)
         if var cursor = request.pointee.envp {
             while let entry = cursor.pointee {
-                let pair = String(cString: entry)
-                if let equals = pair.utf8.firstIndex(of: UInt8(ascii: "=")) {
-                    params[String(pair[..<equals])] = String(pair[pair.utf8.index(after: equals)...])
-                }
+                if let (name, value) = usedParam(entry) { params[name] = value }
                 cursor += 1
             }
         }
         return makeRequest(params: params, maxBodyBytes: maxBodyBytes) { limit in readStdin(request.pointee.in, upTo: limit) }
+    }
+
+    /// The params `makeRequest` reads besides the `HTTP_*` headers; nginx sends a dozen more
+    /// (SCRIPT_FILENAME, DOCUMENT_ROOT, SERVER_SOFTWARE …), which are not made into strings.
+    private static let usedParamNames: [[UInt8]] = [
+        "REQUEST_METHOD", "REQUEST_URI", "CONTENT_TYPE", "CONTENT_LENGTH", "QUERY_STRING", "SCRIPT_NAME", "PATH_INFO",
+        "REMOTE_ADDR", "HTTPS", "SERVER_PORT",
+    ].map { Array($0.utf8) }
+
+    /// One `NAME=value` entry of libfcgi's environment, when `makeRequest` uses it.
+    static func usedParam(_ entry: UnsafePointer<CChar>) -> (String, String)? {
+        let length = strlen(entry)
+        return entry.withMemoryRebound(to: UInt8.self, capacity: length) { start in
+            let bytes = UnsafeBufferPointer(start: start, count: length)
+            guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")) else { return nil }
+            let name = UnsafeBufferPointer(rebasing: bytes[..<equals])
+            let isHeader = name.count > 5 && name.starts(with: "HTTP_".utf8)
+            guard isHeader || usedParamNames.contains(where: { $0.elementsEqual(name) }) else { return nil }
+            return (String(decoding: name, as: UTF8.self), String(decoding: bytes[(equals + 1)...], as: UTF8.self))
+        }
     }
 
     /// CGI/FastCGI params (REQUEST_METHOD, REQUEST_URI, HTTP_*) to a request; `readBody` reads at most n bytes.

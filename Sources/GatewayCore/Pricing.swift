@@ -75,21 +75,53 @@ public enum SpendAmount {
     /// USD as a plain decimal without float noise or trailing zeros (`2.5`, `0.0000195`), to
     /// `fractionDigits` places; `keepPoint` writes whole amounts as `1.0` instead of `1`.
     public static func text(_ usd: Double, fractionDigits: Int, keepPoint: Bool = false) -> String {
-        // Integer arithmetic: this runs for every priced answer's header, and String(format:)
-        // goes through Foundation's formatter.
+        // Integer arithmetic into one byte buffer: this runs for every priced answer's header, and
+        // String(format:) goes through Foundation's formatter.
         let digits = max(0, min(fractionDigits, 15))
         var scale: Int64 = 1
         for _ in 0..<digits { scale *= 10 }
         let scaled = (abs(usd) * Double(scale)).rounded()
-        var text: String
-        if usd.isFinite && scaled < 9.0e18 {
-            let units = Int64(scaled)
-            let fraction = String(units % scale)
-            text = (usd < 0 && units > 0 ? "-" : "") + String(units / scale)
-            if digits > 0 { text += "." + String(repeating: "0", count: digits - fraction.count) + fraction }
-        } else {
-            text = String(format: "%.\(digits)f", usd)
+        guard usd.isFinite && scaled < 9.0e18 else { return trimmed(String(format: "%.\(digits)f", usd), keepPoint: keepPoint) }
+        let units = Int64(scaled)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(40)
+        if usd < 0 && units > 0 { bytes.append(UInt8(ascii: "-")) }
+        appendDecimal(units / scale, to: &bytes)
+        var fraction = units % scale
+        var fractionLength = digits
+        while fractionLength > 0 && fraction % 10 == 0 {  // trailing zeros are not written
+            fraction /= 10
+            fractionLength -= 1
         }
+        if fractionLength > 0 {
+            bytes.append(UInt8(ascii: "."))
+            let start = bytes.count
+            for _ in 0..<fractionLength { bytes.append(UInt8(ascii: "0")) }
+            var position = bytes.count - 1
+            while fraction > 0 && position >= start {
+                bytes[position] = UInt8(ascii: "0") + UInt8(fraction % 10)
+                fraction /= 10
+                position -= 1
+            }
+        } else if keepPoint {
+            bytes.append(contentsOf: [UInt8(ascii: "."), UInt8(ascii: "0")])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func appendDecimal(_ value: Int64, to bytes: inout [UInt8]) {
+        let start = bytes.count
+        var rest = value
+        repeat {
+            bytes.append(UInt8(ascii: "0") + UInt8(rest % 10))
+            rest /= 10
+        } while rest > 0
+        bytes[start...].reverse()
+    }
+
+    /// A formatted decimal without trailing zeros (and without its point when nothing follows it).
+    private static func trimmed(_ formatted: String, keepPoint: Bool) -> String {
+        var text = formatted
         guard text.contains(".") else { return text + (keepPoint ? ".0" : "") }
         while text.hasSuffix("0") { text.removeLast() }
         if text.hasSuffix(".") {
@@ -107,9 +139,25 @@ public enum SpendAmount {
 
     /// "YYYY-MM" of `date` in UTC: the calendar month budgets and the free plan count in.
     public static func month(of date: Date) -> String {
-        let parts = utcCalendar.dateComponents([.year, .month], from: date)
-        let month = parts.month ?? 1
-        return "\(parts.year ?? 1970)-\(month < 10 ? "0" : "")\(month)"
+        // Integer arithmetic on the days since 1970 (the proleptic Gregorian calendar, as
+        // `utcCalendar`): Calendar's date components cost microseconds, and every limited request
+        // and every audit row asks.
+        let days = Int64((date.timeIntervalSince1970 / 86_400).rounded(.down))
+        let (year, month) = civilYearAndMonth(daysSince1970: days)
+        return "\(year)-\(month < 10 ? "0" : "")\(month)"
+    }
+
+    /// The year and month (1–12) of a day counted from 1970-01-01, Howard Hinnant's
+    /// `civil_from_days`: eras of 400 years, years starting in March so the leap day is last.
+    static func civilYearAndMonth(daysSince1970 days: Int64) -> (year: Int64, month: Int64) {
+        let shifted = days + 719_468
+        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
+        let dayOfEra = shifted - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1_460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthFromMarch = (5 * dayOfYear + 2) / 153
+        let month = monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month)
     }
 
     /// Seconds from `date` to the start of the next UTC month (when monthly limits reset).

@@ -78,7 +78,7 @@ public struct UpstreamBody: AsyncSequence, Sendable {
             activity.startWaiting()
             defer { activity.stopWaiting() }
             do {
-                guard let buffer = try await call.exchange.nextPart(of: call.task) else { return nil }
+                guard let buffer = try await call.exchange.nextPart() else { return nil }
                 return Array(buffer.readableBytesView)
             } catch {
                 throw UpstreamClient.classify(error)
@@ -111,6 +111,8 @@ private struct BodyReader<T>: @unchecked Sendable {
 public final class UpstreamClient: Sendable {
     private let client: HTTPClient
     private let loop: MultiThreadedEventLoopGroup
+    /// The group's one loop, where every call starts and runs.
+    private let callLoop: any EventLoop
     public let timeouts: UpstreamTimeouts
     private let watchdog: IdleWatchdog
 
@@ -131,6 +133,7 @@ public final class UpstreamClient: Sendable {
         // One event loop of the client's own: a call's delegate runs on the loop of the
         // connection it uses, so no call hops between two loops.
         self.loop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.callLoop = loop.next()
         self.client = HTTPClient(eventLoopGroupProvider: .shared(loop), configuration: configuration)
         self.timeouts = timeouts
         self.watchdog = IdleWatchdog(idleSeconds: timeouts.idle, totalSeconds: timeouts.total)
@@ -147,9 +150,17 @@ public final class UpstreamClient: Sendable {
             let outgoing = try HTTPClient.Request(url: request.url, method: HTTPMethod(rawValue: request.method),
                                                   headers: headers, body: body)
             let exchange = UpstreamExchange(headDeadline: .uptimeNanoseconds(sentAt &+ UInt64(min(headDeadline, 1e9) * 1e9)))
-            let task = client.execute(request: outgoing, delegate: exchange, eventLoop: .indifferent)
-            let call = UpstreamCallHandle(exchange: exchange, task: task)
-            let head = try await exchange.head(of: task)
+            // Started on the client's loop: from there the client's own steps (queueing on the
+            // pool, writing the request, watching the task's end) need no hop of their own. The
+            // group has that one loop, so `.indifferent` keeps the call on it; naming the loop
+            // (`.delegateAndChannel(on:)`) cost 10 % more worker CPU (BENCHMARKS.md, "The
+            // request thread waits for nobody's disk").
+            let call = UpstreamCallHandle(exchange: exchange)
+            let (client, loop) = (self.client, self.callLoop)
+            loop.execute {
+                exchange.start(client.execute(request: outgoing, delegate: exchange, eventLoop: .indifferent))
+            }
+            let head = try await exchange.head()
             return UpstreamResponse(
                 status: Int(head.status.code),
                 headers: head.headers.map { (name: $0.name, value: $0.value) },

@@ -9,9 +9,11 @@ import Synchronization
 /// Why not the client's async `execute`: it starts a Swift task and goes through an actor for
 /// every call, and cancels its deadline timer from off the event loop; each of those wakes a
 /// thread, about two more wake-ups per request than this (docs/design-notes.md, trap 9). Here
-/// the loop hands the head and each body part straight to the waiting request (one wake-up of
-/// the request's thread), the first-byte timer is set and cancelled on the loop itself, and a
-/// body part that arrives before it is asked for is kept until it is.
+/// the call is started on the loop (one hand-off to it: started from another thread, the client
+/// hops to its loop two or three times), the loop hands the head and each body part straight to
+/// the waiting request (one wake-up of the request's thread), the first-byte timer is set and
+/// cancelled on the loop itself, and a body part that arrives before it is asked for is kept
+/// until it is.
 ///
 /// Back-pressure: past `highWater` bytes kept, the loop stops reading from the provider until the
 /// request has taken them.
@@ -31,6 +33,10 @@ final class UpstreamExchange: HTTPClientResponseDelegate, Sendable {
         var partWaiter: CheckedContinuation<ByteBuffer?, any Error>?
         /// Completed when the request has taken enough kept bytes (the loop reads on then).
         var readMore: EventLoopPromise<Void>?
+        /// The client's handle of the call, once the loop has started it (`start`).
+        var task: HTTPClient.Task<Void>?
+        /// Cancelled before the loop started the call: `start` cancels it at once.
+        var cancelled = false
     }
 
     private let state = Mutex(State())
@@ -47,10 +53,28 @@ final class UpstreamExchange: HTTPClientResponseDelegate, Sendable {
     /// Whether the body ended or the call failed (then there is nothing left to cancel).
     var isOver: Bool { state.withLock { $0.end != nil } }
 
+    /// Called on the event loop with the handle of the call it just started for this exchange.
+    func start(_ task: HTTPClient.Task<Void>) {
+        let cancelled = state.withLock { state -> Bool in
+            state.task = task
+            return state.cancelled
+        }
+        if cancelled { task.cancel() }
+    }
+
+    /// Cancels the call, now or, if the loop has not started it yet, as soon as it does.
+    func cancel() {
+        let task = state.withLock { state -> HTTPClient.Task<Void>? in
+            state.cancelled = true
+            return state.task
+        }
+        task?.cancel()
+    }
+
     // MARK: The request's side
 
     /// The response head; throws what failed the call. Cancelling the waiting task cancels the call.
-    func head(of task: HTTPClient.Task<Void>) async throws -> HTTPResponseHead {
+    func head() async throws -> HTTPResponseHead {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<HTTPResponseHead, any Error>) in
                 let ready = state.withLock { state -> Result<HTTPResponseHead, any Error>? in
@@ -61,13 +85,13 @@ final class UpstreamExchange: HTTPClientResponseDelegate, Sendable {
                 if let ready { waiter.resume(with: ready) }
             }
         } onCancel: {
-            task.cancel()
+            cancel()
         }
     }
 
     /// The next body part, nil at the end; throws what failed the call. Cancelling the waiting
     /// task cancels the call.
-    func nextPart(of task: HTTPClient.Task<Void>) async throws -> ByteBuffer? {
+    func nextPart() async throws -> ByteBuffer? {
         // A part already kept needs no suspension.
         if let ready = take(orWait: nil) { return try ready.get() }
         return try await withTaskCancellationHandler {
@@ -75,7 +99,7 @@ final class UpstreamExchange: HTTPClientResponseDelegate, Sendable {
                 if let ready = take(orWait: waiter) { waiter.resume(with: ready) }
             }
         } onCancel: {
-            task.cancel()
+            cancel()
         }
     }
 
@@ -184,14 +208,12 @@ final class UpstreamExchange: HTTPClientResponseDelegate, Sendable {
 /// so an unread body never keeps a pooled connection busy.
 final class UpstreamCallHandle: Sendable {
     let exchange: UpstreamExchange
-    let task: HTTPClient.Task<Void>
 
-    init(exchange: UpstreamExchange, task: HTTPClient.Task<Void>) {
+    init(exchange: UpstreamExchange) {
         self.exchange = exchange
-        self.task = task
     }
 
     deinit {
-        if !exchange.isOver { task.cancel() }
+        if !exchange.isOver { exchange.cancel() }
     }
 }

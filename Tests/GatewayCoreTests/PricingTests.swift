@@ -55,6 +55,22 @@ struct PricingTests {
         #expect(SpendAmount.nanos(13.0) == 13_000_000_000)
     }
 
+    /// The month is computed without Calendar; it must agree with Calendar's UTC Gregorian one
+    /// on every day from 1900 to 2200 and at both ends of each day (leap years, centuries, 2000).
+    @Test func monthsAgreeWithTheGregorianCalendarEveryDay() {
+        let calendar = SpendAmount.utcCalendar
+        var mismatches: [String] = []
+        for day in stride(from: -25_567, through: 84_006, by: 1) {  // 1900-01-01 … 2199-12-31
+            for second in [0.0, 86_399.999] {
+                let date = Date(timeIntervalSince1970: Double(day) * 86_400 + second)
+                let parts = calendar.dateComponents([.year, .month], from: date)
+                let expected = String(format: "%04d-%02d", parts.year!, parts.month!)
+                if SpendAmount.month(of: date) != expected { mismatches.append("\(date): \(SpendAmount.month(of: date)) ≠ \(expected)") }
+            }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.prefix(5))")
+    }
+
     @Test func usdTextIsShortestWithoutFloatNoise() {
         #expect(SpendAmount.text(0, fractionDigits: 10, keepPoint: true) == "0.0")
         #expect(SpendAmount.text(0, fractionDigits: 10) == "0")
@@ -64,6 +80,42 @@ struct PricingTests {
         #expect(SpendAmount.text(1.23456789016, fractionDigits: 10) == "1.2345678902")
         #expect(SpendAmount.text(4e-12, fractionDigits: 10, keepPoint: true) == "0.0")
         #expect(SpendAmount.text(2.5, fractionDigits: 2) == "2.5")
+        #expect(SpendAmount.text(-2.5, fractionDigits: 2) == "-2.5")
+        #expect(SpendAmount.text(-4e-12, fractionDigits: 10) == "0")
+        let huge = SpendAmount.text(1e300, fractionDigits: 2)
+        #expect(huge.count == 301 && huge.hasPrefix("1000000000000000052504760255204420248704468581108159154915854115") && !huge.contains("."))
+        #expect(SpendAmount.text(.infinity, fractionDigits: 2) == "inf")
+        #expect(SpendAmount.text(1234567.0000001, fractionDigits: 8) == "1234567.0000001")
+    }
+
+    /// The byte-buffer formatting writes what the string-building one it replaced wrote (the same
+    /// integer arithmetic, so the same digits; kept here as the reference).
+    @Test func usdTextMatchesTheStringBuildingVersion() {
+        func reference(_ usd: Double, _ fractionDigits: Int, _ keepPoint: Bool) -> String {
+            let digits = max(0, min(fractionDigits, 15))
+            var scale: Int64 = 1
+            for _ in 0..<digits { scale *= 10 }
+            let scaled = (abs(usd) * Double(scale)).rounded()
+            let units = Int64(scaled)
+            let fraction = String(units % scale)
+            var text = (usd < 0 && units > 0 ? "-" : "") + String(units / scale)
+            if digits > 0 { text += "." + String(repeating: "0", count: digits - fraction.count) + fraction }
+            guard text.contains(".") else { return text + (keepPoint ? ".0" : "") }
+            while text.hasSuffix("0") { text.removeLast() }
+            if text.hasSuffix(".") {
+                if keepPoint { text += "0" } else { text.removeLast() }
+            }
+            return text
+        }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let magnitude = Double.random(in: -12...6, using: &generator)
+            let value = (Bool.random(using: &generator) ? -1.0 : 1.0) * pow(10, magnitude)
+            let digits = Int.random(in: 0...12, using: &generator)
+            let keepPoint = Bool.random(using: &generator)
+            #expect(SpendAmount.text(value, fractionDigits: digits, keepPoint: keepPoint) == reference(value, digits, keepPoint),
+                    "\(value) to \(digits) places")
+        }
     }
 
     @Test func nanosClampInsteadOfTrapping() {

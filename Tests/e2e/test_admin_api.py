@@ -220,7 +220,7 @@ def test_401_without_or_with_a_wrong_credential(st, mine, root):
 
 
 GHOST_KEY = "gk_0000000000ff"
-GHOST_REQUEST = "req_000000000000000000000abc"  # the shape of a real one: req_ + 24 hex
+GHOST_REQUEST = "req_00000000000000000000000000000abc"  # the shape of a real one: req_ + 32 hex
 
 
 def _scoped_routes(slug: str, key_id: str, request_id: str) -> list[tuple]:
