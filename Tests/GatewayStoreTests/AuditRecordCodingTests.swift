@@ -25,7 +25,16 @@ struct AuditRecordCodingTests {
     static let sparse = AuditRecord(requestID: "req_1", time: Date(timeIntervalSince1970: 0), method: "GET", route: "/v1/models",
                                     status: 0, latencyMs: 0)
 
-    @Test(arguments: [full, sparse])
+    /// Integers are written digit by digit: signs and the extremes must survive.
+    static let extremes: AuditRecord = {
+        var record = AuditRecord(requestID: "req_x", time: Date(timeIntervalSince1970: 1), method: "POST", route: "/v1/embeddings",
+                                 orgID: Int64.min, projectID: Int64.max, status: 599, promptTokens: -1, completionTokens: 0,
+                                 cachedTokens: 1_000_000_007, latencyMs: 0.5)
+        record.reasoningTokens = Int.min + 1
+        return record
+    }()
+
+    @Test(arguments: [full, sparse, extremes])
     func theJournalLineSaysWhatTheTreeSays(record: AuditRecord) throws {
         var line: [UInt8] = []
         AuditRecordCoding.writeJournalLine(phase: "final", record, into: &line)
