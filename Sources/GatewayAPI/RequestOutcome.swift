@@ -112,17 +112,16 @@ struct RequestOutcome: Sendable {
     /// (80 bits: no two requests of the same millisecond share one). Time first so that ids sort
     /// by arrival and each new audit row lands at the end of the `request_id` index instead of on
     /// a random page of it: a random id made every audit batch read and rewrite one index page per
-    /// row (BENCHMARKS.md, "Audit rows in arrival order").
+    /// row (BENCHMARKS.md, "The request thread waits for nobody's disk").
     static func makeRequestID(at date: Date = Date()) -> String {
         var generator = SystemRandomNumberGenerator()
-        let random = (generator.next() as UInt64, UInt64(generator.next() as UInt16))
         let milliseconds = UInt64(max(0, date.timeIntervalSince1970 * 1000))
-        let digits = Array("0123456789abcdef".utf8)
-        var text = [UInt8](repeating: 0, count: 36)
-        text[0] = UInt8(ascii: "r"); text[1] = UInt8(ascii: "e"); text[2] = UInt8(ascii: "q"); text[3] = UInt8(ascii: "_")
-        for index in 0..<12 { text[4 + index] = digits[Int((milliseconds >> UInt64(44 - 4 * index)) & 15)] }
-        for index in 0..<16 { text[16 + index] = digits[Int((random.0 >> UInt64(60 - 4 * index)) & 15)] }
-        for index in 0..<4 { text[32 + index] = digits[Int((random.1 >> UInt64(12 - 4 * index)) & 15)] }
-        return String(decoding: text, as: UTF8.self)
+        // Big-endian, so the hex digits read in the order the bytes sort.
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(16)
+        withUnsafeBytes(of: milliseconds.bigEndian) { bytes.append(contentsOf: $0.dropFirst(2)) }
+        withUnsafeBytes(of: (generator.next() as UInt64).bigEndian) { bytes.append(contentsOf: $0) }
+        withUnsafeBytes(of: (generator.next() as UInt16).bigEndian) { bytes.append(contentsOf: $0) }
+        return "req_" + Hex.lowercase(bytes)
     }
 }

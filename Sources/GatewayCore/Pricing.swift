@@ -96,13 +96,9 @@ public enum SpendAmount {
         if fractionLength > 0 {
             bytes.append(UInt8(ascii: "."))
             let start = bytes.count
-            for _ in 0..<fractionLength { bytes.append(UInt8(ascii: "0")) }
-            var position = bytes.count - 1
-            while fraction > 0 && position >= start {
-                bytes[position] = UInt8(ascii: "0") + UInt8(fraction % 10)
-                fraction /= 10
-                position -= 1
-            }
+            appendDecimal(fraction, to: &bytes)
+            // Leading zeros of the fraction (0.05: "5" written, one "0" before it).
+            bytes.insert(contentsOf: repeatElement(UInt8(ascii: "0"), count: fractionLength - (bytes.count - start)), at: start)
         } else if keepPoint {
             bytes.append(contentsOf: [UInt8(ascii: "."), UInt8(ascii: "0")])
         }

@@ -20,9 +20,8 @@ struct WorkerStores {
     /// How long the SQLite audit writer gathers rows before committing them. Each batch rewrites
     /// the same tail pages of the audit table, its indexes and the rollups, and holds the one
     /// write lock that every admission waits for: 25 ms batches (about 40 rows at 1,500 req/s)
-    /// wrote a third of the WAL pages per row of 5 ms ones and left admissions waiting less
-    /// (BENCHMARKS.md, "The request thread waits for nobody's disk"). A row is on file in the
-    /// journal before its answer ends either way.
+    /// wrote a third of the WAL pages per row of 5 ms ones (BENCHMARKS.md, "The request thread
+    /// waits for nobody's disk"). A row is on file in the journal before its answer ends either way.
     static let sqliteAuditBatchMilliseconds = 25
 
     static func open(_ backend: DatabaseBackend, options: WorkerOptions, schemaReady: Bool, journalDirectory: String?) throws -> WorkerStores {
