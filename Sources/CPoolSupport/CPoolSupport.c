@@ -88,3 +88,7 @@ int pool_parent_death_signal(int sig) {
     if (prctl(PR_SET_PDEATHSIG, sig) != 0) return -1;
     return (int)getppid();
 }
+
+int pool_name_thread(const char *name) {
+    return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
+}

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CFastCGI
 import Dispatch
 import GatewayHTTP
@@ -9,7 +12,8 @@ import GatewayHTTP
 /// written and the request finished in place, saving two thread hops per plain JSON answer.
 final class FastCGIResponseWriter: ResponseWriter, @unchecked Sendable {
     private let request: UnsafeMutablePointer<FCGX_Request>
-    private let queue: DispatchQueue
+    /// Made on first use: a whole answer written at `end` never needs it.
+    private lazy var queue = DispatchQueue(label: "fcgi-request")
     private let onFinish: @Sendable () -> Void
     private let trace: RequestTrace?
     // Touched only on `queue` once `usedQueue` is set; before that, only by the caller.
@@ -25,7 +29,6 @@ final class FastCGIResponseWriter: ResponseWriter, @unchecked Sendable {
     init(request: UnsafeMutablePointer<FCGX_Request>, trace: RequestTrace? = nil, onFinish: @escaping @Sendable () -> Void) {
         self.request = request
         self.trace = trace
-        self.queue = DispatchQueue(label: "fcgi-request")
         self.onFinish = onFinish
     }
 
@@ -86,10 +89,25 @@ final class FastCGIResponseWriter: ResponseWriter, @unchecked Sendable {
         queue.async { self.finish(writing: last) }
     }
 
+    /// Whether nginx has sent nothing this request left unread. Then the connection is closed at
+    /// once: libfcgi's own close (for a request not `detached`) shuts down the sending side and
+    /// waits, up to 2 s, for nginx to close first, so that unread input cannot make the kernel
+    /// reset the connection under the answer — a sleep and a wake-up of the request thread per
+    /// request, and a thread stalled for as long as nginx is busy elsewhere. With nothing unread
+    /// there is nothing to reset for. (A body over the size limit is left unread: that request
+    /// keeps libfcgi's wait.)
+    static func nothingUnread(on fd: Int32) -> Bool {
+        guard fd >= 0 else { return false }
+        var byte: UInt8 = 0
+        let peeked = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        return peeked == 0 || (peeked < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    }
+
     private func finish(writing last: [UInt8]) {
         if !last.isEmpty { _ = writeOnQueue(last, flush: false) }
         if !finished {
             finished = true
+            if Self.nothingUnread(on: request.pointee.ipcFd) { request.pointee.detached = 1 }
             FCGX_Finish_r(request)
             request.deinitialize(count: 1)
             request.deallocate()

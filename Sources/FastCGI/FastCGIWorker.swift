@@ -61,8 +61,8 @@ public enum WorkerExitReason: Sendable, Equatable {
 /// A FastCGI responder process: accept threads on the listening socket inherited as fd 0 (the
 /// FastCGI convention php-fpm and spawn-fcgi use), each request handed to a Swift task.
 ///
-/// The accept threads accept connections themselves (poll, then a non-blocking accept) and give
-/// each connection to libfcgi to read, so that a stop never has to interrupt a thread: they poll
+/// The accept threads accept connections themselves (epoll, then a non-blocking accept) and give
+/// each connection to libfcgi to read, so that a stop never has to interrupt a thread: they wait on
 /// a stop pipe beside the socket. A connection once accepted is always read whole and answered.
 public final class FastCGIWorker: @unchecked Sendable {
     private let configuration: FastCGIWorkerConfiguration
@@ -108,7 +108,7 @@ public final class FastCGIWorker: @unchecked Sendable {
         // Each request in flight holds two descriptors (nginx's connection and the provider's):
         // the default soft limit of 1024 would cap a worker near 500 requests.
         raiseOpenFileLimit()
-        // Accept never blocks: after poll says a connection waits, another worker may take it.
+        // Accept never blocks: after epoll says a connection waits, another worker may take it.
         let flags = fcntl(0, F_GETFL)
         if flags >= 0 && flags & O_NONBLOCK == 0 { _ = fcntl(0, F_SETFL, flags | O_NONBLOCK) }
 
@@ -152,14 +152,15 @@ public final class FastCGIWorker: @unchecked Sendable {
     }
 
     /// A request thread's loop: runs the jobs of its requests' tasks, accepts a connection when
-    /// the listening socket has one, and sleeps in `poll` when there is nothing to do. On stop it
-    /// accepts no more (after draining the backlog when the whole pool stops) and keeps running
-    /// jobs until the main thread says the in-flight requests are done.
+    /// the listening socket has one, and sleeps in `epoll_wait` when there is nothing to do. On
+    /// stop it accepts no more (after draining the backlog when the whole pool stops) and keeps
+    /// running jobs until the main thread says the in-flight requests are done.
     private func serveRequests(on executor: RequestThread) {
         executor.claimCurrentThread()
-        var fds = [pollfd(fd: executor.wakeReadEnd, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: stopPipe.readEnd, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: 0, events: Int16(POLLIN), revents: 0)]
+        let watched = ReadinessSet()
+        watched.watch(executor.wakeReadEnd)
+        watched.watch(stopPipe.readEnd)
+        watched.watch(0, exclusive: true)
         var stopping = false
         var backlog: BacklogDrain?
         while true {
@@ -171,17 +172,25 @@ public final class FastCGIWorker: @unchecked Sendable {
                 if backlog != nil { continue }
                 counters.withLock { $0.accepting -= 1 }
             }
-            for index in fds.indices { fds[index].revents = 0 }
-            // Once stopping, neither the stop pipe (it stays readable) nor the socket is watched.
-            let ready = poll(&fds, stopping ? 1 : 3, -1)
-            if ready < 0 {
-                if errno != EINTR { logger.error("poll on the listening socket failed", metadata: ["errno": "\(errno)"]); usleep(10_000) }
+            var woken = false, stopAsked = false, connectionWaits = false
+            let waited = watched.wait { fd in
+                switch fd {
+                case executor.wakeReadEnd: woken = true
+                case stopPipe.readEnd: stopAsked = true
+                default: connectionWaits = true
+                }
+            }
+            if !waited {
+                if errno != EINTR { logger.error("epoll_wait on the listening socket failed", metadata: ["errno": "\(errno)"]); usleep(10_000) }
                 continue
             }
-            if fds[0].revents != 0 { executor.clearWake() }
+            if woken { executor.clearWake() }
             if stopping { continue }
-            if fds[1].revents != 0 {
+            if stopAsked {
                 stopping = true
+                // Once stopping, neither the stop pipe (it stays readable) nor the socket is watched.
+                watched.unwatch(stopPipe.readEnd)
+                watched.unwatch(0)
                 if shouldDrainBacklog {
                     backlog = BacklogDrain(deadline: monotonicSeconds() + configuration.gracefulTimeoutSeconds)
                 } else {
@@ -189,7 +198,7 @@ public final class FastCGIWorker: @unchecked Sendable {
                 }
                 continue
             }
-            if fds[2].revents != 0 { _ = acceptOne(executor) }
+            if connectionWaits { _ = acceptOne(executor) }
         }
     }
 

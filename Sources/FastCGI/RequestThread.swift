@@ -16,7 +16,7 @@ import Synchronization
 /// answer arrives. Requests still interleave at every `await`, so a slow provider holds no thread.
 final class RequestThread: TaskExecutor, @unchecked Sendable {
     private let jobs = Mutex<[UnownedJob]>([])
-    /// Written to wake the thread from `poll` when a job arrives from another thread.
+    /// Written to wake the thread from `epoll_wait` when a job arrives from another thread.
     let wakeReadEnd: Int32
     private let wakeWriteEnd: Int32
     /// The thread that runs the jobs (set by `claimCurrentThread` before any job is enqueued).
@@ -44,21 +44,23 @@ final class RequestThread: TaskExecutor, @unchecked Sendable {
             queue.append(job)
             return queue.count == 1
         }
-        // The owner drains the queue before it polls again, so only a job from another thread
+        // The owner drains the queue before it waits again, so only a job from another thread
         // that finds the queue empty needs to wake it.
         if first && pthread_equal(pthread_self(), owner) == 0 { wake() }
     }
 
-    /// Wakes the thread from `poll` (a job arrived, or it should look at its stop flag).
+    /// Wakes the thread from `epoll_wait` (a job arrived, or it should look at its stop flag).
     func wake() {
         var byte: UInt8 = 1
         _ = write(wakeWriteEnd, &byte, 1)  // a full pipe is already readable: nothing lost
     }
 
-    /// Empties the wake pipe after `poll` said it was readable.
+    /// Empties the wake pipe after `epoll_wait` said it was readable. A read that comes back short
+    /// emptied it: no second read just to learn that.
     func clearWake() {
-        var buffer = [UInt8](repeating: 0, count: 64)
-        while read(wakeReadEnd, &buffer, buffer.count) > 0 {}
+        var buffer: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+        let size = MemoryLayout.size(ofValue: buffer)
+        while read(wakeReadEnd, &buffer, size) == size {}
     }
 
     /// Runs every queued job, including the ones they queue, until none is left. Owner thread only.

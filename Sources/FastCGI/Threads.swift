@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import CPoolSupport
 
 /// Starts an OS thread outside Swift concurrency. The accept threads run here, so libfcgi's
 /// blocking reads of a request never take a thread of the cooperative pool (writes that can block
@@ -32,6 +33,8 @@ private final class ThreadBody {
 
 private func threadEntry(_ context: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
     let box = Unmanaged<ThreadBody>.fromOpaque(context!).takeRetainedValue()
+    // Named for `top -H`, `perf` and /proc (the kernel keeps the first 15 bytes).
+    _ = pool_name_thread(box.name)
     box.body()
     return nil
 }

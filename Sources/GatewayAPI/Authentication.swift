@@ -8,8 +8,8 @@ struct Authenticator: Sendable {
     let store: any RequestStore
 
     /// The request's key. With `checkAtAdmission` the store may answer from memory; the key is
-    /// then confirmed by the request's admission (`AuthenticatedKey.pendingCheck`), or by
-    /// `refusalOfUnconfirmedKey` when the request ends before it.
+    /// then confirmed by the request's admission (`AuthenticatedKey.pendingCheck`), or compared
+    /// with the key read again (`differsFromTheStore`) when the request fails before it.
     func authenticate(_ request: HTTPRequest, checkAtAdmission: Bool = false) throws -> AuthenticatedKey {
         guard let header = request.headers["authorization"] else {
             throw GatewayError.invalidAPIKey("You didn't provide an API key. Send your gateway key as 'Authorization: Bearer <key>'.")
@@ -30,18 +30,22 @@ struct Authenticator: Sendable {
         }
     }
 
-    /// For a request that ends before its admission confirmed a key answered from memory: the
-    /// 401 it must get instead if the key is no longer valid. Nil when the key is still valid,
-    /// or when the store cannot say (the request's own error stands then).
-    func refusalOfUnconfirmedKey(_ request: HTTPRequest) -> GatewayError? {
+    /// For a request that failed before its admission confirmed `remembered`, a key answered
+    /// from memory: whether the key read now is another (revoked or unknown, other limits, a
+    /// settings version that moved). False when the store cannot say (the request's own error
+    /// stands then).
+    func differsFromTheStore(_ remembered: AuthenticatedKey, _ request: HTTPRequest) -> Bool {
+        let current: AuthenticatedKey
         do {
-            _ = try authenticate(request)
-            return nil
-        } catch let error as GatewayError {
-            return error
+            current = try authenticate(request)
+        } catch is GatewayError {
+            return true
         } catch {
-            return nil
+            return false
         }
+        var confirmed = remembered
+        confirmed.pendingCheck = nil
+        return current != confirmed
     }
 }
 

@@ -5,6 +5,7 @@ import GatewayHTTP
 import GatewayProviders
 import GatewayStore
 import PoolScoreboard
+import Synchronization
 
 /// What happened to one /v1 request: filled in by `RequestPipeline` from what each stage
 /// returns, and turned into the request's one audit row (`auditRecord`) and its pool metrics at
@@ -114,7 +115,7 @@ struct RequestOutcome: Sendable {
     /// a random page of it: a random id made every audit batch read and rewrite one index page per
     /// row (BENCHMARKS.md, "The request thread waits for nobody's disk").
     static func makeRequestID(at date: Date = Date()) -> String {
-        var generator = SystemRandomNumberGenerator()
+        var generator = RequestIDRandom()
         let milliseconds = UInt64(max(0, date.timeIntervalSince1970 * 1000))
         // Big-endian, so the hex digits read in the order the bytes sort.
         var bytes: [UInt8] = []
@@ -123,5 +124,26 @@ struct RequestOutcome: Sendable {
         withUnsafeBytes(of: (generator.next() as UInt64).bigEndian) { bytes.append(contentsOf: $0) }
         withUnsafeBytes(of: (generator.next() as UInt16).bigEndian) { bytes.append(contentsOf: $0) }
         return "req_" + Hex.lowercase(bytes)
+    }
+}
+
+/// The random part of request ids. They identify, they protect nothing, so a system call per id
+/// (two, for 80 bits: 5 % of the request thread's time at one connection) buys nothing: the
+/// kernel seeds a SplitMix64 sequence once per process, whose outputs never repeat within it
+/// (workers are spawned afresh, never forked, so no two share a sequence).
+struct RequestIDRandom: RandomNumberGenerator {
+    private static let state: Mutex<UInt64> = {
+        var system = SystemRandomNumberGenerator()
+        return Mutex(system.next())
+    }()
+
+    mutating func next() -> UInt64 {
+        var z: UInt64 = Self.state.withLock { state in
+            state &+= 0x9E37_79B9_7F4A_7C15
+            return state
+        }
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

@@ -11,9 +11,10 @@ import PoolScoreboard
 ///
 ///     authenticate → read targets → cache → admit → attempts (with fallback) → deliver → settle → audit
 ///
-/// - **authenticate**: the gateway key (`Authenticator`), 401 otherwise. A store across the
-///   network may answer from memory; the admission then confirms the key in its own round trip,
-///   and if the key changed meanwhile nothing was counted and the request starts over.
+/// - **authenticate**: the gateway key (`Authenticator`), 401 otherwise. The store may answer
+///   from memory; the admission then confirms the key in its own transaction, and if the key
+///   changed meanwhile nothing was counted and the request starts over (so does one that failed
+///   before its admission while the key read now differs).
 /// - **read targets**: provider and fallbacks from the request's own headers and body, no store
 ///   read (so a cache hit costs none); the project's settings for them only on a miss.
 /// - **cache** (`X-Cache-TTL` only): answer from a stored entry, or wait for an identical request
@@ -70,9 +71,13 @@ struct RequestPipeline: Sendable {
         do {
             do {
                 try await run(request, keyFromMemory: true, outcome: &outcome, ticket: &ticket, writer: writer)
-            } catch is RememberedKeyChanged {
-                // Refused at admission before anything was counted or written: once more, with
-                // the key read from the store.
+            } catch let error where outcome.key?.pendingCheck != nil {
+                // The key came from memory and no admission has confirmed it: nothing was counted
+                // or written yet. Refused at admission as changed, or failed earlier while the key
+                // read now differs (revoked, other limits, settings changed since: a provider
+                // configured, a price set), the request starts over with the key read from the
+                // store; a failure the current key would meet too stands.
+                guard error is RememberedKeyChanged || authenticator.differsFromTheStore(outcome.key!, request) else { throw error }
                 outcome = arrived
                 try await run(request, keyFromMemory: false, outcome: &outcome, ticket: &ticket, writer: writer)
             }
@@ -81,11 +86,7 @@ struct RequestPipeline: Sendable {
             outcome.status = 499
             outcome.errorCode = "client_disconnected"
         } catch {
-            var gatewayError = ErrorResponse.gatewayError(for: error)
-            // A key answered from memory that no admission has confirmed yet is checked first.
-            if outcome.key?.pendingCheck != nil, let refusal = authenticator.refusalOfUnconfirmedKey(request) {
-                gatewayError = refusal
-            }
+            let gatewayError = ErrorResponse.gatewayError(for: error)
             if gatewayError.failureClass == .gatewayFault {
                 logger.error("request failed inside the gateway", metadata: ["request_id": "\(outcome.requestID)", "error": "\(type(of: error))"])
             }

@@ -4,6 +4,7 @@ public enum Hex {
     private static let digits = Array("0123456789abcdef".utf8)
 
     public static func lowercase(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Self.digits  // once, not a lazy-global check per digit
         var text: [UInt8] = []
         text.reserveCapacity(bytes.underestimatedCount * 2)
         for byte in bytes {

@@ -84,6 +84,11 @@ extension GatewayStore {
         }
     }
 
+    /// The counter every change to a key lookup's result bumps (migration 6, `key_version`).
+    public func keyVersion() throws -> Int64 {
+        try connection.queryFirst("SELECT version FROM key_version WHERE id = 1", [], { $0.int64(0) }) ?? 0
+    }
+
     // MARK: - Row mapping
 
     /// Shared with the PostgreSQL backend, as the other `…Select` texts: plain SQL both read alike.

@@ -197,5 +197,27 @@ enum Migrations {
             }.joined()),
         // The admin API: tokens, dashboard sessions, usage rollups, audit dimensions (AdminSchema.swift).
         Migration(version: 5, name: "admin", sql: AdminSchema.sql),
+        Migration(version: 6, name: "key_version", sql: """
+            -- One counter that every change to what a key lookup returns bumps: the key, its
+            -- project and org, the settings version, and whether the project has circuit-breaker
+            -- state. A worker that remembers a key confirms it inside the request's admission by
+            -- reading this one row instead of the lookup's joins (SQLiteRequestStore).
+            CREATE TABLE key_version (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                version INTEGER NOT NULL
+            );
+            INSERT INTO key_version (id, version) VALUES (1, 0);
+
+            """ + [("gateway_keys", ["INSERT", "UPDATE", "DELETE"]), ("projects", ["UPDATE", "DELETE"]),
+                   ("orgs", ["UPDATE", "DELETE"]), ("settings_version", ["UPDATE"]),
+                   ("circuit_breakers", ["INSERT", "DELETE"])].flatMap { table, events in
+                events.map { event in
+                    """
+                    CREATE TRIGGER \(table)_\(event.lowercased())_bumps_key_version AFTER \(event) ON \(table)
+                    BEGIN UPDATE key_version SET version = version + 1 WHERE id = 1; END;
+
+                    """
+                }
+            }.joined()),
     ]
 }

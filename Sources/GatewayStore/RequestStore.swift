@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import Synchronization
 
 /// Everything the request pipeline asks of persistent state, named by what it is for. The
 /// pipeline sees only this protocol, so a second backend (a database shared by several machines)
@@ -70,19 +71,38 @@ extension RequestStore {
 
 /// The embedded backend: one SQLite file shared by every worker (`GatewayStore`), with each
 /// worker's `AuditWriter` batching the audit rows.
+///
+/// A key read once is remembered with the `key_version` it was read at (migration 6: every change
+/// to a key, its project or org, the settings version or a project's breaker rows bumps it). A
+/// later request with it skips the lookup's joins; its admission reads that one row first and,
+/// if the version moved, counts nothing and says `.keyChanged`, so the pipeline reads the key
+/// again: a revoked or changed key is seen at the very next request, as with a read every time.
 public struct SQLiteRequestStore: RequestStore {
     public let store: GatewayStore
     public let auditWriter: AuditWriter
+    private let remembered = RememberedKeys()
 
     public init(store: GatewayStore, auditWriter: AuditWriter) {
         self.store = store
         self.auditWriter = auditWriter
     }
 
-    /// A local read costs less than remembering would save, so every key is read for its request
-    /// and no plan of this store carries a key check.
     public func authenticate(secret: String, checkAtAdmission: Bool) throws -> AuthenticationResult {
-        try store.authenticate(secret: secret)
+        guard let id = KeySecret.keyID(fromSecret: secret) else { return .unknown }
+        if checkAtAdmission, let entry = remembered.entry(id) {
+            guard KeySecret.matches(secret, storedHash: entry.hash) else { return .unknown }
+            var key = entry.key
+            key.pendingCheck = String(entry.version)
+            return .valid(key)
+        }
+        // The version first: a change between the two reads leaves it behind the row, so the
+        // next check sends the key to be read again (never the other way round).
+        let version = try store.keyVersion()
+        let result = try store.authenticate(secret: secret)
+        if case .valid(let key) = result {
+            remembered.remember(id, key: key, hash: KeySecret.hashBytes(secret), version: version)
+        }
+        return result
     }
     public func providerSettings(projectID: Int64, provider: Provider) throws -> ProviderSettings? {
         try store.providerSettings(projectID: projectID, provider: provider)
@@ -93,7 +113,11 @@ public struct SQLiteRequestStore: RequestStore {
     }
     public func prices() throws -> [Price] { try store.prices() }
 
-    public func admit(_ plan: AdmissionPlan) throws -> AdmissionDecision { try store.admit(plan) }
+    public func admit(_ plan: AdmissionPlan) throws -> AdmissionDecision {
+        let decision = try store.admit(plan)
+        if case .keyChanged = decision, let check = plan.keyCheck { remembered.forget(check.keyID) }
+        return decision
+    }
     public func settle(_ admission: Admission, actualTokens: Int?, costUSD: Double?, scopes: [LimitScope]) throws {
         try store.settle(admission, actualTokens: actualTokens, costUSD: costUSD, scopes: scopes)
     }
@@ -126,4 +150,47 @@ public struct SQLiteRequestStore: RequestStore {
     public func appendAudit(_ record: AuditRecord, ticket: AuditTicket) { auditWriter.enqueue(record, ticket: ticket) }
 
     public func ping() throws { try store.ping() }
+}
+
+/// Keys a worker has read, by key id, with the digest that matched and the `key_version` they
+/// were read at. Only entries of the newest version seen are answered: after any change every
+/// key is read again once, instead of each failing its admission's check first.
+final class RememberedKeys: Sendable {
+    struct Entry: Sendable {
+        let key: AuthenticatedKey
+        let hash: [UInt8]
+        let version: Int64
+    }
+
+    private struct State {
+        var entries: [String: Entry] = [:]
+        var newestVersion: Int64 = .min
+    }
+
+    private let state = Mutex(State())
+    /// Past this many keys the memory starts over (each key is then read once more).
+    static let limit = 10_000
+
+    func entry(_ id: String) -> Entry? {
+        state.withLock { state in
+            guard let entry = state.entries[id], entry.version == state.newestVersion else { return nil }
+            return entry
+        }
+    }
+
+    func remember(_ id: String, key: AuthenticatedKey, hash: [UInt8], version: Int64) {
+        state.withLock { state in
+            if version > state.newestVersion {
+                state.newestVersion = version
+                state.entries.removeAll(keepingCapacity: true)
+            }
+            guard version == state.newestVersion else { return }
+            if state.entries.count >= Self.limit { state.entries.removeAll(keepingCapacity: true) }
+            state.entries[id] = Entry(key: key, hash: hash, version: version)
+        }
+    }
+
+    func forget(_ id: String) {
+        _ = state.withLock { $0.entries.removeValue(forKey: id) }
+    }
 }

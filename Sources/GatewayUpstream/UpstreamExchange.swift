@@ -11,7 +11,8 @@ import Synchronization
 /// thread, about two more wake-ups per request than this (docs/design-notes.md, trap 9). Here
 /// the call is started on the loop (one hand-off to it: started from another thread, the client
 /// hops to its loop two or three times), the loop hands the head and each body part straight to
-/// the waiting request (one wake-up of the request's thread), the first-byte timer is set and
+/// the waiting request (one wake-up of the request's thread; the head's once the loop has handed
+/// over what came with it, so a small answer wakes the request once), the first-byte timer is set and
 /// cancelled on the loop itself, and a body part that arrives before it is asked for is kept
 /// until it is.
 ///
@@ -142,7 +143,13 @@ final class UpstreamExchange: HTTPClientResponseDelegate, Sendable {
             return (state.headWaiter, state.headTimer)
         }
         timer?.cancel()
-        waiter?.resume(returning: head)
+        if let waiter {
+            // Resumed after the loop has handed over everything this read brought (NIO runs
+            // tasks queued from the loop once its I/O events are done): resumed now, the request
+            // could ask for the body while the loop is still delivering it from this same read,
+            // and be woken a second time for it (docs/design-notes.md, trap 14).
+            task.eventLoop.execute { waiter.resume(returning: head) }
+        }
         return task.eventLoop.makeSucceededVoidFuture()
     }
 

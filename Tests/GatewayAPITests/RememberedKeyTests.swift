@@ -51,7 +51,10 @@ final class RememberingStore: RequestStore {
             }
             if plan.isEmpty { return .keyConfirmed }
         }
-        return try base.admit(plan)
+        // Checked here with this double's own fingerprint, which means nothing to the base store.
+        var checked = plan
+        checked.keyCheck = nil
+        return try base.admit(checked)
     }
 
     func providerSettings(projectID: Int64, provider: Provider) throws -> ProviderSettings? {
@@ -151,6 +154,22 @@ final class RememberedKeyTests: TestPipeline {
         let other = try store.createKey(projectID: projectID, name: "other", limits: .none).secret
         #expect(await send(key: other).status == 200)
         #expect(await send(#"{"model":"#, key: other).status == 400)
+    }
+
+    /// The embedded store remembers keys as well (`SQLiteRequestStore`). A provider configured
+    /// after the key was remembered serves the very next request: the "not configured" its stale
+    /// copy meets before any admission is not the answer, the request starts over.
+    @Test func aProviderConfiguredMeanwhileServesTheVeryNextRequest() async throws {
+        let anthropic = [("X-AI-Provider", "anthropic")]
+        let body = #"{"model":"claude-sonnet-4-20250514","max_tokens":20,"messages":[{"role":"user","content":"one two"}]}"#
+        #expect(await chat(Self.chatBody).status == 200)  // read, remembered
+        let refused = await chat(body, headers: anthropic)  // from memory: not configured
+        #expect(refused.status == 400)
+        try store.setProvider(projectID: projectID, provider: .anthropic, apiKey: Secret("sk-ant-sim"),
+                              baseURL: "http://127.0.0.1:\(simulatorPort)/anthropic")
+        let served = await chat(body, headers: anthropic)
+        #expect(served.status == 200)
+        #expect(try auditRow(for: served).provider == "anthropic")
     }
 
     @Test func theModelListReadsItsKey() async throws {

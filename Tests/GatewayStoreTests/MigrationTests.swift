@@ -30,7 +30,7 @@ struct MigrationTests {
         let tables = try database.store.connection.query(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name") { $0.string(0) }
         #expect(tables == ["admin_sessions", "admin_tokens", "audit_dimensions", "audit_log", "cache_entries", "cache_leases",
-                          "circuit_breakers", "fallback_chains", "gateway_keys", "monthly_totals", "orgs", "prices", "projects",
+                          "circuit_breakers", "fallback_chains", "gateway_keys", "key_version", "monthly_totals", "orgs", "prices", "projects",
                           "provider_settings", "rate_buckets", "rollup_state", "schema_migrations", "settings", "settings_version",
                           "usage_daily", "usage_hourly"])
         let indexes = try database.store.connection.query(

@@ -2,8 +2,10 @@
 #define DEPLOXA_CPOOLSUPPORT_H
 // What Swift cannot say directly about memory shared between processes and about listening
 // sockets: relaxed atomics on plain words of a shared mapping, memfd_create, and the length of a
-// listening socket's accept queue (TCP_INFO for TCP, sock_diag for unix sockets).
+// listening socket's accept queue (TCP_INFO for TCP, sock_diag for unix sockets); also the epoll
+// API and thread names, which the Glibc module leaves out.
 #include <stdint.h>
+#include <sys/epoll.h>
 
 static inline void pool_add(uint64_t *word, uint64_t value) { __atomic_fetch_add(word, value, __ATOMIC_RELAXED); }
 static inline void pool_sub(uint64_t *word, uint64_t value) { __atomic_fetch_sub(word, value, __ATOMIC_RELAXED); }
@@ -33,5 +35,8 @@ int pool_pipe_cloexec(int fds[2]);
 /// prctl(PR_SET_PDEATHSIG, sig): the kernel sends `sig` when the parent (the master) dies.
 /// Returns the parent's pid after arming it (1 or a subreaper: the master was already gone).
 int pool_parent_death_signal(int sig);
+
+/// prctl(PR_SET_NAME, name): names the calling thread (the kernel keeps 15 bytes).
+int pool_name_thread(const char *name);
 
 #endif
