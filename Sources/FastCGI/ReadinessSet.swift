@@ -7,8 +7,9 @@ import CPoolSupport
 /// reason: the listening socket is shared by every worker, and with `poll` each new connection
 /// woke every idle worker's request thread, all but one of which then found the accept queue
 /// empty — a wasted wake-up per request on two cores. Watched with `EPOLLEXCLUSIVE`, a connection
-/// wakes one waiting worker; a worker busy with other requests is skipped, not woken, and still
-/// finds the socket ready the next time it waits (level-triggered).
+/// wakes one worker that is waiting in `epoll_wait`; a worker busy with other requests is passed
+/// over, not woken (the woken one accepts the connection; one left in the queue keeps the socket
+/// readable, and a waiting worker is woken for the next arrival).
 final class ReadinessSet {
     private let epoll: Int32
     private var events = [epoll_event](repeating: epoll_event(), count: 8)

@@ -8,7 +8,7 @@ import CPoolSupport
 /// with `sigtimedwait`. So no signal ever interrupts a system call on another thread — in
 /// particular not the accept thread's reads of a request's params and body, which libfcgi does
 /// not retry on EINTR (a reload used to lose request bodies that way; docs/design-notes.md,
-/// trap 3). A stop is passed to the accept threads through a pipe they poll beside the socket.
+/// trap 3). A stop is passed to the accept threads through a pipe they watch beside the socket.
 enum WorkerSignals {
     enum Event: Equatable {
         case stop
@@ -46,7 +46,7 @@ enum WorkerSignals {
     }
 }
 
-/// A pipe that, once written, stays readable: the accept threads poll it beside the listening
+/// A pipe that, once written, stays readable: the accept threads watch it beside the listening
 /// socket and leave when it fires.
 final class StopPipe: @unchecked Sendable {
     let readEnd: Int32
