@@ -65,28 +65,44 @@ extension GatewayStore {
     /// key up by primary key with its project and org, and a constant-time digest comparison.
     /// A malformed secret is `.unknown` without a database read.
     public func authenticate(secret: String) throws -> AuthenticationResult {
-        guard let id = KeySecret.keyID(fromSecret: secret) else { return .unknown }
+        try lookUp(secret: secret, withKeyVersion: false).result
+    }
+
+    /// `authenticate(secret:)` with the `key_version` (migration 6) read in the same statement, so
+    /// in the same snapshot: what a worker that remembers keys confirms them by at admission
+    /// (`SQLiteRequestStore`). The version is nil when the key is not valid.
+    public func authenticateWithKeyVersion(secret: String) throws -> (result: AuthenticationResult, keyVersion: Int64?) {
+        try lookUp(secret: secret, withKeyVersion: true)
+    }
+
+    private func lookUp(secret: String, withKeyVersion: Bool) throws -> (result: AuthenticationResult, keyVersion: Int64?) {
+        guard let id = KeySecret.keyID(fromSecret: secret) else { return (.unknown, nil) }
         let digest = KeySecret.digest(secret)
-        return try connection.withStatement(Self.authenticateSelect) { statement in
+        return try connection.withStatement(withKeyVersion ? Self.authenticateSelectWithKeyVersion : Self.authenticateSelect) { statement in
             try statement.bind(id, at: 1)
-            guard try statement.step() else { return .unknown }
+            guard try statement.step() else { return (.unknown, nil) }
             let row = statement.row
-            guard row.withBlob(8, { KeySecret.constantTimeEquals(digest, $0) }) else { return .unknown }
+            guard row.withBlob(8, { KeySecret.constantTimeEquals(digest, $0) }) else { return (.unknown, nil) }
             let key = Self.key(row, 0)
-            if key.isRevoked { return .revoked }
+            if key.isRevoked { return (.revoked, nil) }
             let project = Self.project(row, 9)
             let org = Org(id: project.orgID, name: project.orgName, limits: Self.limits(row, 18),
                           createdAt: StoreTime.date(row.int64(21)))
             var authenticated = AuthenticatedKey(key: key, project: project, org: org)
             authenticated.settingsVersion = row.optionalInt64(22) ?? 0
             authenticated.projectHasBreakerState = row.int64(23) != 0
-            return .valid(authenticated)
+            return (.valid(authenticated), withKeyVersion ? row.int64(24) : nil)
         }
     }
 
     /// The counter every change to a key lookup's result bumps (migration 6, `key_version`).
     public func keyVersion() throws -> Int64 {
         try connection.queryFirst("SELECT version FROM key_version WHERE id = 1", [], { $0.int64(0) }) ?? 0
+    }
+
+    /// Whether a key answered from memory was read at the current `key_version`.
+    func isCurrent(_ check: AdmissionPlan.KeyCheck) throws -> Bool {
+        try keyVersion() == Int64(check.fingerprint)
     }
 
     // MARK: - Row mapping
@@ -100,6 +116,10 @@ extension GatewayStore {
     /// 22: the settings version (so cached settings are checked at no extra query); 23: whether the
     /// project has any circuit-breaker row (without one, the breaker needs no read of its own).
     static let authenticateSelect = authenticateColumns + " WHERE k.id = ?"
+
+    /// The lookup and, as column 24, the `key_version`: one statement, one snapshot.
+    static let authenticateSelectWithKeyVersion =
+        "SELECT lookup.*, (SELECT version FROM key_version WHERE id = 1) FROM (\(authenticateSelect)) lookup"
 
     /// The lookup without its WHERE clause. PostgreSQL's `deploxa_authenticate` (its migration
     /// step 4) returns the same columns in the same order: change both together.

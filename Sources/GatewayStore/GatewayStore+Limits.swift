@@ -141,12 +141,10 @@ extension GatewayStore {
         let window = Int64(plan.windowSeconds)
         let estimate = max(0, plan.estimatedTokens)
 
-        if let check = plan.keyCheck, plan.isEmpty {
-            return try keyVersion() == Int64(check.fingerprint) ? .keyConfirmed : .keyChanged
-        }
+        if let check = plan.keyCheck, plan.isEmpty { return try isCurrent(check) ? .keyConfirmed : .keyChanged }
         return try connection.writeTransaction { () throws -> AdmissionDecision in
             // A key answered from memory: confirmed by the version it was read at, before anything counts.
-            if let check = plan.keyCheck, try keyVersion() != Int64(check.fingerprint) { return .keyChanged }
+            if let check = plan.keyCheck, try !isCurrent(check) { return .keyChanged }
             var status = LimitStatus()
             var tokenScopes: [LimitScope] = []
             var rejection: Rejection?

@@ -95,11 +95,8 @@ public struct SQLiteRequestStore: RequestStore {
             key.pendingCheck = String(entry.version)
             return .valid(key)
         }
-        // The version first: a change between the two reads leaves it behind the row, so the
-        // next check sends the key to be read again (never the other way round).
-        let version = try store.keyVersion()
-        let result = try store.authenticate(secret: secret)
-        if case .valid(let key) = result {
+        let (result, version) = try store.authenticateWithKeyVersion(secret: secret)
+        if case .valid(let key) = result, let version {
             remembered.remember(id, key: key, hash: KeySecret.hashBytes(secret), version: version)
         }
         return result
