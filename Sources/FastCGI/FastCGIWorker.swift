@@ -33,11 +33,13 @@ public struct FastCGIWorkerConfiguration: Sendable {
     public var masterPid: Int32?
     /// Run once per request after its answer ended (exporting its trace spans).
     public var requestFinished: (@Sendable (RequestTrace) -> Void)?
+    /// The CPU the request thread binds itself to (`CPUAffinity`; nil: the kernel places it).
+    public var cpu: Int?
 
     public init(acceptThreads: Int = 1, maxRequests: Int = 0, maxBodyBytes: Int = 10 * 1024 * 1024, gracefulTimeoutSeconds: Double = 30,
                 slowlogThresholdSeconds: Double? = nil, slot: WorkerSlot? = nil, reopenLogs: (@Sendable () -> Void)? = nil,
                 everySecond: (@Sendable () -> Void)? = nil, requestFinished: (@Sendable (RequestTrace) -> Void)? = nil,
-                masterPid: Int32? = nil) {
+                masterPid: Int32? = nil, cpu: Int? = nil) {
         self.acceptThreads = acceptThreads
         self.maxRequests = maxRequests
         self.maxBodyBytes = maxBodyBytes
@@ -48,6 +50,7 @@ public struct FastCGIWorkerConfiguration: Sendable {
         self.everySecond = everySecond
         self.requestFinished = requestFinished
         self.masterPid = masterPid
+        self.cpu = cpu
     }
 }
 
@@ -157,6 +160,9 @@ public final class FastCGIWorker: @unchecked Sendable {
     /// running jobs until the main thread says the in-flight requests are done.
     private func serveRequests(on executor: RequestThread) {
         executor.claimCurrentThread()
+        if let cpu = configuration.cpu, !CPUAffinity.bindCurrentThread(to: cpu) {
+            logger.warning("could not bind the request thread to its CPU; the kernel places it", metadata: ["cpu": "\(cpu)", "errno": "\(errno)"])
+        }
         let watched = ReadinessSet()
         watched.watch(executor.wakeReadEnd)
         watched.watch(stopPipe.readEnd)

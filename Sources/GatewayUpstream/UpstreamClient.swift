@@ -216,6 +216,12 @@ public final class UpstreamClient: Sendable {
         try? await loop.shutdownGracefully()
     }
 
+    /// Runs `body` on the client's event-loop thread and waits for it (a worker binds that thread
+    /// to its CPU at start: `CPUAffinity`). Call it from outside the loop.
+    public func runOnEventLoopThread<Result: Sendable>(_ body: @escaping @Sendable () -> Result) -> Result? {
+        try? callLoop.submit(body).wait()
+    }
+
     /// For a worker's last moments, outside any event loop.
     public func shutdownBlocking() {
         watchdog.stop()

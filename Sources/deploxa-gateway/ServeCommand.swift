@@ -14,6 +14,7 @@ import GatewayTracing
 /// Options the master passes on to each worker it starts.
 struct WorkerOptions: ParsableArguments {
     @Option(name: .customLong("accept-threads"), help: "Threads per worker that accept connections and read requests (each hands them to Swift tasks).") var acceptThreads = 1
+    @Option(name: .customLong("cpu-affinity"), help: "auto: each worker (with one accept thread) binds its request thread and its HTTP client's event loop to one CPU, worker i to the i-th CPU the master may use, so the two wake each other without waking an idle CPU; none: the kernel places every thread.") var cpuAffinity = "auto"
     @Option(name: .customLong("max-requests"), help: "Recycle a worker after this many requests (0: never).") var maxRequests = 0
     @Option(name: .customLong("max-body-size"), help: "Largest request body in bytes (match nginx's client_max_body_size).") var maxBodySize = 10 * 1024 * 1024
     @Option(name: .customLong("graceful-timeout"), help: "Seconds in-flight requests get to finish on stop or reload.") var gracefulTimeout = 30.0
@@ -44,7 +45,7 @@ struct WorkerOptions: ParsableArguments {
 
     /// The options as a worker's command line (`logFile` made absolute by the master).
     func arguments(logFile: String?) -> [String] {
-        ["--accept-threads", "\(acceptThreads)", "--max-requests", "\(maxRequests)", "--max-body-size", "\(maxBodySize)",
+        ["--accept-threads", "\(acceptThreads)", "--cpu-affinity", cpuAffinity, "--max-requests", "\(maxRequests)", "--max-body-size", "\(maxBodySize)",
          "--graceful-timeout", "\(gracefulTimeout)", "--upstream-connect-timeout", "\(upstreamConnectTimeout)",
          "--upstream-timeout", "\(upstreamTimeout)", "--upstream-idle-timeout", "\(upstreamIdleTimeout)",
          "--upstream-total-timeout", "\(upstreamTotalTimeout)", "--breaker-failures", "\(breakerFailures)",
@@ -60,6 +61,8 @@ struct WorkerOptions: ParsableArguments {
             + (otelEndpoint.map { ["--otel-endpoint", $0, "--otel-service-name", otelServiceName] } ?? [])
     }
 
+    var cpuAffinityPolicy: CPUAffinity.Policy { CPUAffinity.Policy(rawValue: cpuAffinity) ?? .auto }
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level \(logLevel).") }
         guard LogFormat(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be text or json.") }
@@ -67,6 +70,7 @@ struct WorkerOptions: ParsableArguments {
             throw ValidationError("--otel-endpoint must be an http:// or https:// URL (OTLP over HTTP), e.g. http://127.0.0.1:4318/v1/traces.")
         }
         guard slowlogThreshold >= 0 else { throw ValidationError("--slowlog-threshold must be 0 (off) or a positive number of seconds.") }
+        guard CPUAffinity.Policy(rawValue: cpuAffinity) != nil else { throw ValidationError("--cpu-affinity must be auto or none.") }
         guard acceptThreads >= 1 else { throw ValidationError("--accept-threads must be at least 1.") }
         guard dbBusyTimeout >= 1 else { throw ValidationError("--db-busy-timeout must be at least 1 ms.") }
         guard maxBodySize >= 1024 else { throw ValidationError("--max-body-size must be at least 1024 bytes.") }
@@ -211,6 +215,19 @@ struct WorkerCommand: ParsableCommand {
         }
         var requestFinished: (@Sendable (RequestTrace) -> Void)?
         if let tracer { requestFinished = { tracer.export($0) } }
+        // One CPU for the request thread and the client's loop, which wake each other per request.
+        var cpu = CPUAffinity.cpu(forWorkerSlot: scoreboardSlot, policy: workerOptions.cpuAffinityPolicy,
+                                  requestThreads: workerOptions.acceptThreads, allowed: CPUAffinity.allowedCPUs())
+        if let chosen = cpu {
+            if upstream.runOnEventLoopThread({ CPUAffinity.bindCurrentThread(to: chosen) }) == true {
+                logger.info("worker bound to a CPU", metadata: ["cpu": "\(chosen)", "threads": "request thread, HTTP client loop"])
+            } else {
+                // Both or neither: a request thread bound alone would still wake the loop elsewhere.
+                logger.warning("could not bind the HTTP client's loop to a CPU; the kernel places the worker's threads",
+                               metadata: ["cpu": "\(chosen)"])
+                cpu = nil
+            }
+        }
         let worker = FastCGIWorker(
             configuration: FastCGIWorkerConfiguration(
                 acceptThreads: workerOptions.acceptThreads, maxRequests: workerOptions.maxRequests,
@@ -218,7 +235,7 @@ struct WorkerCommand: ParsableCommand {
                 slowlogThresholdSeconds: workerOptions.slowlogThreshold > 0 ? workerOptions.slowlogThreshold : nil, slot: slot,
                 reopenLogs: { logOutput.reopen() },
                 everySecond: { slot?.setAuditRowsQueued(auditWriter.backlog) },
-                requestFinished: requestFinished, masterPid: scoreboard == nil ? nil : getppid()),
+                requestFinished: requestFinished, masterPid: scoreboard == nil ? nil : getppid(), cpu: cpu),
             responder: GatewayRoutes(dataPlane: application, admin: admin,
                                      pool: PoolRoutes(scoreboard: scoreboard, admin: admin, metricsPublic: workerOptions.metricsPublic,
                                                       poolName: "deploxa-gateway")),

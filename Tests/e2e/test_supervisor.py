@@ -104,6 +104,59 @@ def test_reload_lets_inflight_stream_finish(simulator, signum):
         assert chat(http, stack, "after reload").status_code == 200
 
 
+def worker_thread_cpus(pid: int) -> list[tuple[str, set[int]]]:
+    """Each thread of a worker: its name and the CPUs it may run on."""
+    threads = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            threads.append((f.read().strip(), os.sched_getaffinity(int(tid))))
+    return threads
+
+
+def is_bound_pair(name: str) -> bool:
+    return name == "fcgi-requests-0" or name.startswith("NIO-ELT")
+
+
+def bound_cpu(pid: int) -> int | None:
+    """The one CPU a worker's request thread and its HTTP client loop share (None: not bound)."""
+    pair = [cpus for name, cpus in worker_thread_cpus(pid) if is_bound_pair(name)]
+    assert len(pair) == 2 and pair[0] == pair[1], f"the request thread and the client's loop: {pair}"
+    return next(iter(pair[0])) if len(pair[0]) == 1 else None
+
+
+def bound_cpus(stack: GatewayStack, excluding: set[int] = frozenset()) -> list[int | None]:
+    """The CPU of every worker, once each has started its request thread and bound it."""
+    def settled():
+        pids = stack.wait_for_workers(excluding=excluding)
+        try:
+            return sorted((bound_cpu(pid) for pid in pids), key=lambda cpu: -1 if cpu is None else cpu)
+        except AssertionError:
+            return None  # still starting
+    return wait_until(settled, timeout=10, what="the workers' CPU binding")
+
+
+def test_each_worker_binds_its_request_thread_and_client_loop_to_one_cpu(simulator):
+    allowed = sorted(os.sched_getaffinity(0))
+    with own_stack(simulator, "cpus", workers=3) as stack, stack.http(timeout=15) as http:
+        # Slot i takes the i-th allowed CPU, wrapping; with a single CPU there is nothing to choose.
+        expected = sorted(allowed[slot % len(allowed)] for slot in range(3)) if len(allowed) > 1 else [None] * 3
+        assert bound_cpus(stack) == expected
+        for pid in stack.worker_pids():
+            # Only those two: the main thread, the audit writer and the rest keep every CPU.
+            others = [(name, cpus) for name, cpus in worker_thread_cpus(pid) if not is_bound_pair(name)]
+            assert others and all(cpus == set(allowed) for _, cpus in others), others
+        assert chat(http, stack, "bound").status_code == 200
+        # A replacement worker takes its slot's CPU again.
+        victim = sorted(stack.worker_pids())[0]
+        os.kill(victim, signal.SIGKILL)
+        assert bound_cpus(stack, excluding={victim}) == expected
+        assert chat(http, stack, "after replacement").status_code == 200
+    with own_stack(simulator, "nocpus", workers=2, serve_args=["--cpu-affinity", "none"]) as stack:
+        assert bound_cpus(stack) == [None, None]
+        for pid in stack.worker_pids():
+            assert all(cpus == set(allowed) for _, cpus in worker_thread_cpus(pid))
+
+
 def test_max_requests_recycles_workers(simulator):
     with own_stack(simulator, "maxreq", serve_args=["--max-requests", "5"]) as stack, stack.http(timeout=15) as http:
         initial = stack.wait_for_workers()

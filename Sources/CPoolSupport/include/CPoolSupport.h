@@ -3,7 +3,7 @@
 // What Swift cannot say directly about memory shared between processes and about listening
 // sockets: relaxed atomics on plain words of a shared mapping, memfd_create, and the length of a
 // listening socket's accept queue (TCP_INFO for TCP, sock_diag for unix sockets); also the epoll
-// API and thread names, which the Glibc module leaves out.
+// API, thread names and CPU affinity (cpu_set_t is all macros), which the Glibc module leaves out.
 #include <stdint.h>
 #include <sys/epoll.h>
 
@@ -38,5 +38,12 @@ int pool_parent_death_signal(int sig);
 
 /// prctl(PR_SET_NAME, name): names the calling thread (the kernel keeps 15 bytes).
 int pool_name_thread(const char *name);
+
+/// The CPUs the calling thread may run on (sched_getaffinity), ascending, into `cpus`.
+/// Returns how many (at most `capacity`), or -1 with errno.
+int pool_allowed_cpus(int *cpus, int capacity);
+
+/// sched_setaffinity(0, {cpu}): binds the calling thread to one CPU. 0, or -1 with errno.
+int pool_bind_thread_to_cpu(int cpu);
 
 #endif
