@@ -11,10 +11,13 @@ import Logging
 import PoolScoreboard
 import GatewayTracing
 
+/// `--cpu-affinity auto|none`: parsed, checked and listed in `--help` by ArgumentParser.
+extension CPUAffinity.Policy: ExpressibleByArgument {}
+
 /// Options the master passes on to each worker it starts.
 struct WorkerOptions: ParsableArguments {
     @Option(name: .customLong("accept-threads"), help: "Threads per worker that accept connections and read requests (each hands them to Swift tasks).") var acceptThreads = 1
-    @Option(name: .customLong("cpu-affinity"), help: "auto: each worker (with one accept thread) binds its request thread and its HTTP client's event loop to one CPU, worker i to the i-th CPU the master may use, so the two wake each other without waking an idle CPU; none: the kernel places every thread.") var cpuAffinity = "auto"
+    @Option(name: .customLong("cpu-affinity"), help: "auto: each worker (with one accept thread) binds its request thread and its HTTP client's event loop to one CPU, worker i to the i-th CPU the master may use, so the two wake each other without waking an idle CPU; none: the kernel places every thread.") var cpuAffinity = CPUAffinity.Policy.auto
     @Option(name: .customLong("max-requests"), help: "Recycle a worker after this many requests (0: never).") var maxRequests = 0
     @Option(name: .customLong("max-body-size"), help: "Largest request body in bytes (match nginx's client_max_body_size).") var maxBodySize = 10 * 1024 * 1024
     @Option(name: .customLong("graceful-timeout"), help: "Seconds in-flight requests get to finish on stop or reload.") var gracefulTimeout = 30.0
@@ -45,7 +48,7 @@ struct WorkerOptions: ParsableArguments {
 
     /// The options as a worker's command line (`logFile` made absolute by the master).
     func arguments(logFile: String?) -> [String] {
-        ["--accept-threads", "\(acceptThreads)", "--cpu-affinity", cpuAffinity, "--max-requests", "\(maxRequests)", "--max-body-size", "\(maxBodySize)",
+        ["--accept-threads", "\(acceptThreads)", "--cpu-affinity", cpuAffinity.rawValue, "--max-requests", "\(maxRequests)", "--max-body-size", "\(maxBodySize)",
          "--graceful-timeout", "\(gracefulTimeout)", "--upstream-connect-timeout", "\(upstreamConnectTimeout)",
          "--upstream-timeout", "\(upstreamTimeout)", "--upstream-idle-timeout", "\(upstreamIdleTimeout)",
          "--upstream-total-timeout", "\(upstreamTotalTimeout)", "--breaker-failures", "\(breakerFailures)",
@@ -61,8 +64,6 @@ struct WorkerOptions: ParsableArguments {
             + (otelEndpoint.map { ["--otel-endpoint", $0, "--otel-service-name", otelServiceName] } ?? [])
     }
 
-    var cpuAffinityPolicy: CPUAffinity.Policy { CPUAffinity.Policy(rawValue: cpuAffinity) ?? .auto }
-
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level \(logLevel).") }
         guard LogFormat(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be text or json.") }
@@ -70,7 +71,6 @@ struct WorkerOptions: ParsableArguments {
             throw ValidationError("--otel-endpoint must be an http:// or https:// URL (OTLP over HTTP), e.g. http://127.0.0.1:4318/v1/traces.")
         }
         guard slowlogThreshold >= 0 else { throw ValidationError("--slowlog-threshold must be 0 (off) or a positive number of seconds.") }
-        guard CPUAffinity.Policy(rawValue: cpuAffinity) != nil else { throw ValidationError("--cpu-affinity must be auto or none.") }
         guard acceptThreads >= 1 else { throw ValidationError("--accept-threads must be at least 1.") }
         guard dbBusyTimeout >= 1 else { throw ValidationError("--db-busy-timeout must be at least 1 ms.") }
         guard maxBodySize >= 1024 else { throw ValidationError("--max-body-size must be at least 1024 bytes.") }
@@ -216,7 +216,7 @@ struct WorkerCommand: ParsableCommand {
         var requestFinished: (@Sendable (RequestTrace) -> Void)?
         if let tracer { requestFinished = { tracer.export($0) } }
         // One CPU for the request thread and the client's loop, which wake each other per request.
-        var cpu = CPUAffinity.cpu(forWorkerSlot: scoreboardSlot, policy: workerOptions.cpuAffinityPolicy,
+        var cpu = CPUAffinity.cpu(forWorkerSlot: scoreboardSlot, policy: workerOptions.cpuAffinity,
                                   requestThreads: workerOptions.acceptThreads, allowed: CPUAffinity.allowedCPUs())
         if let chosen = cpu {
             if upstream.runOnEventLoopThread({ CPUAffinity.bindCurrentThread(to: chosen) }) == true {
