@@ -21,7 +21,7 @@ extension PostgresConfigurationStore: AdminStore {
     }
 
     public func removeProvider(projectID: Int64, provider: Provider) throws -> Bool {
-        try session.execute("DELETE FROM provider_settings WHERE project_id = \(projectID) AND provider = \(provider.rawValue)") > 0
+        try session.executeCommitted("DELETE FROM provider_settings WHERE project_id = \(projectID) AND provider = \(provider.rawValue)") > 0
     }
 
     public func monthToDate(_ scope: LimitScope, month: String) throws -> (requests: Int, costUSD: Double) {
@@ -107,7 +107,7 @@ extension PostgresConfigurationStore: AdminStore {
         let now = StoreTime.milliseconds(Date())
         for _ in 0..<8 {
             let (id, secret) = KeySecret.generate(idPrefix: KeySecret.adminIDPrefix, secretPrefix: KeySecret.adminSecretPrefix)
-            let inserted = try session.execute("""
+            let inserted = try session.executeCommitted("""
                 INSERT INTO admin_tokens (id, name, org_id, project_id, read_only, secret_hash, created_at)
                 VALUES (\(id), \(name), \(scope.orgOnlyID), \(scope.projectID), \(Int64(readOnly ? 1 : 0)),
                         \(ByteBuffer(bytes: KeySecret.hashBytes(secret))), \(now))
@@ -128,7 +128,7 @@ extension PostgresConfigurationStore: AdminStore {
 
     /// Revokes the token and ends its sessions, in one statement.
     public func revokeAdminToken(id: String) throws -> Bool {
-        try session.query("""
+        try session.queryCommitted("""
             WITH revoked AS (
                 UPDATE admin_tokens SET revoked_at = \(StoreTime.milliseconds(Date())) WHERE id = \(id) AND revoked_at IS NULL
                 RETURNING id
@@ -155,7 +155,7 @@ extension PostgresConfigurationStore: AdminStore {
         let now = StoreTime.milliseconds(Date())
         let expires = now + Int64(lifetimeSeconds) * 1000
         let secret = GatewayStore.randomSessionSecret()
-        let inserted = try session.execute("""
+        let inserted = try session.executeCommitted("""
             INSERT INTO admin_sessions (secret_hash, token_id, created_at, expires_at)
             SELECT \(ByteBuffer(bytes: KeySecret.hashBytes(secret))), id, \(now), \(expires)
             FROM admin_tokens WHERE id = \(tokenID) AND revoked_at IS NULL
@@ -175,11 +175,11 @@ extension PostgresConfigurationStore: AdminStore {
     }
 
     public func revokeAdminSession(secret: String) throws {
-        try session.execute("DELETE FROM admin_sessions WHERE secret_hash = \(ByteBuffer(bytes: KeySecret.hashBytes(secret)))")
+        try session.executeCommitted("DELETE FROM admin_sessions WHERE secret_hash = \(ByteBuffer(bytes: KeySecret.hashBytes(secret)))")
     }
 
     public func pruneAdminSessions(now: Date) throws -> Int {
-        try session.execute("DELETE FROM admin_sessions WHERE expires_at <= \(StoreTime.milliseconds(now))")
+        try session.executeCommitted("DELETE FROM admin_sessions WHERE expires_at <= \(StoreTime.milliseconds(now))")
     }
 
     public func close() { session.close() }

@@ -24,7 +24,7 @@ public struct PostgresAuditSink: AuditSink {
         let bounded = records.map { $0.boundedForStorage() }
         let rows = JSON.array(bounded.map(Self.row)).serializedString()
         let summary = Self.summary(bounded)?.serializedString()
-        try session.query("SELECT deploxa_append_audit(\(rows)::jsonb, \(summary)::jsonb)")
+        try session.queryCommitted("SELECT deploxa_append_audit(\(rows)::jsonb, \(summary)::jsonb)")
     }
 
     /// One record as the function reads it: `audit_log`'s column names, the attempts as the

@@ -22,7 +22,7 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
         try GatewayStore.validate(limits)
         let now = StoreTime.milliseconds(Date())
         do {
-            let id = try session.query("""
+            let id = try session.queryCommitted("""
                 INSERT INTO orgs (name, rpm, tpm, monthly_budget_usd, created_at)
                 VALUES (\(name), \(Self.int(limits.requestsPerMinute)), \(Self.int(limits.tokensPerMinute)), \(limits.monthlyBudgetUSD), \(now))
                 RETURNING id
@@ -43,7 +43,7 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
         guard let org = try org(named: orgName) else { throw StoreError(.notFound, "no org named '\(orgName)'") }
         let now = StoreTime.milliseconds(Date())
         do {
-            let id = try session.query("""
+            let id = try session.queryCommitted("""
                 INSERT INTO projects (org_id, name, plan, rpm, tpm, monthly_budget_usd, created_at)
                 VALUES (\(org.id), \(name), \(plan.rawValue), \(Self.int(limits.requestsPerMinute)), \(Self.int(limits.tokensPerMinute)),
                         \(limits.monthlyBudgetUSD), \(now))
@@ -72,7 +72,7 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
     public func setProvider(projectID: Int64, provider: Provider, apiKey: Secret, baseURL: String?) throws {
         guard !apiKey.value.isEmpty else { throw StoreError(.invalidArgument, "the \(provider.rawValue) API key is empty") }
         try requireProject(projectID)
-        try session.execute("""
+        try session.executeCommitted("""
             INSERT INTO provider_settings (project_id, provider, api_key, base_url, updated_at)
             VALUES (\(projectID), \(provider.rawValue), \(apiKey.value), \(baseURL), \(StoreTime.milliseconds(Date())))
             ON CONFLICT (project_id, provider) DO UPDATE
@@ -93,7 +93,7 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
         // 48 random bits of id: a clash is unlikely, but ON CONFLICT makes it a retry, not an error.
         for _ in 0..<8 {
             let (id, secret) = KeySecret.generate()
-            let inserted = try session.execute("""
+            let inserted = try session.executeCommitted("""
                 INSERT INTO gateway_keys (id, project_id, name, secret_hash, rpm, tpm, monthly_budget_usd, created_at)
                 VALUES (\(id), \(projectID), \(name), \(ByteBuffer(bytes: KeySecret.hashBytes(secret))),
                         \(Self.int(limits.requestsPerMinute)), \(Self.int(limits.tokensPerMinute)), \(limits.monthlyBudgetUSD), \(now))
@@ -117,7 +117,7 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
     }
 
     public func revokeKey(id: String) throws -> Bool {
-        try session.execute("""
+        try session.executeCommitted("""
             UPDATE gateway_keys SET revoked_at = coalesce(revoked_at, \(StoreTime.milliseconds(Date()))) WHERE id = \(id)
             """) > 0
     }
@@ -145,16 +145,16 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
         query.binds.append(Self.int(limits.tokensPerMinute))
         query.binds.append(limits.monthlyBudgetUSD)
         query.binds.append(value)
-        if try session.execute(query) == 0 { throw StoreError(.notFound, "no \(what)") }
+        if try session.executeCommitted(query) == 0 { throw StoreError(.notFound, "no \(what)") }
     }
 
     public func updatePlan(projectID: Int64, plan: Plan) throws {
-        let changed = try session.execute("UPDATE projects SET plan = \(plan.rawValue) WHERE id = \(projectID)")
+        let changed = try session.executeCommitted("UPDATE projects SET plan = \(plan.rawValue) WHERE id = \(projectID)")
         if changed == 0 { throw StoreError(.notFound, "no project with id \(projectID)") }
     }
 
     public func setMonthlyRequests(_ scope: LimitScope, month: String, to count: Int) throws {
-        try session.execute("""
+        try session.executeCommitted("""
             INSERT INTO monthly_totals (scope, month, requests) VALUES (\(scope.storageKey), \(month), \(Int64(count)))
             ON CONFLICT (scope, month) DO UPDATE SET requests = excluded.requests
             """)
@@ -169,7 +169,7 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
         }
         try requireProject(chain.projectID)
         let targets = JSON.array(chain.targets.map { .string($0.description) }).serializedString()
-        try session.execute("""
+        try session.executeCommitted("""
             INSERT INTO fallback_chains (project_id, provider, model, targets, updated_at)
             VALUES (\(chain.projectID), \(chain.primary.provider.rawValue), \(chain.primary.model), \(targets), \(StoreTime.milliseconds(Date())))
             ON CONFLICT (project_id, provider, model) DO UPDATE SET targets = excluded.targets, updated_at = excluded.updated_at
@@ -188,7 +188,7 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
     }
 
     public func removeFallbackChain(projectID: Int64, primary: FallbackTarget) throws -> Bool {
-        try session.execute("""
+        try session.executeCommitted("""
             DELETE FROM fallback_chains WHERE project_id = \(projectID) AND provider = \(primary.provider.rawValue) AND model = \(primary.model)
             """) > 0
     }
@@ -204,7 +204,7 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
 
     public func setPrice(_ price: Price) throws {
         try GatewayStore.validate(price)
-        try session.execute("""
+        try session.executeCommitted("""
             INSERT INTO prices (model, provider, input_per_million, output_per_million, cached_input_per_million,
                                 cache_write_per_million, source, updated_at)
             VALUES (\(price.model), \(price.provider), \(price.input), \(price.output), \(price.cachedInput), \(price.cacheWrite),
@@ -224,7 +224,7 @@ public final class PostgresConfigurationStore: ConfigurationStore, Sendable {
     }
 
     public func setSetting(_ key: String, to value: String?) throws {
-        try session.execute("""
+        try session.executeCommitted("""
             INSERT INTO settings (key, value) VALUES (\(key), \(value)) ON CONFLICT (key) DO UPDATE SET value = excluded.value
             """)
     }

@@ -33,6 +33,9 @@ public final class PostgresSession: Sendable {
     private static let reconnectBackoffNanoseconds: UInt64 = 500_000_000
     /// How long a caller waits for a free connection before giving up with `.busy`.
     private let acquireTimeout: Double
+    /// How long a caller waits for a statement's answer: the server's statement_timeout and a
+    /// margin (nil: no limit, as statement_timeout 0). A backstop, see `StatementAnswer`.
+    let answerTimeout: TimeAmount?
 
     /// Statement and lock timeouts keep a stuck database from holding a request for long: a
     /// limited request fails closed with 503 instead of waiting.
@@ -55,6 +58,7 @@ public final class PostgresSession: Sendable {
         self.location = location
         self.maxConnections = max(1, maxConnections)
         self.acquireTimeout = acquireTimeoutSeconds
+        answerTimeout = statementTimeoutMilliseconds > 0 ? .milliseconds(Int64(statementTimeoutMilliseconds) + 3000) : nil
         self.logger = logger
         var configuration: PostgresConnection.Configuration
         if let host = location.host {
@@ -99,13 +103,57 @@ public final class PostgresSession: Sendable {
     /// Runs one statement and returns its rows, retrying serialization failures and deadlocks.
     @discardableResult
     public func query(_ query: PostgresQuery) throws -> [PostgresRandomAccessRow] {
-        try withRetries { try withConnection { try $0.query(query, logger: logger).wait().rows.map { $0.makeRandomAccess() } } }
+        try withRetries { try withConnection { try $0.answer(query, logger: logger, within: answerTimeout).rows.map { $0.makeRandomAccess() } } }
     }
 
     /// Runs one statement and returns how many rows it changed (its command tag's count).
     @discardableResult
     public func execute(_ query: PostgresQuery) throws -> Int {
-        try withRetries { try withConnection { try $0.query(query, logger: logger).wait().metadata.rows ?? 0 } }
+        try withRetries { try withConnection { try $0.answer(query, logger: logger, within: answerTimeout).metadata.rows ?? 0 } }
+    }
+
+    /// Runs one statement and returns its rows once its commit is confirmed: for writes somebody
+    /// is told have succeeded (an audit batch, an admin change).
+    ///
+    /// `query` and `execute` send a lone statement over the extended protocol, which PostgreSQL
+    /// commits at the Sync after it, after the statement's CommandComplete; PostgresNIO reports
+    /// success on CommandComplete. A commit that fails in between (the backend terminated by an
+    /// operator or by a fast shutdown, a deferred constraint) would be taken for done and what it
+    /// wrote lost. Here a second statement follows on the same connection. It is answered only
+    /// after the Sync; an error there makes PostgresNIO close the connection (an error after a
+    /// complete statement), and a terminated backend has closed it, so it fails instead
+    /// (docs/postgres.md, "When a write counts as done"). One round trip more, after the commit:
+    /// no lock is held longer (BEGIN … COMMIT would hold the statement's row locks, which
+    /// admissions wait for, over two more). A failure still leaves the outcome unknown (the
+    /// commit may have happened), so what is written this way must be safe to write again, as
+    /// audit batches are.
+    @discardableResult
+    public func queryCommitted(_ query: PostgresQuery) throws -> [PostgresRandomAccessRow] {
+        try committed(query).rows.map { $0.makeRandomAccess() }
+    }
+
+    /// `execute` whose success means committed, as `queryCommitted`.
+    @discardableResult
+    public func executeCommitted(_ query: PostgresQuery) throws -> Int {
+        try committed(query).metadata.rows ?? 0
+    }
+
+    /// What `queryCommitted` sends after the statement. Its text names it in pg_stat_activity.
+    static let commitConfirmation = "SELECT 1 /* confirms the commit of the statement before */"
+
+    private func committed(_ query: PostgresQuery) throws -> PostgresQueryResult {
+        try withRetries {
+            try withConnection { connection in
+                let result = try connection.answer(query, logger: logger, within: answerTimeout)
+                do {
+                    _ = try connection.answer(PostgresQuery(unsafeSQL: Self.commitConfirmation), logger: logger, within: answerTimeout)
+                } catch {
+                    _ = try? connection.close().wait()
+                    throw StoreError(.io, "the commit was not confirmed: \(Self.describe(error))")
+                }
+                return result
+            }
+        }
     }
 
     /// Runs several statements on one connection inside one transaction (BEGIN … COMMIT, or
@@ -114,14 +162,16 @@ public final class PostgresSession: Sendable {
     public func transaction<T>(_ body: (PostgresTransaction) throws -> T) throws -> T {
         try withRetries {
             try withConnection { connection in
-                let transaction = PostgresTransaction(connection: connection, logger: logger)
+                let transaction = PostgresTransaction(connection: connection, logger: logger, answerTimeout: answerTimeout)
                 try transaction.run("BEGIN")
                 do {
                     let result = try body(transaction)
-                    try transaction.run("COMMIT")
+                    try transaction.commit()
                     return result
                 } catch {
-                    _ = try? transaction.run("ROLLBACK")
+                    // Only a connection the error left open takes a ROLLBACK; a lost one has
+                    // rolled back already.
+                    if !connection.isClosed && Self.leavesConnectionUsable(error) { _ = try? transaction.run("ROLLBACK") }
                     throw error
                 }
             }
@@ -192,6 +242,7 @@ public final class PostgresSession: Sendable {
 
     static func storeError(_ error: any Error) -> StoreError {
         if let error = error as? StoreError { return error }
+        if let error = error as? StatementAnswer.Missing { return StoreError(.io, error.description) }
         guard let error = error as? PSQLError else { return StoreError(.io, "database call failed: \(describe(error))") }
         guard error.code == .server, let state = error.serverInfo?[.sqlState] else {
             return StoreError(.io, "database connection failed: \(describe(error))")
@@ -211,13 +262,18 @@ public final class PostgresSession: Sendable {
         }
     }
 
-    private static func leavesConnectionUsable(_ error: any Error) -> Bool {
+    /// An ERROR leaves the connection open; FATAL and PANIC end it (a terminated backend), and so
+    /// does a statement left without an answer.
+    static func leavesConnectionUsable(_ error: any Error) -> Bool {
         guard let error = error as? PSQLError else { return error is StoreError }
-        return error.code == .server
+        guard error.code == .server else { return false }
+        let severity = error.serverInfo?[.severity] ?? "ERROR"
+        return severity != "FATAL" && severity != "PANIC"
     }
 
     /// A PSQLError's code and server message only: its full description quotes the statement.
     static func describe(_ error: any Error) -> String {
+        if let error = error as? StatementAnswer.Missing { return error.description }
         guard let error = error as? PSQLError else { return String(describing: type(of: error)) }
         if let message = error.serverInfo?[.message] { return "\(error.code): \(message)" }
         if let underlying = error.underlying { return "\(error.code) (\(underlying))" }
@@ -243,18 +299,59 @@ public final class PostgresSession: Sendable {
 public struct PostgresTransaction {
     let connection: PostgresConnection
     let logger: Logger
+    let answerTimeout: TimeAmount?
 
     @discardableResult
     public func query(_ query: PostgresQuery) throws -> [PostgresRandomAccessRow] {
-        try connection.query(query, logger: logger).wait().rows.map { $0.makeRandomAccess() }
+        try connection.answer(query, logger: logger, within: answerTimeout).rows.map { $0.makeRandomAccess() }
     }
 
     @discardableResult
     public func execute(_ query: PostgresQuery) throws -> Int {
-        try connection.query(query, logger: logger).wait().metadata.rows ?? 0
+        try connection.answer(query, logger: logger, within: answerTimeout).metadata.rows ?? 0
     }
 
     func run(_ sql: String) throws {
-        _ = try connection.query(PostgresQuery(unsafeSQL: sql), logger: logger).wait()
+        _ = try connection.answer(PostgresQuery(unsafeSQL: sql), logger: logger, within: answerTimeout)
+    }
+
+    /// COMMIT, which answers ROLLBACK instead of failing when the transaction had already failed.
+    func commit() throws {
+        let tag = try connection.answer(PostgresQuery(unsafeSQL: "COMMIT"), logger: logger, within: answerTimeout).metadata.command
+        guard tag == "COMMIT" else { throw StoreError(.io, "the transaction was rolled back (\(tag))") }
+    }
+}
+
+/// Waiting for a statement's answer, for at most a while. PostgresNIO writes a statement to its
+/// channel without a promise for the write, so a statement written after the connection has closed
+/// (its handlers already gone: a backend terminated between two statements of a transaction) is
+/// dropped and never answered, and a plain `wait()` would block the worker's request thread or its
+/// audit writer for good. Such a statement is not sent at all; one whose connection closes in the
+/// instant between that check and the write waits out the timeout. Either way the caller gets
+/// `.io` and the connection is dropped.
+enum StatementAnswer {
+    struct Missing: Error, CustomStringConvertible {
+        /// The statement's first word (never a value: values travel as binds).
+        let verb: String
+        /// nil: not sent, its connection had closed.
+        let timeout: TimeAmount?
+        var description: String {
+            guard let timeout else { return "\(verb) was not sent: its database connection had closed" }
+            return "the database did not answer \(verb) within \(timeout.nanoseconds / 1_000_000) ms"
+        }
+    }
+}
+
+extension PostgresConnection {
+    func answer(_ query: PostgresQuery, logger: Logger, within timeout: TimeAmount?) throws -> PostgresQueryResult {
+        let verb = String(query.sql.prefix { !$0.isWhitespace }.prefix(24))
+        guard !isClosed else { throw StatementAnswer.Missing(verb: verb, timeout: nil) }
+        let future = self.query(query, logger: logger)
+        guard let timeout else { return try future.wait() }
+        let answered = eventLoop.makePromise(of: PostgresQueryResult.self)
+        let timer = eventLoop.scheduleTask(in: timeout) { answered.fail(StatementAnswer.Missing(verb: verb, timeout: timeout)) }
+        future.cascade(to: answered)
+        answered.futureResult.whenComplete { _ in timer.cancel() }
+        return try answered.futureResult.wait()
     }
 }
