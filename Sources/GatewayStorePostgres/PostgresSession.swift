@@ -322,13 +322,15 @@ public struct PostgresTransaction {
     }
 }
 
-/// Waiting for a statement's answer, for at most a while. PostgresNIO writes a statement to its
-/// channel without a promise for the write, so a statement written after the connection has closed
-/// (its handlers already gone: a backend terminated between two statements of a transaction) is
-/// dropped and never answered, and a plain `wait()` would block the worker's request thread or its
-/// audit writer for good. Such a statement is not sent at all; one whose connection closes in the
-/// instant between that check and the write waits out the timeout. Either way the caller gets
-/// `.io` and the connection is dropped.
+/// Sending a statement and waiting for its answer, for at most a while. PostgresNIO writes a
+/// statement to its channel without a promise for the write, so a statement written after the
+/// connection has closed (its handlers already gone: a backend terminated between two statements)
+/// is dropped and never answered, and a plain `wait()` would block the worker's request thread or
+/// its audit writer for good. So the statement is handed over on the connection's event loop,
+/// where the check that the channel is open and the write cannot be separated by the close: an
+/// open channel's handler takes the statement, and fails it if the connection closes later. The
+/// wait is still bounded, for a server that stops answering on an open connection. Either way the
+/// caller gets `.io` and the connection is dropped.
 enum StatementAnswer {
     struct Missing: Error, CustomStringConvertible {
         /// The statement's first word (never a value: values travel as binds).
@@ -345,11 +347,15 @@ enum StatementAnswer {
 extension PostgresConnection {
     func answer(_ query: PostgresQuery, logger: Logger, within timeout: TimeAmount?) throws -> PostgresQueryResult {
         let verb = String(query.sql.prefix { !$0.isWhitespace }.prefix(24))
-        guard !isClosed else { throw StatementAnswer.Missing(verb: verb, timeout: nil) }
-        let future = self.query(query, logger: logger)
+        let loop = eventLoop
+        let future = loop.flatSubmit { () -> EventLoopFuture<PostgresQueryResult> in
+            // On the event loop: a channel still active here takes the write below at once.
+            guard !self.isClosed else { return loop.makeFailedFuture(StatementAnswer.Missing(verb: verb, timeout: nil)) }
+            return self.query(query, logger: logger)
+        }
         guard let timeout else { return try future.wait() }
-        let answered = eventLoop.makePromise(of: PostgresQueryResult.self)
-        let timer = eventLoop.scheduleTask(in: timeout) { answered.fail(StatementAnswer.Missing(verb: verb, timeout: timeout)) }
+        let answered = loop.makePromise(of: PostgresQueryResult.self)
+        let timer = loop.scheduleTask(in: timeout) { answered.fail(StatementAnswer.Missing(verb: verb, timeout: timeout)) }
         future.cascade(to: answered)
         answered.futureResult.whenComplete { _ in timer.cancel() }
         return try answered.futureResult.wait()
