@@ -172,9 +172,15 @@ def test_max_requests_recycles_workers(simulator):
         assert final != initial, "no worker was recycled after 20 requests with --max-requests 5"
         # 20 requests at ≤5 per worker: at least 4 workers served, so at least 2 were started anew.
         assert len(seen) >= 4, f"worker pids seen: {sorted(seen)}"
-        # No audit row was lost when a worker exited.
-        rows = {row["request_id"] for row in stack.audit_rows()}
-        assert set(request_ids) <= rows, f"missing audit rows: {set(request_ids) - rows}"
+        # No audit row was lost when a worker exited. The last answers' rows may still be in their
+        # live worker's writer queue (it gathers up to 5 ms), so wait for them, boundedly.
+        wanted = set(request_ids)
+        try:
+            wait_until(lambda: wanted <= {row["request_id"] for row in stack.audit_rows()}, timeout=10,
+                       what="an audit row for every answer")
+        except TimeoutError:
+            rows = {row["request_id"] for row in stack.audit_rows()}
+            raise AssertionError(f"missing audit rows: {wanted - rows}") from None
 
 
 def test_recycled_and_reloaded_workers_exit_cleanly(simulator):
