@@ -103,13 +103,13 @@ public final class PostgresSession: Sendable {
     /// Runs one statement and returns its rows, retrying serialization failures and deadlocks.
     @discardableResult
     public func query(_ query: PostgresQuery) throws -> [PostgresRandomAccessRow] {
-        try withRetries { try withConnection { try $0.answer(query, logger: logger, within: answerTimeout).rows.map { $0.makeRandomAccess() } } }
+        try run(query, confirmingCommit: false).rows.map { $0.makeRandomAccess() }
     }
 
     /// Runs one statement and returns how many rows it changed (its command tag's count).
     @discardableResult
     public func execute(_ query: PostgresQuery) throws -> Int {
-        try withRetries { try withConnection { try $0.answer(query, logger: logger, within: answerTimeout).metadata.rows ?? 0 } }
+        try run(query, confirmingCommit: false).metadata.rows ?? 0
     }
 
     /// Runs one statement and returns its rows once its commit is confirmed: for writes somebody
@@ -129,27 +129,29 @@ public final class PostgresSession: Sendable {
     /// audit batches are.
     @discardableResult
     public func queryCommitted(_ query: PostgresQuery) throws -> [PostgresRandomAccessRow] {
-        try committed(query).rows.map { $0.makeRandomAccess() }
+        try run(query, confirmingCommit: true).rows.map { $0.makeRandomAccess() }
     }
 
     /// `execute` whose success means committed, as `queryCommitted`.
     @discardableResult
     public func executeCommitted(_ query: PostgresQuery) throws -> Int {
-        try committed(query).metadata.rows ?? 0
+        try run(query, confirmingCommit: true).metadata.rows ?? 0
     }
 
     /// What `queryCommitted` sends after the statement. Its text names it in pg_stat_activity.
     static let commitConfirmation = "SELECT 1 /* confirms the commit of the statement before */"
 
-    private func committed(_ query: PostgresQuery) throws -> PostgresQueryResult {
+    /// One statement on a borrowed connection, and with `confirmingCommit` the confirmation after it.
+    private func run(_ query: PostgresQuery, confirmingCommit: Bool) throws -> PostgresQueryResult {
         try withRetries {
             try withConnection { connection in
                 let result = try connection.answer(query, logger: logger, within: answerTimeout)
-                do {
-                    _ = try connection.answer(PostgresQuery(unsafeSQL: Self.commitConfirmation), logger: logger, within: answerTimeout)
-                } catch {
-                    _ = try? connection.close().wait()
-                    throw StoreError(.io, "the commit was not confirmed: \(Self.describe(error))")
+                if confirmingCommit {
+                    do {
+                        _ = try connection.answer(PostgresQuery(unsafeSQL: Self.commitConfirmation), logger: logger, within: answerTimeout)
+                    } catch {
+                        throw UnconfirmedCommit(cause: Self.describe(error))
+                    }
                 }
                 return result
             }
@@ -171,7 +173,7 @@ public final class PostgresSession: Sendable {
                 } catch {
                     // Only a connection the error left open takes a ROLLBACK; a lost one has
                     // rolled back already.
-                    if !connection.isClosed && Self.leavesConnectionUsable(error) { _ = try? transaction.run("ROLLBACK") }
+                    if Self.canReuse(connection, after: error) { _ = try? transaction.run("ROLLBACK") }
                     throw error
                 }
             }
@@ -200,7 +202,7 @@ public final class PostgresSession: Sendable {
         } catch {
             // A connection that still works goes back (a server error leaves it usable); a lost
             // one is dropped and the next call connects again.
-            if !connection.isClosed && Self.leavesConnectionUsable(error) {
+            if Self.canReuse(connection, after: error) {
                 idle.withLock { $0.append(connection) }
             } else {
                 _ = try? connection.close().wait()
@@ -242,7 +244,7 @@ public final class PostgresSession: Sendable {
 
     static func storeError(_ error: any Error) -> StoreError {
         if let error = error as? StoreError { return error }
-        if let error = error as? StatementAnswer.Missing { return StoreError(.io, error.description) }
+        if let error = error as? any ConnectionEnding { return StoreError(.io, error.description) }
         guard let error = error as? PSQLError else { return StoreError(.io, "database call failed: \(describe(error))") }
         guard error.code == .server, let state = error.serverInfo?[.sqlState] else {
             return StoreError(.io, "database connection failed: \(describe(error))")
@@ -262,9 +264,10 @@ public final class PostgresSession: Sendable {
         }
     }
 
-    /// An ERROR leaves the connection open; FATAL and PANIC end it (a terminated backend), and so
-    /// does a statement left without an answer.
-    static func leavesConnectionUsable(_ error: any Error) -> Bool {
+    /// Whether `connection` may serve another statement after `error`: an ERROR leaves it open;
+    /// FATAL and PANIC end it (a terminated backend), and so does a `ConnectionEnding` error.
+    private static func canReuse(_ connection: PostgresConnection, after error: any Error) -> Bool {
+        guard !connection.isClosed else { return false }
         guard let error = error as? PSQLError else { return error is StoreError }
         guard error.code == .server else { return false }
         let severity = error.serverInfo?[.severity] ?? "ERROR"
@@ -273,7 +276,7 @@ public final class PostgresSession: Sendable {
 
     /// A PSQLError's code and server message only: its full description quotes the statement.
     static func describe(_ error: any Error) -> String {
-        if let error = error as? StatementAnswer.Missing { return error.description }
+        if let error = error as? any ConnectionEnding { return error.description }
         guard let error = error as? PSQLError else { return String(describing: type(of: error)) }
         if let message = error.serverInfo?[.message] { return "\(error.code): \(message)" }
         if let underlying = error.underlying { return "\(error.code) (\(underlying))" }
@@ -332,30 +335,40 @@ public struct PostgresTransaction {
 /// wait is still bounded, for a server that stops answering on an open connection. Either way the
 /// caller gets `.io` and the connection is dropped.
 enum StatementAnswer {
-    struct Missing: Error, CustomStringConvertible {
-        /// The statement's first word (never a value: values travel as binds).
-        let verb: String
+    struct Missing: ConnectionEnding {
+        let sql: String
         /// nil: not sent, its connection had closed.
         let timeout: TimeAmount?
         var description: String {
+            // The statement's first word only (never a value: values travel as binds).
+            let verb = sql.prefix { !$0.isWhitespace }.prefix(24)
             guard let timeout else { return "\(verb) was not sent: its database connection had closed" }
             return "the database did not answer \(verb) within \(timeout.nanoseconds / 1_000_000) ms"
         }
     }
 }
 
+/// A failure after which the connection is dropped, whatever its state, and the caller gets
+/// `.io` with `description` (which quotes no value).
+protocol ConnectionEnding: Error, CustomStringConvertible {}
+
+/// `queryCommitted`'s confirmation failed: the statement's commit may or may not have happened.
+struct UnconfirmedCommit: ConnectionEnding {
+    let cause: String
+    var description: String { "the commit was not confirmed: \(cause)" }
+}
+
 extension PostgresConnection {
     func answer(_ query: PostgresQuery, logger: Logger, within timeout: TimeAmount?) throws -> PostgresQueryResult {
-        let verb = String(query.sql.prefix { !$0.isWhitespace }.prefix(24))
         let loop = eventLoop
         let future = loop.flatSubmit { () -> EventLoopFuture<PostgresQueryResult> in
             // On the event loop: a channel still active here takes the write below at once.
-            guard !self.isClosed else { return loop.makeFailedFuture(StatementAnswer.Missing(verb: verb, timeout: nil)) }
+            guard !self.isClosed else { return loop.makeFailedFuture(StatementAnswer.Missing(sql: query.sql, timeout: nil)) }
             return self.query(query, logger: logger)
         }
         guard let timeout else { return try future.wait() }
         let answered = loop.makePromise(of: PostgresQueryResult.self)
-        let timer = loop.scheduleTask(in: timeout) { answered.fail(StatementAnswer.Missing(verb: verb, timeout: timeout)) }
+        let timer = loop.scheduleTask(in: timeout) { answered.fail(StatementAnswer.Missing(sql: query.sql, timeout: timeout)) }
         future.cascade(to: answered)
         answered.futureResult.whenComplete { _ in timer.cancel() }
         return try answered.futureResult.wait()
